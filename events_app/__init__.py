@@ -1,0 +1,1 @@
+"""The player event tracker app: ingestion API, audit log, Firehose delivery, admin."""

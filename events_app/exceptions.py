@@ -1,0 +1,47 @@
+"""Errors the API and the delivery code raise, declared once with their status and message."""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is over 1 MiB (after decompression)."
+    default_code = "body_too_large"
+
+
+class UnsupportedContentEncoding(APIException):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_detail = "Unsupported Content-Encoding; use gzip or none."
+    default_code = "unsupported_content_encoding"
+
+    def __init__(self, encoding: str):
+        super().__init__(f'Unsupported Content-Encoding "{encoding}"; use gzip or none.')
+
+
+class DatabaseUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Database unavailable; retry later."
+    default_code = "database_unavailable"
+    retry_after_seconds = 2
+
+
+class FirehoseError(Exception):
+    """A PutRecordBatch call failed as a whole; the cause is chained."""
+
+
+def api_exception_handler(exc, context):
+    """Answer DRF's errors as usual, and a lost database with 503 and Retry-After, never 500."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        exc = DatabaseUnavailable()
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, DatabaseUnavailable):
+        response["Retry-After"] = str(exc.retry_after_seconds)
+    return response

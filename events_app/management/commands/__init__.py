@@ -1,0 +1,1 @@
+"""create_api_key, deliver_events and ensure_firehose."""

@@ -1,0 +1,17 @@
+"""Run the delivery worker: forward pending and due-for-retry events to Firehose."""
+
+from django.core.management.base import BaseCommand
+
+from events_app.worker import run_worker
+
+
+class Command(BaseCommand):
+    help = "Forward pending and due-for-retry events to Firehose in batches; --once drains what is due and exits."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Drain what is due now, then exit.")
+        parser.add_argument("--idle-seconds", type=float, default=1.0, help="Pause between polls when idle.")
+
+    def handle(self, *args, once: bool, idle_seconds: float, **options):
+        totals = run_worker(once=once, idle_seconds=idle_seconds)
+        self.stdout.write(f"delivered={totals.delivered} failed={totals.failed} dead={totals.dead}")

@@ -1,0 +1,155 @@
+"""Database models: games, their API keys, the event audit log and its delivery attempts."""
+
+import hashlib
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+API_KEY_PREFIX = "pet_"
+API_KEY_VISIBLE_CHARS = 12
+
+
+class Game(models.Model):
+    """A game whose clients send events; every API key and event belongs to one."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ApiKey(models.Model):
+    """A client key of one game, stored as a SHA-256 hash; only its prefix stays readable."""
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=API_KEY_VISIBLE_CHARS, db_index=True, editable=False)
+    # Keys are 256 random bits, so a fast unsalted hash is enough: nothing to brute-force.
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.game.slug})"
+
+    @staticmethod
+    def generate() -> str:
+        """Return a new random plaintext key."""
+        return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash(plaintext: str) -> str:
+        """Return the stored form of a plaintext key."""
+        return hashlib.sha256(plaintext.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Dead (gave up)"
+
+
+# States the delivery worker picks events up from.
+DUE_STATES = (DeliveryState.PENDING, DeliveryState.FAILED)
+
+
+class Event(models.Model):
+    """The audit row of one accepted event, with its delivery state towards Firehose."""
+
+    game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events")
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=32)
+    player_id = models.CharField(max_length=128)
+    platform = models.CharField(max_length=16, blank=True)
+    transaction_id = models.CharField(max_length=256, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    revenue = models.DecimalField(max_digits=30, decimal_places=6, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    derived_at = models.DateTimeField()
+    # The Firehose line without emitted_at, which is stamped at each send.
+    payload = models.JSONField()
+
+    delivery_state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    emitted_at = models.DateTimeField(null=True, blank=True)
+    # Who is sending this event right now, and until when: a lease, so a sender that
+    # dies mid-send only delays the event until another one claims it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["game", "event_id"], name="event_unique_id_per_game"),
+            models.UniqueConstraint(
+                fields=["game", "transaction_id"],
+                condition=Q(transaction_id__isnull=False),
+                name="event_unique_transaction_per_game",
+            ),
+            models.CheckConstraint(
+                condition=Q(delivery_state__in=DeliveryState.values), name="event_delivery_state_valid"
+            ),
+        ]
+        indexes = [
+            # The worker's queue scan: only rows still to send are in this index.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(delivery_state__in=DUE_STATES),
+                name="event_due_idx",
+            ),
+            models.Index(fields=["received_at"], name="event_received_idx"),
+            models.Index(fields=["game", "received_at"], name="event_game_received_idx"),
+            models.Index(fields=["delivery_state", "received_at"], name="event_state_received_idx"),
+            models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
+            models.Index(fields=["player_id"], name="event_player_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"
+
+
+class AttemptOutcome(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    DEAD = "dead", "Gave up"
+    RESEND = "resend", "Resend requested"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at sending one event to Firehose, or an operator's resend request."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="attempts_log")
+    attempted_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+        indexes = [models.Index(fields=["event", "attempted_at"], name="attempt_event_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=AttemptOutcome.values), name="attempt_outcome_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,232 @@
+"""DRF serializers that enforce the contract's event rules and shape the validated event."""
+
+from datetime import datetime
+from decimal import Decimal
+
+import orjson
+from rest_framework import serializers
+
+from . import conf
+from .codes import COUNTRY_CODES, CURRENCY_CODES
+from .timeutil import parse_rfc3339
+
+EVENT_TYPES = ("install", "purchase")
+PLATFORMS = ("ios", "android", "windows", "macos", "linux", "web", "playstation", "xbox", "switch", "other")
+
+
+def json_size(value: object) -> int:
+    """Return the size in bytes of `value` encoded as compact JSON."""
+    return len(orjson.dumps(value))
+
+
+def decimal_string(value: Decimal) -> str:
+    """Return a plain decimal string without exponent or trailing zeros ("4.99", "1200")."""
+    return format(value.normalize(), "f")
+
+
+class RFC3339DateTimeField(serializers.Field):
+    """A timestamp that must be RFC 3339 with an offset; naive times are refused."""
+
+    default_error_messages = {
+        "invalid": "Expected an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z.",
+        "naive": "Timestamp has no offset; add Z or +hh:mm.",
+    }
+
+    def to_internal_value(self, data: object) -> datetime:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        parsed = parse_rfc3339(data)
+        if parsed is None:
+            self.fail("invalid")
+        return parsed
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class JSONObjectField(serializers.Field):
+    """A free-form JSON object, optionally capped in encoded size."""
+
+    default_error_messages = {
+        "not_object": "Expected a JSON object.",
+        "too_large": "Is {size} bytes as JSON; at most {max_size} are allowed.",
+    }
+
+    def __init__(self, *, max_bytes: int | None = None, **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: object) -> dict:
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        if self.max_bytes is not None:
+            size = json_size(data)
+            if size > self.max_bytes:
+                self.fail("too_large", size=size, max_size=self.max_bytes)
+        return data
+
+    def to_representation(self, value: dict) -> dict:
+        return value
+
+
+class CodeField(serializers.CharField):
+    """An upper-case code from a fixed set, accepted in any case."""
+
+    default_error_messages = {"unknown_code": "{value!r} is not a valid {standard} code."}
+
+    def __init__(self, *, codes: frozenset[str], standard: str, **kwargs):
+        self.codes = codes
+        self.standard = standard
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: object) -> str:
+        value = super().to_internal_value(data).upper()
+        if value not in self.codes:
+            self.fail("unknown_code", value=data, standard=self.standard)
+        return value
+
+
+class PositiveDecimalField(serializers.DecimalField):
+    """A decimal strictly above zero, from a string or a JSON number, never via float maths."""
+
+    default_error_messages = {"not_positive": "Must be greater than 0."}
+
+    def to_internal_value(self, data: object) -> Decimal:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if value <= 0:
+            self.fail("not_positive")
+        return value
+
+
+class KeepUnknownKeysSerializer(serializers.Serializer):
+    """A serializer of an open object: declared keys are validated, others are kept as given."""
+
+    def to_internal_value(self, data: object) -> dict:
+        validated = super().to_internal_value(data)
+        extra = {key: value for key, value in data.items() if key not in self.fields}
+        return {**extra, **validated} if extra else validated
+
+
+class InstallPropertiesSerializer(KeepUnknownKeysSerializer):
+    """Properties of an `install` event; all optional, unknown keys kept."""
+
+    store = serializers.CharField(max_length=64, required=False)
+    campaign = serializers.CharField(max_length=256, required=False)
+    country = CodeField(codes=COUNTRY_CODES, standard="ISO 3166-1 alpha-2", required=False)
+    device_model = serializers.CharField(max_length=128, required=False)
+    os_version = serializers.CharField(max_length=64, required=False)
+
+
+class PurchasePropertiesSerializer(KeepUnknownKeysSerializer):
+    """Properties of a `purchase` event; unknown keys kept."""
+
+    transaction_id = serializers.CharField(max_length=256, trim_whitespace=False)
+    product_id = serializers.CharField(max_length=256)
+    price = PositiveDecimalField(max_digits=18, decimal_places=6, coerce_to_string=True)
+    currency = CodeField(codes=CURRENCY_CODES, standard="ISO 4217")
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
+    store = serializers.CharField(max_length=64, required=False)
+
+
+PROPERTIES_SERIALIZERS = {
+    "install": InstallPropertiesSerializer,
+    "purchase": PurchasePropertiesSerializer,
+}
+
+
+class EventSerializer(serializers.Serializer):
+    """One event as a client sends it; validated data is ready to store and forward.
+
+    Needs `received_at` (server time) in its context and, for batches, the batch's
+    `sent_at`, to derive the skew-corrected `derived_at`.
+    """
+
+    event_id = serializers.UUIDField(required=False, help_text="Idempotency key; made by the server if absent.")
+    event_type = serializers.ChoiceField(choices=EVENT_TYPES)
+    player_id = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
+    occurred_at = RFC3339DateTimeField(help_text="RFC 3339 with an offset, by the client's clock.")
+    sent_at = RFC3339DateTimeField(required=False, allow_null=True)
+    platform = serializers.ChoiceField(choices=PLATFORMS, required=False, allow_null=True)
+    app_version = serializers.CharField(max_length=64, required=False, allow_null=True)
+    session_id = serializers.CharField(max_length=128, required=False, allow_null=True)
+    properties = JSONObjectField(required=False, help_text="Per event type; unknown keys are kept.")
+    context = JSONObjectField(required=False, allow_null=True, max_bytes=conf.MAX_CONTEXT_BYTES)
+
+    default_error_messages = {
+        "too_large": "Event is {size} bytes as JSON; at most {max_size} are allowed.",
+        "too_far_ahead": (
+            "Lies {hours:.1f} h after the server's clock once corrected by sent_at; at most 24 h is allowed."
+        ),
+        "out_of_range": "Out of range once corrected by sent_at.",
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Built once per serializer, not per event: DRF copies declared fields lazily.
+        self._properties_serializers = {
+            event_type: serializer_class() for event_type, serializer_class in PROPERTIES_SERIALIZERS.items()
+        }
+
+    def to_internal_value(self, data: object) -> dict:
+        # Check the size before any field work so an oversized event costs little.
+        if isinstance(data, dict):
+            size = json_size(data)
+            if size > conf.MAX_EVENT_BYTES:
+                message = self.error_messages["too_large"].format(size=size, max_size=conf.MAX_EVENT_BYTES)
+                raise serializers.ValidationError({"non_field_errors": [message]}, code="too_large")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict) -> dict:
+        errors: dict = {}
+        properties_serializer = self._properties_serializers[attrs["event_type"]]
+        try:
+            attrs["properties"] = properties_serializer.run_validation(attrs.get("properties") or {})
+        except serializers.ValidationError as exc:
+            errors["properties"] = exc.detail
+
+        received_at: datetime = self.context["received_at"]
+        sent_at = attrs.get("sent_at") or self.context.get("batch_sent_at")
+        occurred_at: datetime = attrs["occurred_at"]
+        try:
+            derived_at = received_at - (sent_at - occurred_at) if sent_at else occurred_at
+            ahead = (derived_at - received_at).total_seconds()
+        except OverflowError:
+            errors["occurred_at"] = [self.error_messages["out_of_range"]]
+        else:
+            if ahead > conf.MAX_CLOCK_SKEW_SECONDS:
+                errors["occurred_at"] = [self.error_messages["too_far_ahead"].format(hours=ahead / 3600)]
+            attrs["sent_at"] = sent_at
+            attrs["derived_at"] = derived_at
+        if errors:
+            raise serializers.ValidationError(errors)
+        attrs["received_at"] = received_at
+        return attrs
+
+
+class BatchSerializer(serializers.Serializer):
+    """The envelope of POST /v1/events/batch; each event is validated on its own afterwards."""
+
+    sent_at = RFC3339DateTimeField(required=False, allow_null=True)
+    events = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=conf.MAX_BATCH_EVENTS, allow_empty=False
+    )
+
+
+class EventResultSerializer(serializers.Serializer):
+    """What the API answers for one event (documentation of the response)."""
+
+    index = serializers.IntegerField(required=False, help_text="Position in the batch (batch only).")
+    event_id = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=("accepted", "duplicate", "rejected"))
+    errors = serializers.DictField(required=False, help_text="Per field, as DRF gives them (rejected only).")
+
+
+class BatchResultSerializer(serializers.Serializer):
+    """The answer to POST /v1/events/batch (documentation of the response)."""
+
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True)

@@ -1,0 +1,101 @@
+"""HTTP views: thin shells over ingestion, plus the health probes."""
+
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .authentication import ApiKeyAuthentication
+from .ingest import REJECTED, ingest_events
+from .serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
+
+
+class HasApiKey(IsAuthenticated):
+    """Allow requests that carried a valid API key."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.auth is not None
+
+
+class _EventAPIView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+
+class EventView(_EventAPIView):
+    """POST /v1/events: one event."""
+
+    @extend_schema(
+        request=EventSerializer,
+        responses={
+            202: EventResultSerializer,
+            400: OpenApiResponse(description="Invalid event: errors keyed by field."),
+            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
+            413: OpenApiResponse(description="Body over 1 MiB."),
+            415: OpenApiResponse(description="Not application/json."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        outcome = ingest_events(api_key=request.auth, raw_events=[request.data], received_at=received_at)
+        result = outcome.results[0]
+        if result["status"] == REJECTED:
+            return Response(result["errors"], status=status.HTTP_400_BAD_REQUEST)
+        return Response({"event_id": result["event_id"], "status": result["status"]}, status=status.HTTP_202_ACCEPTED)
+
+
+class EventBatchView(_EventAPIView):
+    """POST /v1/events/batch: up to 500 events, each accepted or rejected on its own."""
+
+    @extend_schema(
+        request=BatchSerializer,
+        responses={
+            200: BatchResultSerializer,
+            400: OpenApiResponse(description="Invalid envelope: no list, empty, or over 500 events."),
+            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
+            413: OpenApiResponse(description="Body over 1 MiB."),
+            415: OpenApiResponse(description="Not application/json."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        envelope = BatchSerializer(data=request.data)
+        if not envelope.is_valid():
+            raise ValidationError(envelope.errors)
+        outcome = ingest_events(
+            api_key=request.auth,
+            raw_events=envelope.validated_data["events"],
+            received_at=received_at,
+            batch_sent_at=envelope.validated_data.get("sent_at"),
+        )
+        return Response(
+            {
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "rejected": outcome.rejected,
+                "results": outcome.results,
+            }
+        )
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 while the process is up."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 if the database answers a query, else 503 with Retry-After."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        response = JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+        response["Retry-After"] = "5"
+        return response
+    return JsonResponse({"status": "ok", "database": "ok"})

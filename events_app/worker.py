@@ -1,0 +1,41 @@
+"""The delivery worker loop behind `manage.py deliver_events`."""
+
+import logging
+import signal
+import threading
+
+from django.db import close_old_connections
+
+from .delivery import DeliveryCounts, deliver_due
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(*, once: bool, idle_seconds: float = 1.0, stop: threading.Event | None = None) -> DeliveryCounts:
+    """Deliver due events batch after batch; return the totals.
+
+    With `once`, return when nothing is due; otherwise wait `idle_seconds` between empty
+    polls until SIGTERM or SIGINT, which let the current batch finish first.
+    """
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    totals = DeliveryCounts()
+    while not stop.is_set():
+        close_old_connections()
+        counts = deliver_due()
+        for name in ("delivered", "failed", "dead", "deferred", "calls", "records"):
+            setattr(totals, name, getattr(totals, name) + getattr(counts, name))
+        if counts.claimed == 0:
+            if once:
+                break
+            stop.wait(idle_seconds)
+    logger.info(
+        "worker stopped delivered=%d failed=%d dead=%d calls=%d",
+        totals.delivered,
+        totals.failed,
+        totals.dead,
+        totals.calls,
+    )
+    return totals
