@@ -5,7 +5,6 @@ import logging
 from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,9 @@ class FirehoseError(Exception):
 
 def api_exception_handler(exc, context):
     """Answer DRF's errors as usual, and a lost database with 503 and Retry-After, never 500."""
+    # Imported here: rest_framework.views loads the parser classes, which import this module.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc.__class__.__name__)
         exc = DatabaseUnavailable()

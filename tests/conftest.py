@@ -1,0 +1,93 @@
+"""Shared fixtures: a game with an API key, an authenticated API client, event builders, moto."""
+
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from moto import mock_aws
+from rest_framework.test import APIClient
+
+from events_app import conf, firehose
+from events_app.keys import issue_api_key
+
+
+@pytest.fixture(autouse=True)
+def _no_inline_delivery_by_default(settings):
+    """Keep API tests off the network; forwarding tests turn inline delivery back on."""
+    settings.EVENTS_INLINE_DELIVERY = False
+    settings.AWS_ENDPOINT_URL = None
+    firehose._client.cache_clear()
+    yield
+    firehose._client.cache_clear()
+
+
+@pytest.fixture
+def game_key(db):
+    """Return (ApiKey, plaintext) for the game `space-raiders`."""
+    return issue_api_key(game_slug="space-raiders", name="tests")
+
+
+@pytest.fixture
+def api(game_key):
+    """Return an API client that sends the game's key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {game_key[1]}")
+    return client
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def make_install():
+    """Return a builder of valid install events; keyword arguments override fields."""
+
+    def build(**overrides):
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "install",
+            "player_id": "player-1",
+            "occurred_at": now_rfc3339(),
+            "platform": "ios",
+            "properties": {"store": "app_store", "country": "FR"},
+        }
+        event.update(overrides)
+        return event
+
+    return build
+
+
+@pytest.fixture
+def make_purchase():
+    """Return a builder of valid purchase events; keyword arguments override fields."""
+
+    def build(**overrides):
+        event = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "purchase",
+            "player_id": "player-1",
+            "occurred_at": now_rfc3339(),
+            "platform": "android",
+            "properties": {
+                "transaction_id": f"txn-{uuid.uuid4()}",
+                "product_id": "gem_pack_small",
+                "price": "4.99",
+                "currency": "EUR",
+            },
+        }
+        event.update(overrides)
+        return event
+
+    return build
+
+
+@pytest.fixture
+def moto_firehose(settings):
+    """Run moto in-process with the bucket and delivery stream created; yield an S3 client."""
+    with mock_aws():
+        firehose._client.cache_clear()
+        firehose.ensure_stream(stream=conf.stream_name(), bucket=conf.s3_bucket(), prefix=conf.s3_prefix())
+        yield boto3.client("s3", region_name=conf.aws_region())
+    firehose._client.cache_clear()

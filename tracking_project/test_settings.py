@@ -1,0 +1,14 @@
+"""Settings of the test suite: the real settings, read with development and test-safe defaults."""
+
+import os
+
+# Development mode (no production secret needed); Django's test runner still serves
+# requests with DEBUG off.
+os.environ.setdefault("DJANGO_DEBUG", "1")
+# Tests must never reach real AWS: fake credentials; tests point boto3 at moto.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ.pop("AWS_PROFILE", None)
+
+from .settings import *  # noqa: F403
