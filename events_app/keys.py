@@ -5,6 +5,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from .authentication import forget_cached_key
 from .models import API_KEY_VISIBLE_CHARS, ApiKey, Game
 
 logger = logging.getLogger(__name__)
@@ -23,10 +24,11 @@ def issue_api_key(*, game_slug: str, name: str = "") -> tuple[ApiKey, str]:
 
 
 def revoke_api_key(*, api_key: ApiKey) -> None:
-    """Revoke a key: requests carrying it get 401 from now on."""
+    """Revoke a key: requests carrying it get 401 (within a few seconds on other server processes)."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        forget_cached_key(api_key.key_hash)
         logger.info("revoked API key %s of game %s", api_key.prefix, api_key.game.slug)
 
 

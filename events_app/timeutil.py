@@ -30,4 +30,4 @@ def parse_rfc3339(value: str) -> datetime | None:
 
 def iso_utc(value: datetime) -> str:
     """Return `value` in UTC as ISO 8601 with microseconds and a `Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

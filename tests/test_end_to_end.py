@@ -35,7 +35,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
