@@ -86,7 +86,12 @@ def ingest_events(
     )  # fmt: skip
 
     if inline and stored:
-        events = list(Event.objects.filter(claim_token=claim_token).only("pk", "payload", "attempts"))
+        stored_ids = [rows[index]["event_id"] for index in stored]
+        events = list(
+            Event.objects.filter(game_id=game.pk, event_id__in=stored_ids, claim_token=claim_token).only(
+                "pk", "payload", "attempts"
+            )
+        )
         delivery.deliver_claimed(events=events, claim_token=claim_token, inline=True)
     return outcome
 

@@ -43,6 +43,20 @@ def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
     return payload
 
 
+# The contract's field order. PostgreSQL's jsonb does not keep the order a payload
+# was stored in, so lines are put back in this order when they are encoded.
+LINE_FIELDS = (
+    "schema_version", "event_id", "event_type", "game", "player_id", "occurred_at", "sent_at",
+    "received_at", "derived_at", "emitted_at", "platform", "app_version", "session_id",
+    "properties", "context", "price", "quantity", "currency", "revenue",
+    "revenue_base", "base_currency", "fx_rate", "fx_date",
+)  # fmt: skip
+
+
 def encode_line(payload: dict, *, emitted_at: datetime) -> bytes:
     """Return the NDJSON line for `payload` stamped with `emitted_at`, newline included."""
-    return orjson.dumps({**payload, "emitted_at": iso_utc(emitted_at)}) + b"\n"
+    stamped = {**payload, "emitted_at": iso_utc(emitted_at)}
+    line = {name: stamped[name] for name in LINE_FIELDS if name in stamped}
+    if len(line) != len(stamped):  # fields a later schema version adds go last
+        line.update(stamped)
+    return orjson.dumps(line) + b"\n"

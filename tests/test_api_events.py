@@ -7,12 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import orjson
 import pytest
 import time_machine
 from rest_framework.test import APIClient
 
 from events_app.keys import issue_api_key, revoke_api_key
 from events_app.models import DeliveryState, Event
+from events_app.records import encode_line
 
 pytestmark = pytest.mark.django_db
 
@@ -436,7 +438,9 @@ def test_stored_install_payload_has_the_record_fields(api, make_install):
     assert response.status_code == 202
     row = Event.objects.get()
     payload = row.payload
-    assert list(payload) == [
+    # The line sent to Firehose is this payload plus emitted_at, in the contract's order.
+    line = orjson.loads(encode_line(payload, emitted_at=NOW))
+    assert list(line) == [
         "schema_version",
         "event_id",
         "event_type",
@@ -446,6 +450,7 @@ def test_stored_install_payload_has_the_record_fields(api, make_install):
         "sent_at",
         "received_at",
         "derived_at",
+        "emitted_at",
         "platform",
         "app_version",
         "session_id",
@@ -493,7 +498,7 @@ def test_stored_purchase_payload_carries_price_quantity_currency_and_revenue(
     assert response.status_code == 202
     row = Event.objects.get()
     payload = row.payload
-    assert list(payload)[-4:] == ["price", "quantity", "currency", "revenue"]
+    assert list(orjson.loads(encode_line(payload, emitted_at=NOW)))[-4:] == ["price", "quantity", "currency", "revenue"]
     assert Decimal(payload["price"]) == Decimal(str(price))
     assert payload["quantity"] == (quantity or 1)
     assert payload["currency"] == "EUR"
