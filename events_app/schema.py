@@ -25,3 +25,13 @@ class JSONObjectFieldSchema(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema, direction):
         return {"type": "object", "additionalProperties": {}}
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "events_app.serializers.StrictCharField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = {"type": "string", "maxLength": self.target.max_length}
+        if not self.target.allow_blank:
+            schema["minLength"] = 1
+        return schema

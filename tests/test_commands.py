@@ -1,0 +1,101 @@
+"""Management commands and production-mode settings."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from events_app import delivery
+from events_app.models import ApiKey, DeliveryState, Event, Game
+from events_app.worker import run_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_create_api_key_prints_the_key_alone_on_the_last_line_and_stores_only_its_hash(db):
+    out = io.StringIO()
+
+    call_command("create_api_key", "moon-miners", "--name", "ios build", stdout=out, stderr=io.StringIO())
+
+    plaintext = out.getvalue().strip().splitlines()[-1]
+    key = ApiKey.objects.get()
+    assert key.game == Game.objects.get(slug="moon-miners")
+    assert key.name == "ios build"
+    assert key.key_hash == ApiKey.hash(plaintext) != plaintext
+    assert plaintext.startswith(key.prefix)
+    assert not ApiKey.objects.filter(key_hash=plaintext).exists()
+
+
+def test_a_second_key_for_the_same_game_reuses_the_game(db):
+    call_command("create_api_key", "moon-miners", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command("create_api_key", "moon-miners", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert Game.objects.count() == 1
+    assert ApiKey.objects.count() == 2
+
+
+def test_deliver_events_once_drains_what_is_due_and_exits(api, moto_firehose, make_install):
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(30)]}, format="json")
+    out = io.StringIO()
+
+    call_command("deliver_events", "--once", stdout=out)
+
+    assert "delivered=30" in out.getvalue()
+    assert Event.objects.filter(delivery_state=DeliveryState.DELIVERED).count() == 30
+
+
+def test_worker_claims_in_batches_of_the_configured_size(api, settings, moto_firehose, make_install):
+    settings.EVENTS_DELIVERY_BATCH_SIZE = 7
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(30)]}, format="json")
+
+    totals = run_worker(once=True)
+
+    assert totals.delivered == 30
+    assert totals.calls == 5  # ceil(30 / 7) claims, one call each
+    assert delivery.deliver_due().claimed == 0
+
+
+def test_ensure_firehose_is_idempotent(moto_firehose):
+    out = io.StringIO()
+
+    call_command("ensure_firehose", stdout=out)
+
+    assert "already exist" in out.getvalue()
+
+
+@pytest.mark.parametrize("debug", ["0", ""])
+def test_production_mode_refuses_to_start_without_a_secret_key(debug):
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SECRET_KEY", "DJANGO_DEBUG")}
+    env.update(DJANGO_SETTINGS_MODULE="tracking_project.settings")
+    if debug:
+        env["DJANGO_DEBUG"] = debug
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checks():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "a-long-random-production-secret-" + "x" * 40,
+        "DJANGO_ALLOWED_HOSTS": "events.example.com",
+        "DJANGO_SECURE_SSL_REDIRECT": "1",
+        "DJANGO_SECURE_HSTS_PRELOAD": "1",
+    }
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
+        env=env, cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
