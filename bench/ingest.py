@@ -72,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread worker if > 1)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     args = parser.parse_args()
@@ -103,7 +104,7 @@ def main() -> None:
 
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "tracking_project.wsgi", "-w", str(args.workers), "-b", f"127.0.0.1:{app_port}",
-         "--backlog", "2048", "--threads", str(args.threads)],
+         "--backlog", "2048", "--threads", str(args.threads), "-k", args.worker_class, "--no-control-socket"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{app_port}"
@@ -139,7 +140,8 @@ def main() -> None:
         moto.wait()
     shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} workers x {args.threads} threads, "
+    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} {args.worker_class} workers "
+          f"x {args.threads} threads, "
           f"wrk: 1 thread, {args.connections} connections, {args.duration} s per run")  # fmt: skip
     print(f"single events : {single['rps']:8.0f} requests/s = events/s  (p50 {single['p50']}, "
           f"p99 {single['p99']}, non-2xx {single['errors']})")  # fmt: skip

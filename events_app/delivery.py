@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
 from . import conf, firehose
+from .dbwrite import write_transaction
 from .exceptions import FirehoseError
 from .models import DUE_STATES, AttemptOutcome, DeliveryAttempt, DeliveryState, Event
 from .records import encode_line
@@ -103,7 +104,7 @@ def claim_due(*, limit: int, now: datetime | None = None) -> tuple[uuid.UUID, li
     """
     now = now or timezone.now()
     token = uuid.uuid4()
-    with transaction.atomic():
+    with write_transaction():
         due = (
             Event.objects.filter(delivery_state__in=DUE_STATES, next_attempt_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
@@ -199,7 +200,7 @@ def _record_outcomes(
     ours = Event.objects.filter(claim_token=claim_token)
     attempts_log: list[DeliveryAttempt] = []
     max_attempts = conf.max_attempts()
-    with transaction.atomic():
+    with write_transaction():
         if delivered:
             ours.filter(pk__in=[e.pk for e in delivered]).update(
                 delivery_state=DeliveryState.DELIVERED,

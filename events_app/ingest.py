@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from django.db import IntegrityError, connections, transaction
+from django.db import connections
 from rest_framework import serializers
 
 from . import conf, delivery
+from .dbwrite import write_transaction
 from .models import ApiKey, DeliveryState, Event
 from .records import build_payload
 from .serializers import EventSerializer
@@ -72,7 +73,7 @@ def ingest_events(
             claim_token=claim_token, claimed_until=claimed_until,
         )  # fmt: skip
 
-    stored = _store(game_id=game.pk, rows=rows)
+    stored = _store(rows=rows)
     for index, row in rows.items():
         status = ACCEPTED if index in stored else DUPLICATE
         outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": status}
@@ -141,85 +142,29 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
     }
 
 
-def _store(*, game_id: int, rows: dict[int, dict]) -> set[int]:
-    """Insert the rows that are new; return the indexes of those inserted."""
-    if not rows:
-        return set()
-    try:
-        with transaction.atomic():
-            fresh = _drop_known(game_id=game_id, rows=rows)
-            _insert_rows([rows[index] for index in fresh])
-            return fresh
-    except IntegrityError:
-        # Another request stored one of these ids between our check and our insert
-        # (possible on PostgreSQL; SQLite's IMMEDIATE transactions serialise writers).
-        # Insert one by one so only the real duplicates are dropped.
-        logger.info("concurrent duplicate detected; storing events one by one")
-    stored = set()
-    with transaction.atomic():
-        for index in sorted(_drop_known(game_id=game_id, rows=rows)):
-            try:
-                with transaction.atomic():
-                    _insert_rows([rows[index]])
-            except IntegrityError:
-                continue
-            stored.add(index)
-    return stored
+def _store(*, rows: dict[int, dict]) -> set[int]:
+    """Insert the rows whose event and transaction ids are new; return the indexes inserted.
 
-
-def _drop_known(*, game_id: int, rows: dict[int, dict]) -> set[int]:
-    """Return the indexes of rows whose event and transaction ids are new to the game and to the batch."""
-    db = connections[Event.objects.db]
-    # Ids are compared in their database form (a UUID is hex text on SQLite).
-    prep_event_id = functools.partial(_EVENT_ID_FIELD.get_db_prep_value, connection=db)
-    event_ids = {prep_event_id(row["event_id"]) for row in rows.values()}
-    transaction_ids = {row["transaction_id"] for row in rows.values() if row["transaction_id"] is not None}
-    known_events, known_transactions = _known_ids(
-        db, game_id=game_id, event_ids=event_ids, transaction_ids=transaction_ids
-    )
-    fresh = set()
-    for index, row in rows.items():
-        event_id = prep_event_id(row["event_id"])
-        transaction_id = row["transaction_id"]
-        if event_id in known_events or (transaction_id is not None and transaction_id in known_transactions):
-            continue
-        known_events.add(event_id)
-        if transaction_id is not None:
-            known_transactions.add(transaction_id)
-        fresh.add(index)
-    return fresh
-
-
-def _known_ids(db, *, game_id: int, event_ids: set, transaction_ids: set[str]) -> tuple[set, set[str]]:
-    """Return which of these event ids and transaction ids the game already has.
-
-    Plain SQL on the two unique indexes: the ORM took longer to build this query
-    than the database took to answer it.
+    The first of several rows with the same id in one call wins; against rows already
+    stored, the unique constraints decide, inside the insert itself, so two requests
+    racing with the same id cannot both store it.
     """
-    quote = db.ops.quote_name
-    table = quote(Event._meta.db_table)
-    event_sql = ", ".join(["%s"] * len(event_ids))
-    sql = (
-        f"SELECT {quote('event_id')}, NULL FROM {table}"
-        f" WHERE {quote('game_id')} = %s AND {quote('event_id')} IN ({event_sql})"
-    )
-    params = [game_id, *event_ids]
-    if transaction_ids:
-        txn_sql = ", ".join(["%s"] * len(transaction_ids))
-        sql += (
-            f" UNION ALL SELECT NULL, {quote('transaction_id')} FROM {table}"
-            f" WHERE {quote('game_id')} = %s AND {quote('transaction_id')} IN ({txn_sql})"
-        )
-        params += [game_id, *transaction_ids]
-    known_events, known_transactions = set(), set()
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        for event_id, transaction_id in cursor.fetchall():
-            if event_id is not None:
-                known_events.add(event_id)
-            if transaction_id is not None:
-                known_transactions.add(transaction_id)
-    return known_events, known_transactions
+    first_rows: dict[int, dict] = {}
+    seen_events: set = set()
+    seen_transactions: set = set()
+    for index, row in rows.items():
+        transaction_id = row["transaction_id"]
+        if row["event_id"] in seen_events or (transaction_id is not None and transaction_id in seen_transactions):
+            continue
+        seen_events.add(row["event_id"])
+        if transaction_id is not None:
+            seen_transactions.add(transaction_id)
+        first_rows[index] = row
+    if not first_rows:
+        return set()
+    with write_transaction():
+        inserted = _insert_new_rows(list(first_rows.values()))
+    return {index for index, row in first_rows.items() if row["event_id"] in inserted}
 
 
 _INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
@@ -245,13 +190,13 @@ _SQLITE_CONVERTERS = {"DateTimeField": _sqlite_datetime, "UUIDField": _sqlite_uu
 
 
 @functools.cache
-def _insert_plan(vendor: str, alias: str) -> tuple[str, list]:
-    """Return the INSERT statement and, per column, (attribute name, converter or None)."""
+def _insert_plan(vendor: str, alias: str) -> tuple[str, str, list]:
+    """Return the INSERT's head, one row's placeholders, and per column (attribute, converter or None)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(model_field.column) for model_field in _INSERT_FIELDS)
-    placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
-    sql = f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    head = f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES "
+    row_placeholders = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
     plan = []
     for model_field in _INSERT_FIELDS:
         internal = model_field.get_internal_type()
@@ -262,25 +207,34 @@ def _insert_plan(vendor: str, alias: str) -> tuple[str, list]:
         else:
             converter = functools.partial(_prep_with_field, model_field, alias)
         plan.append((model_field.attname, converter))
-    return sql, plan
+    return head, row_placeholders, plan
 
 
-def _prep_with_field(field, alias: str, value: object) -> object:
-    return field.get_db_prep_save(value, connections[alias])
+def _prep_with_field(model_field, alias: str, value: object) -> object:
+    return model_field.get_db_prep_save(value, connections[alias])
 
 
-def _insert_rows(rows: list[dict]) -> None:
-    """Insert audit rows with one executemany.
+def _insert_new_rows(rows: list[dict]) -> set[uuid.UUID]:
+    """Insert audit rows in one statement, skipping any whose ids the game already has.
 
-    The ORM's bulk_create spends more time preparing each value than the database
-    spends storing it; here values are converted once, directly, into the same
-    forms the ORM stores (the tests read the rows back through the ORM).
+    Returns the event ids actually inserted. `ON CONFLICT DO NOTHING ... RETURNING`
+    (SQLite 3.35+, PostgreSQL) checks and inserts in one round trip under the unique
+    constraints. Plain SQL because the ORM cannot return what an ignore-conflicts
+    insert stored, and its per-value preparation cost more than the database's work;
+    values are converted into the same forms the ORM stores (the tests read the rows
+    back through the ORM).
     """
-    if not rows:
-        return
     alias = Event.objects.db
     connection = connections[alias]
-    sql, plan = _insert_plan(connection.vendor, alias)
-    params = [[row[name] if convert is None else convert(row[name]) for name, convert in plan] for row in rows]
+    head, row_placeholders, plan = _insert_plan(connection.vendor, alias)
+    sql = (
+        head
+        + ", ".join([row_placeholders] * len(rows))
+        + f" ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(_EVENT_ID_FIELD.column)}"
+    )
+    params = [row[name] if convert is None else convert(row[name]) for row in rows for name, convert in plan]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    # A UUID comes back as hex text from SQLite and as a UUID from PostgreSQL.
+    return {value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in returned}

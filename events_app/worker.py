@@ -4,7 +4,7 @@ import logging
 import signal
 import threading
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from .delivery import DeliveryCounts, deliver_due
 
@@ -23,7 +23,10 @@ def run_worker(*, once: bool, idle_seconds: float = 1.0, stop: threading.Event |
             signal.signal(signum, lambda *_: stop.set())
     totals = DeliveryCounts()
     while not stop.is_set():
-        close_old_connections()
+        # Drop a connection the database closed or that outlived CONN_MAX_AGE, as Django
+        # does between requests; never inside a transaction (a test's, for one).
+        if not connection.in_atomic_block:
+            close_old_connections()
         counts = deliver_due()
         for name in ("delivered", "failed", "dead", "deferred", "calls", "records"):
             setattr(totals, name, getattr(totals, name) + getattr(counts, name))
