@@ -206,7 +206,7 @@ start_worker() {
 
 start_web() {
     log "starting gunicorn on $WEB_ADDR"
-    .venv/bin/gunicorn tracking_project.wsgi -w 2 -b "$WEB_ADDR" --access-logfile - \
+    .venv/bin/gunicorn tracking_project.wsgi -k gthread -w 2 -b "$WEB_ADDR" --access-logfile - \
         --no-control-socket &
     web_pid=$!
     wait_for_http "$WEB_URL/healthz" "$web_pid" "gunicorn"
