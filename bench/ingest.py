@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread keeps connections alive)")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread: keep-alive)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     args = parser.parse_args()

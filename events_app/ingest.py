@@ -5,7 +5,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -16,6 +16,7 @@ from . import conf, delivery
 from .dbwrite import write_transaction
 from .models import ApiKey, DeliveryState, Event
 from .records import build_payload
+from .rejections import record_rejections
 from .serializers import EventSerializer
 
 logger = logging.getLogger(__name__)
@@ -59,12 +60,14 @@ def ingest_events(
 
     outcome = IngestResult(results=[None] * len(raw_events))
     rows: dict[int, dict] = {}
+    rejected: list[tuple[object, dict]] = []
     for index, raw in enumerate(raw_events):
         try:
             data = serializer.run_validation(raw)
         except serializers.ValidationError as exc:
             outcome.results[index] = {"index": index, "status": REJECTED, "errors": exc.detail}
             outcome.rejected += 1
+            rejected.append((raw, exc.detail))
             continue
         event_id = data.get("event_id") or uuid.uuid4()
         payload = build_payload(event=data, event_id=str(event_id), game_slug=game.slug)
@@ -85,6 +88,8 @@ def ingest_events(
         "ingested game=%s accepted=%d duplicates=%d rejected=%d",
         game.slug, outcome.accepted, outcome.duplicates, outcome.rejected,
     )  # fmt: skip
+
+    record_rejections(game=game, received_at=received_at, rejected=rejected)
 
     if inline and stored:
         stored_ids = [rows[index]["event_id"] for index in stored]
@@ -126,6 +131,10 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
         "transaction_id": data["properties"]["transaction_id"] if is_purchase else None,
         "currency": payload.get("currency", ""),
         "revenue": Decimal(payload["revenue"]) if is_purchase else None,
+        "revenue_base": Decimal(payload["revenue_base"]) if payload.get("revenue_base") is not None else None,
+        "base_currency": payload.get("base_currency") or "",
+        "fx_rate": Decimal(payload["fx_rate"]) if payload.get("fx_rate") is not None else None,
+        "fx_date": date.fromisoformat(payload["fx_date"]) if payload.get("fx_date") else None,
         "occurred_at": data["occurred_at"],
         "sent_at": data["sent_at"],
         "received_at": data["received_at"],

@@ -80,6 +80,11 @@ class Event(models.Model):
     transaction_id = models.CharField(max_length=256, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     revenue = models.DecimalField(max_digits=30, decimal_places=6, null=True, blank=True)
+    # Revenue in EVENTS_BASE_CURRENCY at the rate of fx_date; null while no rate is known.
+    revenue_base = models.DecimalField(max_digits=30, decimal_places=6, null=True, blank=True)
+    base_currency = models.CharField(max_length=3, blank=True)
+    fx_rate = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    fx_date = models.DateField(null=True, blank=True)
     occurred_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField()
@@ -100,6 +105,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        permissions = [("resend_event", "Can resend events to Firehose")]
         constraints = [
             models.UniqueConstraint(fields=["game", "event_id"], name="event_unique_id_per_game"),
             models.UniqueConstraint(
@@ -123,6 +129,15 @@ class Event(models.Model):
             models.Index(fields=["delivery_state", "received_at"], name="event_state_received_idx"),
             models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
             models.Index(fields=["player_id"], name="event_player_idx"),
+            models.Index(fields=["platform", "received_at"], name="event_platform_received_idx"),
+            models.Index(fields=["currency", "received_at"], name="event_currency_received_idx"),
+            models.Index(fields=["transaction_id"], name="event_transaction_idx"),
+            # Purchases still waiting for an exchange rate (reconvert's scan).
+            models.Index(
+                fields=["derived_at"],
+                condition=Q(revenue__isnull=False, revenue_base__isnull=True),
+                name="event_missing_fx_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -153,3 +168,43 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RejectedEvent(models.Model):
+    """A recent event (or request) the API refused, kept so operators can see why a game's events fail.
+
+    Bounded: only the newest rows are kept (see events_app.rejections).
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, null=True, blank=True, related_name="rejections")
+    received_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(default=400)
+    errors = models.JSONField()
+    body = models.TextField(blank=True, help_text="The rejected event as received, truncated.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["game", "received_at"], name="rejection_game_received_idx")]
+
+    def __str__(self) -> str:
+        return f"rejected at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ExchangeRate(models.Model):
+    """How many units of `currency` one unit of the base currency bought on `date`."""
+
+    date = models.DateField()
+    currency = models.CharField(max_length=3)
+    base_currency = models.CharField(max_length=3)
+    rate = models.DecimalField(max_digits=30, decimal_places=12)
+    source = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-date", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["base_currency", "currency", "date"], name="exchange_rate_unique_day"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchange_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.base_currency} = {self.rate} {self.currency} on {self.date}"

@@ -1,0 +1,62 @@
+"""A bounded record of recently rejected events, so operators can see why a game's events fail."""
+
+import logging
+from datetime import datetime
+
+import orjson
+from django.conf import settings
+from django.db import DatabaseError
+
+from .dbwrite import write_transaction
+from .models import Game, RejectedEvent
+
+logger = logging.getLogger(__name__)
+
+BODY_CHARS = 2048  # of each rejected event, enough to see what was wrong with it
+
+
+def keep_count() -> int:
+    """Return how many recent rejections are kept (EVENTS_REJECTIONS_KEPT)."""
+    return settings.EVENTS_REJECTIONS_KEPT
+
+
+def record_rejections(
+    *, game: Game | None, received_at: datetime, rejected: list[tuple[object, dict]], status_code: int = 400
+) -> None:
+    """Store (body, errors) pairs of refused events and drop all but the newest ones.
+
+    Never fails the request that is answering: a lost rejection record is only a
+    lost diagnostic.
+    """
+    if not rejected:
+        return
+    rows = [
+        RejectedEvent(
+            game=game,
+            received_at=received_at,
+            status_code=status_code,
+            errors=orjson.loads(orjson.dumps(errors)),
+            body=_truncate(body),
+        )
+        for body, errors in rejected
+    ]
+    try:
+        with write_transaction():
+            created = RejectedEvent.objects.bulk_create(rows)
+            newest = created[-1].pk or RejectedEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+            # Ids only grow, so everything this far below the newest is older than the
+            # rows we keep; deleting by primary key range stays cheap at any size.
+            RejectedEvent.objects.filter(pk__lte=newest - keep_count()).delete()
+    except DatabaseError as exc:
+        logger.warning("could not record %d rejected events: %s", len(rows), exc.__class__.__name__)
+
+
+def _truncate(body: object) -> str:
+    if isinstance(body, bytes | bytearray):
+        text = bytes(body[: BODY_CHARS * 4]).decode("utf-8", errors="replace")
+    else:
+        try:
+            text = orjson.dumps(body).decode()
+        except TypeError:
+            text = repr(body)
+    return text if len(text) <= BODY_CHARS else text[:BODY_CHARS] + "…"
