@@ -50,3 +50,7 @@ class EventAdmin(ReadOnlyAdmin):
     list_select_related = ["game"]
     show_full_result_count = False
     inlines = [DeliveryAttemptInline]
+
+
+# Exchange rates have their own admin module (currency handling lives apart).
+from . import admin_rates  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Django admin for exchange rates (browse and edit the daily rate table)."""
