@@ -17,9 +17,10 @@ from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import conf, firehose
+from . import breaker, conf, firehose
 from .dbwrite import write_transaction
 from .exceptions import FirehoseError
+from .firehose import RecordError
 from .models import DUE_STATES, AttemptOutcome, DeliveryAttempt, DeliveryState, Event
 from .records import encode_line
 
@@ -108,7 +109,7 @@ def claim_due(*, limit: int, now: datetime | None = None) -> tuple[uuid.UUID, li
         due = (
             Event.objects.filter(delivery_state__in=DUE_STATES, next_attempt_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("next_attempt_at")
+            .order_by("next_attempt_at", "pk")
         )
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
@@ -118,7 +119,7 @@ def claim_due(*, limit: int, now: datetime | None = None) -> tuple[uuid.UUID, li
         Event.objects.filter(pk__in=ids).update(
             claim_token=token, claimed_until=now + timedelta(seconds=conf.claim_lease_seconds())
         )
-    events = list(Event.objects.filter(pk__in=ids, claim_token=token).only("pk", "payload", "attempts"))
+    events = list(Event.objects.filter(pk__in=ids, claim_token=token).order_by("pk").only("pk", "payload", "attempts"))
     return token, events
 
 
@@ -134,16 +135,24 @@ def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool
     """Send events this process holds the lease of, and record each one's outcome.
 
     In a request (`inline`) sending stops after about a second; events not sent by
-    then stay pending for the worker, unharmed.
+    then stay pending for the worker, unharmed. Failures Firehose calls permanent
+    (and lines too large for any record) make events dead at once, with the reason.
     """
     emitted_at = timezone.now()
     lines = [encode_line(event.payload, emitted_at=emitted_at) for event in events]
-    records = pack_records(lines, target_bytes=conf.record_target_bytes())
+    errors: dict[int, RecordError] = {
+        index: RecordError(f"record of {len(line)} bytes is over Firehose's 1,000 KiB limit", permanent=True)
+        for index, line in enumerate(lines)
+        if len(line) > conf.FIREHOSE_MAX_RECORD_BYTES
+    }
+    sendable = [index for index in range(len(lines)) if index not in errors]
+    records = pack_records([lines[index] for index in sendable], target_bytes=conf.record_target_bytes())
+    for record in records:
+        record.members = [sendable[member] for member in record.members]
     client = firehose.get_client(inline=inline)
     stream = conf.stream_name()
     deadline = time.monotonic() + conf.inline_timeout_seconds() * 2 if inline else None
 
-    errors: dict[int, str] = {}
     deferred: set[int] = set()
     counts = DeliveryCounts(records=len(records))
     for call in plan_calls(records):
@@ -154,35 +163,34 @@ def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool
         try:
             outcomes = firehose.put_record_batch(client, stream=stream, records=[r.data for r in call])
         except FirehoseError as exc:
-            outcomes = [str(exc)] * len(call)
+            outcomes = [RecordError(str(exc), permanent=exc.permanent)] * len(call)
         for record, error in zip(call, outcomes, strict=True):
             if error:
                 for index in record.members:
-                    errors[index] = error
+                    errors.setdefault(index, error)
+
+    if inline and counts.calls:
+        breaker.record_failure() if errors else breaker.record_success()
+    elif not inline and len(errors) < len(events):
+        breaker.record_success()  # the worker's send is the probe that ends an outage
 
     delivered = [e for i, e in enumerate(events) if i not in errors and i not in deferred]
-    failed = [(events[i], error) for i, error in errors.items()]
     _record_outcomes(
         claim_token=claim_token,
         emitted_at=emitted_at,
         delivered=delivered,
-        failed=failed,
+        failed=[(events[i], error) for i, error in errors.items()],
         deferred=[events[i] for i in sorted(deferred)],
         counts=counts,
     )
-    level = logging.WARNING if failed else logging.INFO
+    level = logging.WARNING if errors else logging.INFO
+    first_error = next(iter(errors.values())).message[:200] if errors else ""
     logger.log(
         level,
         "delivery batch delivered=%d failed=%d dead=%d deferred=%d calls=%d records=%d bytes=%d%s",
-        counts.delivered,
-        counts.failed,
-        counts.dead,
-        counts.deferred,
-        counts.calls,
-        counts.records,
-        sum(len(line) for line in lines),
-        f" first_error={failed[0][1][:200]!r}" if failed else "",
-    )
+        counts.delivered, counts.failed, counts.dead, counts.deferred, counts.calls, counts.records,
+        sum(len(line) for line in lines), f" first_error={first_error!r}" if errors else "",
+    )  # fmt: skip
     return counts
 
 
@@ -191,7 +199,7 @@ def _record_outcomes(
     claim_token: uuid.UUID,
     emitted_at: datetime,
     delivered: list[Event],
-    failed: list[tuple[Event, str]],
+    failed: list[tuple[Event, RecordError]],
     deferred: list[Event],
     counts: DeliveryCounts,
 ) -> None:
@@ -218,23 +226,23 @@ def _record_outcomes(
             ]
             counts.delivered = len(delivered)
         # Events that failed alike share a backoff, so they are retried together too.
-        by_attempts: dict[tuple[int, str], list[Event]] = {}
+        by_attempts: dict[tuple[int, str, bool], list[Event]] = {}
         for event, error in failed:
-            by_attempts.setdefault((event.attempts + 1, error), []).append(event)
-        for (attempts, error), group in by_attempts.items():
-            gave_up = attempts >= max_attempts
+            by_attempts.setdefault((event.attempts + 1, error.message, error.permanent), []).append(event)
+        for (attempts, message, permanent), group in by_attempts.items():
+            gave_up = permanent or attempts >= max_attempts
             ours.filter(pk__in=[e.pk for e in group]).update(
                 delivery_state=DeliveryState.DEAD if gave_up else DeliveryState.FAILED,
                 attempts=attempts,
                 emitted_at=emitted_at,
                 next_attempt_at=None if gave_up else now + timedelta(seconds=retry_delay(attempts)),
-                last_error=error[:2000],
+                last_error=message[:2000],
                 claim_token=None,
                 claimed_until=None,
             )
             outcome = AttemptOutcome.DEAD if gave_up else AttemptOutcome.FAILED
             attempts_log += [
-                DeliveryAttempt(event_id=e.pk, attempted_at=emitted_at, outcome=outcome, error=error[:2000])
+                DeliveryAttempt(event_id=e.pk, attempted_at=emitted_at, outcome=outcome, error=message[:2000])
                 for e in group
             ]
             if gave_up:

@@ -32,7 +32,14 @@ class DatabaseUnavailable(APIException):
 
 
 class FirehoseError(Exception):
-    """A PutRecordBatch call failed as a whole; the cause is chained."""
+    """A PutRecordBatch call failed as a whole; the cause is chained.
+
+    `permanent` when Firehose refused the request itself (retrying cannot help).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def api_exception_handler(exc, context):

@@ -2,6 +2,7 @@
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config
@@ -42,7 +43,24 @@ def _client(region: str, endpoint_url: str | None, connect_timeout: float, read_
     return session.client("firehose", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[str | None]:
+# Per-record error codes Firehose uses for conditions that pass: throttling and its
+# own internal errors. Any other code means Firehose will never take the record.
+TRANSIENT_RECORD_ERRORS = frozenset(
+    {"ServiceUnavailableException", "InternalFailure", "ThrottlingException", "ProvisionedThroughputExceededException"}
+)
+# Call-level codes that blame the request itself; retrying the same records is futile.
+PERMANENT_CALL_ERRORS = frozenset({"InvalidArgumentException", "ValidationException", "SerializationException"})
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Why Firehose did not take a record, and whether trying again could help."""
+
+    message: str
+    permanent: bool = False
+
+
+def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[RecordError | None]:
     """Send `records` in one call; return, per record, None if Firehose took it, else its error.
 
     Throttling arrives inside a 200 answer as per-record `ServiceUnavailableException`
@@ -51,12 +69,20 @@ def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[str |
     """
     try:
         response = client.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for data in records])
-    except (BotoCoreError, ClientError) as exc:
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise FirehoseError(f"PutRecordBatch failed: {exc}", permanent=code in PERMANENT_CALL_ERRORS) from exc
+    except BotoCoreError as exc:  # connection refused, timeouts, DNS: always worth another try
         raise FirehoseError(f"PutRecordBatch failed: {exc}") from exc
     if not response.get("FailedPutCount"):
         return [None] * len(records)
     return [
-        f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}" if entry.get("ErrorCode") else None
+        RecordError(
+            f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}",
+            permanent=entry["ErrorCode"] not in TRANSIENT_RECORD_ERRORS,
+        )
+        if entry.get("ErrorCode")
+        else None
         for entry in response["RequestResponses"]
     ]
 

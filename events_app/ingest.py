@@ -12,7 +12,7 @@ import orjson
 from django.db import connections
 from rest_framework import serializers
 
-from . import conf, delivery
+from . import breaker, conf, delivery
 from .dbwrite import write_transaction
 from .models import ApiKey, DeliveryState, Event
 from .records import build_payload
@@ -52,7 +52,8 @@ def ingest_events(
     """
     game = api_key.game
     serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at})
-    inline = conf.inline_delivery()
+    # While Firehose is failing (breaker open) requests only store; the worker sends.
+    inline = conf.inline_delivery() and breaker.inline_allowed()
     # Rows a request will forward itself are stored already leased to it, so the
     # worker leaves them alone unless the request dies before recording the outcome.
     claim_token = uuid.uuid4() if inline else None

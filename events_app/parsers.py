@@ -1,5 +1,6 @@
 """Request body parsing: JSON via orjson, optional gzip, and the 1 MiB limit applied while reading."""
 
+import json
 import zlib
 
 import orjson
@@ -65,6 +66,33 @@ class EventJSONParser(BaseParser):
         elif encoding not in ("", "identity"):
             raise UnsupportedContentEncoding(encoding)
         try:
-            return orjson.loads(body)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from exc
+        reject_duplicate_keys(body)
+        return data
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ParseError(f'Malformed JSON: duplicate key "{duplicate[:100]}".')
+    return result
+
+
+_duplicate_checker = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def reject_duplicate_keys(body: bytes) -> None:
+    """Raise ParseError if any JSON object in `body` repeats a key.
+
+    orjson (like most parsers) silently keeps the last value, so `{"price": "1",
+    "price": "100"}` would be read differently by different consumers; refuse it.
+    Called after orjson accepted the body, so the text is valid JSON and UTF-8.
+    """
+    try:
+        _duplicate_checker.decode(body.decode())
+    except RecursionError as exc:
+        raise ParseError("Malformed JSON: nested too deeply.") from exc

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from .authentication import ApiKeyAuthentication
 from .ingest import REJECTED, ingest_events
 from .serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
+from .throttling import ApiKeyRateThrottle
 
 
 class HasApiKey(IsAuthenticated):
@@ -26,6 +27,7 @@ class HasApiKey(IsAuthenticated):
 class _EventAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
 
 
 class EventView(_EventAPIView):
@@ -39,6 +41,8 @@ class EventView(_EventAPIView):
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
             413: OpenApiResponse(description="Body over 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
+            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -61,6 +65,8 @@ class EventBatchView(_EventAPIView):
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
             413: OpenApiResponse(description="Body over 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
+            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )
     def post(self, request: Request) -> Response:

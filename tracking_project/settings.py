@@ -161,6 +161,21 @@ EVENTS_RETRY_MAX_SECONDS = env.float("EVENTS_RETRY_MAX_SECONDS", default=3600.0)
 EVENTS_CLAIM_LEASE_SECONDS = env.float("EVENTS_CLAIM_LEASE_SECONDS", default=60.0)
 EVENTS_INLINE_TIMEOUT_SECONDS = env.float("EVENTS_INLINE_TIMEOUT_SECONDS", default=0.5)
 EVENTS_REJECTIONS_KEPT = env.int("EVENTS_REJECTIONS_KEPT", default=10_000)
+EVENTS_BREAKER_FAILURES = env.int("EVENTS_BREAKER_FAILURES", default=3)
+EVENTS_BREAKER_COOLDOWN_SECONDS = env.float("EVENTS_BREAKER_COOLDOWN_SECONDS", default=30.0)
+# Requests per API key per window ("2000/s", "100000/m"); "0" turns the limit off.
+EVENTS_RATE_LIMIT = env.str("EVENTS_RATE_LIMIT", default="2000/s")
+
+# Rate-limit counters and the Firehose circuit breaker live in the cache: Redis
+# shares them across processes and machines; without it each process keeps its own.
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "tracker"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,216 @@
+"""Real processes for end-to-end and fault tests: moto's server, gunicorn, workers, databases."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import orjson
+import psycopg
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+# The PostgreSQL server the suite may use; each real-process test makes its own database there.
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    """Poll `url` until it answers; fail early if `process` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def wait_for(condition, *, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll `condition()` until it is true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(0.05)
+
+
+def start(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    """Start a process in its own session, so it and its children can be killed together."""
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **kwargs
+    )
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` to the process's whole group and wait for it (SIGKILL after 15 s)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class MotoServer:
+    """moto's AWS emulator on a fixed loopback port; can be stopped and started again (fresh state)."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], os.environ.copy())
+        wait_until_up(self.url, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@dataclass
+class App:
+    """One deployment of the app for a test: its database, its emulator and its processes."""
+
+    env: dict
+    processes: list = field(default_factory=list)
+
+    def manage(self, *args: str, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*MANAGE, *args], env={**self.env, **env}, cwd=ROOT, check=True, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+
+    def create_key(self, game: str = "fault-game") -> str:
+        return self.manage("create_api_key", game).stdout.strip().splitlines()[-1]
+
+    def serve(self, *, workers: int = 2, **env) -> str:
+        """Start gunicorn; return its base URL."""
+        port = free_port()
+        process = start(
+            [str(BIN / "gunicorn"), "tracking_project.wsgi", "-k", "gthread", "-w", str(workers),
+             "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5"],
+            {**self.env, **env},
+        )  # fmt: skip
+        self.processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/healthz", process)
+        self.server = process
+        return url
+
+    def worker(self, *args: str, **env) -> subprocess.Popen:
+        """Start `manage.py deliver_events` with `args`."""
+        process = start([*MANAGE, "deliver_events", *args], {**self.env, **env})
+        self.processes.append(process)
+        return process
+
+    def s3_event_ids(self) -> list[str]:
+        """Return the event_id of every NDJSON line in the bucket (repeats included)."""
+        s3 = boto3.client(
+            "s3", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        ids = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env["FIREHOSE_S3_BUCKET"]):
+            for item in page.get("Contents", []):
+                body = s3.get_object(Bucket=self.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
+                assert body.endswith(b"\n")
+                ids.extend(orjson.loads(line)["event_id"] for line in body.splitlines())
+        return ids
+
+    def query(self, sql: str) -> list[tuple]:
+        """Run `sql` against the app's database through Django in a subprocess; return the rows."""
+        code = (
+            "import json\nfrom django.db import connection\n"
+            f"with connection.cursor() as c:\n    c.execute({sql!r})\n    print(json.dumps([list(r) for r in c.fetchall()], default=str))"
+        )
+        out = self.manage("shell", "-c", code).stdout.strip().splitlines()[-1]
+        return [tuple(row) for row in orjson.loads(out)]
+
+    def stored_event_ids(self) -> set[str]:
+        return {str(uuid.UUID(str(row[0]))) for row in self.query("SELECT event_id FROM events_app_event")}
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            stop(process)
+
+
+def postgres_available() -> bool:
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """Yield the URL of a fresh, empty database of each kind (PostgreSQL: a new database per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.sqlite3'}"
+        return
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+        pytest.skip("PostgreSQL is not reachable")
+    name = f"tracker_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def moto_server():
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(database_url, moto_server):
+    """Yield a migrated deployment (database, stream on moto) whose processes stop after the test."""
+    deployment = App(
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
+            "DJANGO_DEBUG": "1",
+            "DATABASE_URL": database_url,
+            "AWS_ENDPOINT_URL": moto_server.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "FIREHOSE_STREAM_NAME": "fault-events",
+            "FIREHOSE_S3_BUCKET": "fault-bucket",
+            "EVENTS_LOG_LEVEL": "WARNING",
+        }
+    )
+    deployment.manage("migrate", "-v", "0")
+    deployment.manage("ensure_firehose")
+    yield deployment
+    deployment.stop_all()

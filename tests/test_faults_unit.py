@@ -1,0 +1,200 @@
+"""Failure handling in-process: permanent errors, the circuit breaker, rate limits, hostile bodies."""
+
+import gzip
+import json
+from datetime import timedelta
+
+import pytest
+import time_machine
+from botocore.stub import Stubber
+from django.core.cache import cache
+from django.utils import timezone
+
+from events_app import breaker, conf, delivery, firehose
+from events_app.models import AttemptOutcome, DeliveryState, Event
+from tests.test_delivery import read_s3_lines, store
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _stub_record_errors(client, codes: list[str | None]) -> Stubber:
+    stubber = Stubber(client)
+    responses = [{"ErrorCode": code, "ErrorMessage": "nope"} if code else {"RecordId": "r"} for code in codes]
+    stubber.add_response(
+        "put_record_batch", {"FailedPutCount": sum(1 for c in codes if c), "RequestResponses": responses}
+    )
+    return stubber
+
+
+def test_a_record_firehose_refuses_for_good_goes_dead_at_once_while_throttled_ones_retry(
+    game_key, settings, moto_firehose, make_install
+):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1
+    store(game_key, [make_install(player_id=f"p{i}") for i in range(3)])
+    client = firehose.get_client(inline=False)
+
+    with _stub_record_errors(client, [None, "InvalidArgumentException", "ServiceUnavailableException"]):
+        counts = delivery.deliver_due()
+
+    assert (counts.delivered, counts.dead, counts.failed) == (1, 1, 1)
+    dead = Event.objects.get(player_id="p1")
+    assert dead.delivery_state == DeliveryState.DEAD
+    assert dead.next_attempt_at is None
+    assert "InvalidArgumentException" in dead.last_error
+    assert Event.objects.get(player_id="p2").delivery_state == DeliveryState.FAILED
+
+
+def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
+    game_key, settings, moto_firehose, make_install
+):
+    store(game_key, [make_install()])
+    client = firehose.get_client(inline=False)
+    stubber = Stubber(client)
+    stubber.add_client_error("put_record_batch", service_error_code="ResourceNotFoundException", http_status_code=400)
+    with stubber:
+        assert delivery.deliver_due().failed == 1
+    with time_machine.travel(timezone.now() + timedelta(hours=2)), Stubber(client) as stubber:
+        stubber.add_client_error("put_record_batch", service_error_code="InvalidArgumentException")
+        assert delivery.deliver_due().dead == 1
+
+    assert list(Event.objects.get().attempts_log.values_list("outcome", flat=True)) == [
+        AttemptOutcome.DEAD,
+        AttemptOutcome.FAILED,
+    ]
+
+
+def test_the_breaker_opens_after_repeated_inline_failures_and_requests_then_only_store(api, settings, make_install):
+    settings.EVENTS_INLINE_DELIVERY = True
+    settings.EVENTS_BREAKER_FAILURES = 2
+    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens: every send fails
+    spy_calls = []
+    client = firehose.get_client(inline=True)
+    client.meta.events.register("before-call.firehose.PutRecordBatch", lambda **kw: spy_calls.append(1))
+
+    for _ in range(2):
+        assert api.post("/v1/events", make_install(), format="json").status_code == 202
+    assert not breaker.inline_allowed()
+    assert api.post("/v1/events", make_install(), format="json").status_code == 202
+
+    assert len(spy_calls) == 2  # the third request did not try Firehose
+    third = Event.objects.order_by("-id").first()
+    assert third.delivery_state == DeliveryState.PENDING
+    assert third.claim_token is None  # left for the worker at once, no lease to wait out
+    assert Event.objects.filter(delivery_state=DeliveryState.FAILED).count() == 2
+
+
+def test_the_breaker_half_opens_after_its_cooldown_and_a_success_closes_it(api, settings, moto_firehose, make_install):
+    settings.EVENTS_INLINE_DELIVERY = True
+    settings.EVENTS_BREAKER_FAILURES = 1
+    breaker.record_failure()
+    assert not breaker.inline_allowed()
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=settings.EVENTS_BREAKER_COOLDOWN_SECONDS + 1)):
+        assert breaker.inline_allowed()
+        assert api.post("/v1/events", make_install(), format="json").status_code == 202
+
+    assert breaker.inline_allowed()
+    assert Event.objects.get().delivery_state == DeliveryState.DELIVERED
+    assert len(read_s3_lines(moto_firehose)) == 1
+
+
+def test_a_worker_delivery_closes_an_open_breaker(game_key, settings, moto_firehose, make_install):
+    settings.EVENTS_BREAKER_FAILURES = 1
+    breaker.record_failure()
+    store(game_key, [make_install()])
+
+    assert delivery.deliver_due().delivered == 1
+
+    assert breaker.inline_allowed()
+
+
+def test_requests_over_the_rate_limit_get_429_with_retry_after(api, settings, make_install):
+    settings.EVENTS_RATE_LIMIT = "3/m"
+
+    statuses = [api.post("/v1/events", make_install(), format="json") for _ in range(4)]
+
+    assert [r.status_code for r in statuses] == [202, 202, 202, 429]
+    assert 0 < int(statuses[-1]["Retry-After"]) <= 60
+    assert Event.objects.count() == 3
+
+
+def test_the_rate_limit_is_per_key_and_resets_with_the_window(api, settings, make_install):
+    from rest_framework.test import APIClient
+
+    from events_app.keys import issue_api_key
+
+    settings.EVENTS_RATE_LIMIT = "1/m"
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_api_key(game_slug='other-game')[1]}")
+
+    assert api.post("/v1/events", make_install(), format="json").status_code == 202
+    assert api.post("/v1/events", make_install(), format="json").status_code == 429
+    assert other.post("/v1/events", make_install(), format="json").status_code == 202
+    with time_machine.travel(timezone.now() + timedelta(minutes=1)):
+        assert api.post("/v1/events", make_install(), format="json").status_code == 202
+
+
+def post_raw(api, body: bytes, **headers):
+    return api.generic("POST", "/v1/events", body, content_type="application/json", **headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        pytest.param(b"x" * (conf.MAX_BODY_BYTES + 1), {}, 413, id="over-the-limit"),
+        pytest.param(gzip.compress(b"[" + b"1," * 2_000_000 + b"1]"), {"HTTP_CONTENT_ENCODING": "gzip"}, 413,
+                     id="gzip-bomb"),
+        pytest.param(b"[" * 5000 + b"]" * 5000, {}, 400, id="deeply-nested"),
+        pytest.param(b'{"event_type": "install", "player_id": NaN}', {}, 400, id="nan"),
+        pytest.param(b'{"event_type": "install", "player_id": Infinity}', {}, 400, id="infinity"),
+        pytest.param(b'{"a": 1e999}', {}, 400, id="overflowing-float"),
+        pytest.param(b'{"event_type": "install", "player_id": "\xff\xfe"}', {}, 400, id="invalid-utf8"),
+        pytest.param(b'{"event_type": "install", "player_id": "\\ud800"}', {}, 400, id="lone-surrogate"),
+        pytest.param(b'{"event_type": "install", "event_type": "purchase"}', {}, 400, id="duplicate-keys"),
+        pytest.param(b"\x1f\x8b\x08\x00garbage", {"HTTP_CONTENT_ENCODING": "gzip"}, 400, id="broken-gzip"),
+        pytest.param(b"{}", {"HTTP_CONTENT_ENCODING": "br"}, 415, id="unknown-encoding"),
+    ],
+)  # fmt: skip
+def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(api, body, headers, status):
+    response = post_raw(api, body, **headers)
+
+    assert response.status_code == status
+    assert "detail" in response.json()
+    assert Event.objects.count() == 0
+
+
+def test_duplicate_keys_inside_properties_are_refused(api, make_purchase):
+    event = make_purchase()
+    text = json.dumps(event).replace('"price": "4.99"', '"price": "4.99", "price": "0.01"')
+
+    response = post_raw(api, text.encode())
+
+    assert response.status_code == 400
+    assert "duplicate key" in response.json()["detail"]
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", [10**30, -(10**30), 1e308, 123456789012345678901234567890.5])
+def test_huge_numbers_are_rejected_by_field_not_by_crash(api, make_purchase, value):
+    event = make_purchase()
+    event["properties"]["price"] = value
+    event["properties"]["quantity"] = value
+
+    response = api.post("/v1/events", event, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()["properties"]) >= {"price", "quantity"}
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_wrong_content_types_get_415(api, content_type):
+    response = api.generic("POST", "/v1/events", b"{}", content_type=content_type)
+
+    assert response.status_code == 415
+    assert Event.objects.count() == 0
