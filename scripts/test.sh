@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
-# The test command (`make test`, also run by .ci/run): lint, then the whole suite.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k batch -x`.
+# The test command (`make test`, also run by .ci/run): lint, then the whole suite on
+# SQLite, then again on PostgreSQL. Extra arguments go to both pytest runs, e.g.
+# `bash scripts/test.sh -k batch -x`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly VENV_BIN=.venv/bin
+# The PostgreSQL server of the second run; pytest-django makes its own test_tracker
+# database there. The real-process tests (marked e2e) create one database each.
+export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}"
+readonly POSTGRES_DATABASE_URL="${TEST_POSTGRES_URL%/*}/tracker"
 
 [[ -x "$VENV_BIN/python" ]] || {
     echo "error: no virtualenv in .venv: run \`make test\`" >&2
     exit 1
 }
 
+# pytest exits 5 when it collected no tests: a suite that silently vanished (bad
+# path, broken collection filter) must not pass.
+run_pytest() {
+    local status=0
+    "$VENV_BIN/python" -m pytest "$@" || status=$?
+    if ((status == 5)); then
+        echo "error: pytest collected no tests" >&2
+        return 1
+    fi
+    return "$status"
+}
+
 echo "==> ruff check"
 "$VENV_BIN/ruff" check .
 
-echo "==> pytest"
-status=0
-"$VENV_BIN/python" -m pytest "$@" || status=$?
+echo "==> pytest on SQLite (real-process tests run on SQLite and PostgreSQL here)"
+run_pytest "$@"
 
-# pytest exits 5 when it collected no tests: a suite that silently vanished (bad
-# path, broken collection filter) must not pass.
-if ((status == 5)); then
-    echo "error: pytest collected no tests" >&2
-    exit 1
-fi
-exit "$status"
+# The real-process tests already ran on both databases; the rest runs again here.
+echo "==> pytest on PostgreSQL"
+DATABASE_URL="$POSTGRES_DATABASE_URL" run_pytest -m "not e2e" "$@"

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from events_app import conf, firehose
 from events_app.keys import issue_api_key
+from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,10 @@
 """Real processes for end-to-end and fault tests: moto's server, gunicorn, workers, databases."""
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -141,13 +143,13 @@ class App:
         return ids
 
     def query(self, sql: str) -> list[tuple]:
-        """Run `sql` against the app's database through Django in a subprocess; return the rows."""
-        code = (
-            "import json\nfrom django.db import connection\n"
-            f"with connection.cursor() as c:\n    c.execute({sql!r})\n    print(json.dumps([list(r) for r in c.fetchall()], default=str))"
-        )
-        out = self.manage("shell", "-c", code).stdout.strip().splitlines()[-1]
-        return [tuple(row) for row in orjson.loads(out)]
+        """Run `sql` on the app's database directly (fast enough to poll); return the rows."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite:///"):
+            with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30)) as conn:
+                return conn.execute(sql).fetchall()
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql).fetchall()
 
     def stored_event_ids(self) -> set[str]:
         return {str(uuid.UUID(str(row[0]))) for row in self.query("SELECT event_id FROM events_app_event")}
@@ -186,7 +188,8 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def moto_server():
+def moto_process():
+    """Yield moto's server, started on a free loopback port."""
     server = MotoServer()
     server.start()
     yield server
@@ -194,15 +197,15 @@ def moto_server():
 
 
 @pytest.fixture
-def app(database_url, moto_server):
+def deployment(database_url, moto_process):
     """Yield a migrated deployment (database, stream on moto) whose processes stop after the test."""
-    deployment = App(
+    app = App(
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
             "DJANGO_DEBUG": "1",
             "DATABASE_URL": database_url,
-            "AWS_ENDPOINT_URL": moto_server.url,
+            "AWS_ENDPOINT_URL": moto_process.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "FIREHOSE_STREAM_NAME": "fault-events",
@@ -210,7 +213,7 @@ def app(database_url, moto_server):
             "EVENTS_LOG_LEVEL": "WARNING",
         }
     )
-    deployment.manage("migrate", "-v", "0")
-    deployment.manage("ensure_firehose")
-    yield deployment
-    deployment.stop_all()
+    app.manage("migrate", "-v", "0")
+    app.manage("ensure_firehose")
+    yield app
+    app.stop_all()

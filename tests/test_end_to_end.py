@@ -5,27 +5,26 @@ import orjson
 import pytest
 
 from sdk.client import TrackerClient
-from tests.processes import app, database_url, moto_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 
-def s3_lines(app) -> list[dict]:
+def s3_lines(deployment) -> list[dict]:
     s3 = boto3.client(
-        "s3", endpoint_url=app.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+        "s3", endpoint_url=deployment.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
     lines = []
-    for item in s3.list_objects_v2(Bucket=app.env["FIREHOSE_S3_BUCKET"]).get("Contents", []):
-        body = s3.get_object(Bucket=app.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
+    for item in s3.list_objects_v2(Bucket=deployment.env["FIREHOSE_S3_BUCKET"]).get("Contents", []):
+        body = s3.get_object(Bucket=deployment.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
         assert body.endswith(b"\n")
         lines.extend(orjson.loads(line) for line in body.splitlines())
     return lines
 
 
-def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(app):
-    key = app.create_key("e2e-game")
-    url = app.serve(EVENTS_INLINE_DELIVERY="1")
+def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployment):
+    key = deployment.create_key("e2e-game")
+    url = deployment.serve(EVENTS_INLINE_DELIVERY="1")
     with TrackerClient(base_url=url, api_key=key) as client:
         install = client.install("player-42", store="google_play", country="DE", platform="android")
         purchase = client.purchase(
@@ -36,24 +35,24 @@ def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(app):
 
     assert (batch.accepted, batch.duplicates, batch.rejected) == (2, 0, 0)
     assert again.status == "duplicate"
-    lines = {line["event_id"]: line for line in s3_lines(app)}
+    lines = {line["event_id"]: line for line in s3_lines(deployment)}
     assert set(lines) == {install["event_id"], purchase["event_id"]}
     assert lines[install["event_id"]]["properties"]["country"] == "DE"
     assert lines[purchase["event_id"]]["revenue"] == "3600"
     assert lines[purchase["event_id"]]["currency"] == "JPY"
     assert all(line["game"] == "e2e-game" for line in lines.values())
-    assert app.stored_event_ids() == {install["event_id"], purchase["event_id"]}
+    assert deployment.stored_event_ids() == {install["event_id"], purchase["event_id"]}
 
 
-def test_worker_process_delivers_events_the_server_only_stored(app):
-    key = app.create_key("e2e-worker")
-    url = app.serve(EVENTS_INLINE_DELIVERY="0")
+def test_worker_process_delivers_events_the_server_only_stored(deployment):
+    key = deployment.create_key("e2e-worker")
+    url = deployment.serve(EVENTS_INLINE_DELIVERY="0")
     with TrackerClient(base_url=url, api_key=key) as client:
         events = [client.install(f"player-{i}") for i in range(50)]
         assert client.send_batch(events).accepted == 50
-    assert s3_lines(app) == []
+    assert s3_lines(deployment) == []
 
-    worker = app.manage("deliver_events", "--once", timeout=60)
+    worker = deployment.manage("deliver_events", "--once", timeout=60)
 
     assert "delivered=50" in worker.stdout
-    assert sorted(line["event_id"] for line in s3_lines(app)) == sorted(e["event_id"] for e in events)
+    assert sorted(line["event_id"] for line in s3_lines(deployment)) == sorted(e["event_id"] for e in events)

@@ -1,0 +1,143 @@
+"""Delivery benchmark: one worker draining a large backlog into moto's Firehose.
+
+Usage: .venv/bin/python bench/delivery.py [--events 1000000] [--database-url URL]
+
+Fills a fresh database with pending events (plain inserts, the way the API stores
+them), then runs `manage.py deliver_events --once` against moto's server and prints
+records/s, PutRecordBatch calls per 10,000 events (moto writes one S3 object per
+call), and the worker's resident memory as the backlog drains (its peak too, from
+the kernel's VmHWM), to show it stays flat however large the backlog.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import free_port, wait_until_up  # noqa: E402
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """Return (current RSS, peak RSS) of `pid` in KiB."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def fill(env: dict, count: int) -> None:
+    """Insert `count` pending events with the app's own row builder and insert statement."""
+    code = f"""
+import uuid
+from datetime import UTC, datetime
+from django.utils import timezone
+from events_app import ingest
+from events_app.keys import issue_api_key
+from events_app.records import build_payload
+from events_app.serializers import EventSerializer
+
+api_key, _ = issue_api_key(game_slug="bench-game")
+now = timezone.now()
+serializer = EventSerializer(context={{"received_at": now, "batch_sent_at": None}})
+template = serializer.run_validation({{
+    "event_type": "install", "player_id": "player-1", "occurred_at": now.isoformat(),
+    "platform": "ios", "app_version": "1.4.2",
+    "properties": {{"store": "app_store", "campaign": "summer", "country": "FR",
+                    "device_model": "iPhone15,2", "os_version": "18.1"}},
+}})
+rows = []
+for n in range({count}):
+    event_id = uuid.uuid4()
+    data = dict(template, player_id=f"player-{{n % 50000}}")
+    payload = build_payload(event=data, event_id=str(event_id), game_slug="bench-game")
+    rows.append(ingest._row(game_id=api_key.game_id, event_id=event_id, data=data, payload=payload,
+                            claim_token=None, claimed_until=None))
+    if len(rows) == 500:
+        with ingest.write_transaction():
+            ingest._insert_new_rows(rows)
+        rows = []
+if rows:
+    with ingest.write_transaction():
+        ingest._insert_new_rows(rows)
+"""
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+    moto_port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
+        "EVENTS_LOG_LEVEL": "WARNING",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    if args.database_url:
+        subprocess.run([*manage, "flush", "--noinput"], env=env, check=False, capture_output=True)
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)
+    started = time.perf_counter()
+    fill(env, args.events)
+    print(f"filled {args.events:,} pending events in {time.perf_counter() - started:.0f} s")
+
+    moto = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until_up(env["AWS_ENDPOINT_URL"])
+        subprocess.run([*manage, "ensure_firehose"], env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        worker = subprocess.Popen([*manage, "deliver_events", "--once"], env=env, stdout=subprocess.PIPE, text=True)
+        samples = []
+        while worker.poll() is None:
+            try:
+                samples.append((time.perf_counter() - started, *memory_kib(worker.pid)))
+            except FileNotFoundError:
+                break
+            time.sleep(0.5)
+        summary = worker.communicate()[0].strip()
+        seconds = time.perf_counter() - started
+        s3 = boto3.client(
+            "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        calls = sum(len(page.get("Contents", [])) for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket="game-events"))  # fmt: skip
+    finally:
+        moto.terminate()
+        moto.wait()
+
+    print(f"worker: {summary}")
+    print(f"delivery: {args.events / seconds:,.0f} events/s ({seconds:.0f} s incl. start-up), "
+          f"{calls} PutRecordBatch calls = {calls * 10_000 / args.events:.1f} per 10,000 events")  # fmt: skip
+    peak = max(sample[2] for sample in samples) if samples else 0
+    print(f"worker memory: peak {peak / 1024:.0f} MiB; RSS over time (s: MiB):")
+    step = max(1, len(samples) // 10)
+    print("  " + ", ".join(f"{t:.0f}: {rss / 1024:.0f}" for t, rss, _ in samples[::step]))
+
+
+if __name__ == "__main__":
+    main()
