@@ -24,7 +24,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import free_port, wait_until_up  # noqa: E402
+from ingest import ensure_postgres_database, free_port, wait_until_up  # noqa: E402
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -95,6 +95,8 @@ def main() -> None:
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
+    if args.database_url.startswith("postgres"):
+        ensure_postgres_database(args.database_url)
     if args.database_url:
         subprocess.run([*manage, "flush", "--noinput"], env=env, check=False, capture_output=True)
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)

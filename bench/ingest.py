@@ -62,6 +62,16 @@ def run_wrk(url: str, *, key: str, batch: int, duration: int, connections: int) 
     }
 
 
+def ensure_postgres_database(url: str) -> None:
+    """Create the database `url` names if it does not exist yet."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def count_rows(env: dict) -> int:
     code = "from events_app.models import Event; print(Event.objects.count())"
     out = subprocess.run([*MANAGE, "shell", "-c", code], env=env, check=True, capture_output=True, text=True)
@@ -95,8 +105,10 @@ def main() -> None:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
+    if args.database_url.startswith("postgres"):
+        ensure_postgres_database(args.database_url)
     if args.database_url:
-        subprocess.run([*MANAGE, "flush", "--noinput"], env=env, check=True)
+        subprocess.run([*MANAGE, "flush", "--noinput"], env=env, check=False, capture_output=True)
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, check=True)
     key = subprocess.run(
         [*MANAGE, "create_api_key", "bench-game"], env=env, check=True, capture_output=True, text=True
