@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from . import breaker, conf, delivery
 from .dbwrite import write_transaction
-from .models import ApiKey, DeliveryState, Event
+from .models import ApiKey, DeliveryState, DuplicateTally, Event
 from .records import build_payload
 from .rejections import record_rejections
 from .serializers import EventSerializer
@@ -91,6 +91,8 @@ def ingest_events(
     )  # fmt: skip
 
     record_rejections(game=game, received_at=received_at, rejected=rejected)
+    if outcome.duplicates:
+        DuplicateTally.objects.create(game=game, received_at=received_at, duplicates=outcome.duplicates)
 
     if inline and stored:
         stored_ids = [rows[index]["event_id"] for index in stored]

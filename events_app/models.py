@@ -208,3 +208,22 @@ class ExchangeRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.base_currency} = {self.rate} {self.currency} on {self.date}"
+
+
+class DuplicateTally(models.Model):
+    """How many duplicates one request answered; written only by requests that had some.
+
+    Duplicates are not stored as events, yet operators want to see how many clients
+    retry; one small row per such request (none for the usual request) keeps the
+    count exact without a hot counter row every request would have to lock.
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="duplicate_tallies")
+    received_at = models.DateTimeField()
+    duplicates = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at", "game"], name="duplicate_tally_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.duplicates} duplicates at {self.received_at:%Y-%m-%d %H:%M:%S}"
