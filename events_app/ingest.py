@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import orjson
-from django.db import connections
+from django.db import DatabaseError, connections
 from rest_framework import serializers
 
 from . import breaker, conf, delivery
@@ -92,7 +92,7 @@ def ingest_events(
 
     record_rejections(game=game, received_at=received_at, rejected=rejected)
     if outcome.duplicates:
-        DuplicateTally.objects.create(game=game, received_at=received_at, duplicates=outcome.duplicates)
+        _tally_duplicates(game_id=game.pk, received_at=received_at, duplicates=outcome.duplicates)
 
     if inline and stored:
         stored_ids = [rows[index]["event_id"] for index in stored]
@@ -103,6 +103,14 @@ def ingest_events(
         )
         delivery.deliver_claimed(events=events, claim_token=claim_token, inline=True)
     return outcome
+
+
+def _tally_duplicates(*, game_id: int, received_at: datetime, duplicates: int) -> None:
+    # A count for the dashboard: losing one must not fail a request already committed.
+    try:
+        DuplicateTally.objects.create(game_id=game_id, received_at=received_at, duplicates=duplicates)
+    except DatabaseError as exc:
+        logger.warning("could not count %d duplicates: %s", duplicates, exc.__class__.__name__)
 
 
 _local = threading.local()
