@@ -1,1 +1,91 @@
-"""Django admin for exchange rates (browse and edit the daily rate table)."""
+"""Django admin for exchange rates: browse and edit the daily rate table, see how many purchases lack a rate."""
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from . import conf
+from .codes import CURRENCY_CODES
+from .currency import clear_rate_cache, fx_rate_from, missing_rate_count
+from .models import ExchangeRate
+
+
+class ExchangeRateForm(forms.ModelForm):
+    """Currency codes are checked against ISO 4217 and upper-cased; the base defaults to EVENTS_BASE_CURRENCY."""
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["date", "base_currency", "currency", "rate", "source"]
+        help_texts = {
+            "rate": "Units of the currency that 1 unit of the base currency buys on this day.",
+            "source": "Where the rate comes from, e.g. “ECB reference rate” or “manual”.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.fields["base_currency"].initial = conf.base_currency()
+            self.fields["source"].initial = "manual"
+
+    def _clean_code(self, name: str) -> str:
+        code = (self.cleaned_data.get(name) or "").strip().upper()
+        if code not in CURRENCY_CODES:
+            raise forms.ValidationError(f"{code or 'This'} is not an ISO 4217 currency code.")
+        return code
+
+    def clean_currency(self) -> str:
+        return self._clean_code("currency")
+
+    def clean_base_currency(self) -> str:
+        return self._clean_code("base_currency")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("currency") and cleaned.get("currency") == cleaned.get("base_currency"):
+            self.add_error("currency", "A currency has no rate against itself.")
+        return cleaned
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    form = ExchangeRateForm
+    list_display = ["date", "base_currency", "currency", "rate", "base_per_unit", "source"]
+    list_filter = ["base_currency", "currency", "source"]
+    search_fields = ["=currency"]
+    date_hierarchy = "date"
+    list_per_page = 100
+
+    @admin.display(description="1 unit of currency in base")
+    def base_per_unit(self, obj: ExchangeRate) -> str:
+        return f"{fx_rate_from(obj.rate)} {obj.base_currency}"
+
+    def changelist_view(self, request, extra_context=None):
+        # Purchases stored while no rate was known: the partial index makes this count cheap.
+        missing = missing_rate_count()
+        if missing:
+            events_url = reverse("admin:events_app_event_changelist")
+            subtitle = format_html(
+                '<a href="{}?revenue__isnull=False&amp;revenue_base__isnull=True">{} purchase{} lack{} a rate</a> '
+                "in the base currency {}: import rates, then run <code>manage.py reconvert</code>.",
+                events_url,
+                missing,
+                "" if missing == 1 else "s",
+                "s" if missing == 1 else "",
+                conf.base_currency(),
+            )
+        else:
+            subtitle = f"Every purchase has its amount in the base currency {conf.base_currency()}."
+        return super().changelist_view(request, extra_context={"subtitle": subtitle, **(extra_context or {})})
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        clear_rate_cache()  # other processes pick the change up within EVENTS_FX_CACHE_SECONDS
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        clear_rate_cache()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        clear_rate_cache()

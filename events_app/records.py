@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import orjson
 
-from . import conf
+from . import conf, currency
 from .serializers import decimal_string
 from .timeutil import iso_utc
 
@@ -39,7 +39,12 @@ def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
         payload["price"] = properties["price"]
         payload["quantity"] = quantity
         payload["currency"] = properties["currency"]
-        payload["revenue"] = decimal_string(price * quantity)
+        revenue = price * quantity
+        payload["revenue"] = decimal_string(revenue)
+        # Converted at the rate of the day it happened (cached in-process, see currency).
+        payload.update(
+            currency.convert(revenue=revenue, currency=payload["currency"], on=currency.utc_day(event["derived_at"]))
+        )
     return payload
 
 

@@ -14,6 +14,7 @@ from rest_framework.settings import api_settings
 
 from . import conf
 from .codes import COUNTRY_CODES, CURRENCY_CODES
+from .currency import minor_units_error
 from .timeutil import parse_rfc3339
 
 EVENT_TYPES = ("install", "purchase")
@@ -21,8 +22,15 @@ PLATFORMS = ("ios", "android", "windows", "macos", "linux", "web", "playstation"
 
 
 def json_size(value: object) -> int:
-    """Return the size in bytes of `value` encoded as compact JSON."""
-    return len(orjson.dumps(value))
+    """Return the size in bytes of `value` encoded as compact JSON.
+
+    Raises ValidationError for values the record could not carry (integers beyond
+    64 bits, for one: the HTTP parser reads those as floats, but other callers may not).
+    """
+    try:
+        return len(orjson.dumps(value))
+    except TypeError as exc:
+        raise serializers.ValidationError(f"Cannot be encoded as JSON: {exc}.", code="invalid") from exc
 
 
 def decimal_string(value: Decimal) -> str:
@@ -237,6 +245,13 @@ class PurchasePropertiesSerializer(KeepUnknownKeysSerializer):
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
     store = StrictCharField(max_length=64, required=False)
 
+    def validate(self, attrs: dict) -> dict:
+        """Refuse a price with more decimals than its currency's ISO 4217 minor units (4.999 EUR, 1.5 JPY)."""
+        error = minor_units_error(attrs["price"], attrs["currency"])
+        if error:
+            raise serializers.ValidationError({"price": [error]}, code="too_many_decimals")
+        return attrs
+
 
 PROPERTIES_SERIALIZERS = {
     "install": InstallPropertiesSerializer,
@@ -277,10 +292,21 @@ class EventSerializer(FlatSerializer):
             event_type: serializer_class() for event_type, serializer_class in PROPERTIES_SERIALIZERS.items()
         }
 
+    def run_validation(self, data: object = empty) -> dict:
+        # DRF answers a null with a bare list of errors; an event's errors are always
+        # keyed, so a client can read every answer the same way.
+        if not isinstance(data, Mapping):
+            message = self.error_messages["invalid"].format(datatype=type(data).__name__)
+            raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [message]}, code="invalid")
+        return super().run_validation(data)
+
     def to_internal_value(self, data: object) -> dict:
         # Check the size before any field work so an oversized event costs little.
         if isinstance(data, dict):
-            size = json_size(data)
+            try:
+                size = json_size(data)
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.detail}) from exc
             if size > conf.MAX_EVENT_BYTES:
                 message = self.error_messages["too_large"].format(size=size, max_size=conf.MAX_EVENT_BYTES)
                 raise serializers.ValidationError({"non_field_errors": [message]}, code="too_large")

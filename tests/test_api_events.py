@@ -483,7 +483,7 @@ def test_stored_payload_without_sent_at_derives_from_occurred_at(api, make_insta
 
 @pytest.mark.parametrize(
     ("price", "quantity", "revenue"),
-    [("2.50", 3, "7.5"), ("4.99", None, "4.99"), (10, 2, "20"), (0.1, 3, "0.3"), ("0.000001", 1_000_000, "1")],
+    [("2.50", 3, "7.5"), ("4.99", None, "4.99"), (10, 2, "20"), (0.1, 3, "0.3"), ("0.01", 1_000_000, "10000")],
     ids=["string-price", "default-quantity", "integer-price", "float-price", "tiny-price"],
 )
 def test_stored_purchase_payload_carries_price_quantity_currency_and_revenue(
@@ -498,7 +498,9 @@ def test_stored_purchase_payload_carries_price_quantity_currency_and_revenue(
     assert response.status_code == 202
     row = Event.objects.get()
     payload = row.payload
-    assert list(orjson.loads(encode_line(payload, emitted_at=NOW)))[-4:] == ["price", "quantity", "currency", "revenue"]
+    assert list(orjson.loads(encode_line(payload, emitted_at=NOW)))[-8:] == [
+        "price", "quantity", "currency", "revenue", "revenue_base", "base_currency", "fx_rate", "fx_date",
+    ]  # fmt: skip
     assert Decimal(payload["price"]) == Decimal(str(price))
     assert payload["quantity"] == (quantity or 1)
     assert payload["currency"] == "EUR"

@@ -78,7 +78,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": (
             "PRAGMA journal_mode=WAL;"
             f"PRAGMA synchronous={env.str('SQLITE_SYNCHRONOUS', default='FULL')};"
-            "PRAGMA cache_size=-65536;"
+            "PRAGMA cache_size=-16384;"  # 16 MiB of pages per connection: bounded worker memory
         ),
     }
     DATABASES["default"]["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default="") or None}
@@ -152,6 +152,11 @@ FIREHOSE_S3_PREFIX = env.str("FIREHOSE_S3_PREFIX", default="events/")
 AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="") or None
 AWS_REGION = env.str("AWS_REGION", default="us-east-1")
 EVENTS_BASE_CURRENCY = env.str("EVENTS_BASE_CURRENCY", default="USD")
+# A purchase on a day without a rate (weekend, holiday) takes the latest rate at most
+# this many days older (events_app.currency); none within it: base fields stay null.
+EVENTS_FX_LOOKBACK_DAYS = env.int("EVENTS_FX_LOOKBACK_DAYS", default=7)
+# How long each process reuses a looked-up rate, or its absence, per currency and day.
+EVENTS_FX_CACHE_SECONDS = env.float("EVENTS_FX_CACHE_SECONDS", default=60.0)
 EVENTS_INLINE_DELIVERY = env.bool("EVENTS_INLINE_DELIVERY", default=True)
 EVENTS_RECORD_TARGET_BYTES = env.int("EVENTS_RECORD_TARGET_BYTES", default=128 * 1024)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=12)

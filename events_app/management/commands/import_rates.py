@@ -1,0 +1,31 @@
+"""Import daily exchange rates (the ECB's reference-rate CSV or date,currency,rate) against the base currency."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from events_app import conf
+from events_app.rates import RateFileError, import_rates
+
+
+class Command(BaseCommand):
+    help = (
+        "Import exchange rates from the ECB's eurofxref CSV (or its zip) or a plain date,currency,rate CSV, "
+        "as rates against EVENTS_BASE_CURRENCY (crossed when the file quotes another currency). Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="eurofxref-hist.csv, eurofxref.zip, or a date,currency,rate CSV")
+        parser.add_argument(
+            "--quote-currency",
+            help="For a plain CSV: the currency its rates are per 1 unit of (default: the base currency).",
+        )
+
+    def handle(self, *args, file: str, quote_currency: str | None, **options):
+        try:
+            counts = import_rates(path=file, quote_currency=quote_currency)
+        except (OSError, RateFileError) as exc:
+            raise CommandError(str(exc)) from exc
+        span = f" from {counts.first_day} to {counts.last_day}" if counts.first_day else ""
+        self.stdout.write(
+            f"added={counts.added} updated={counts.updated} unchanged={counts.unchanged} skipped={counts.skipped} "
+            f"(rates against {conf.base_currency()}{span})"
+        )
