@@ -49,6 +49,16 @@ def base_currency() -> str:
     return settings.EVENTS_BASE_CURRENCY
 
 
+def fx_lookback_days() -> int:
+    """Return how many days before a purchase's day a rate may date from (EVENTS_FX_LOOKBACK_DAYS)."""
+    return settings.EVENTS_FX_LOOKBACK_DAYS
+
+
+def fx_cache_seconds() -> float:
+    """Return how long a looked-up rate (or its absence) is reused in-process (EVENTS_FX_CACHE_SECONDS)."""
+    return settings.EVENTS_FX_CACHE_SECONDS
+
+
 def inline_delivery() -> bool:
     """Return True if requests forward their own events after commit (EVENTS_INLINE_DELIVERY)."""
     return settings.EVENTS_INLINE_DELIVERY

@@ -30,7 +30,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import iso4217
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -50,16 +49,6 @@ ONE = Decimal(1)
 # are exact before the one deliberate rounding.
 _EXACT = decimal.Context(prec=80, rounding=ROUND_HALF_EVEN, traps=[decimal.InvalidOperation, decimal.DivisionByZero])
 BASE_FIELDS = ("revenue_base", "base_currency", "fx_rate", "fx_date")
-
-
-def fx_lookback_days() -> int:
-    """Return how many days before a purchase's day a rate may date from (EVENTS_FX_LOOKBACK_DAYS)."""
-    return settings.EVENTS_FX_LOOKBACK_DAYS
-
-
-def fx_cache_seconds() -> float:
-    """Return how long a looked-up rate (or its absence) is reused in-process (EVENTS_FX_CACHE_SECONDS)."""
-    return settings.EVENTS_FX_CACHE_SECONDS
 
 
 # Minor units
@@ -190,7 +179,7 @@ def find_rates(keys: Iterable[tuple[str, date]], *, base: str | None = None) -> 
             missing.add((currency, day))
     if missing:
         loaded = _load_rates(base=base, keys=missing)
-        expires = now + fx_cache_seconds()
+        expires = now + conf.fx_cache_seconds()
         with _cache_lock:
             if len(_cache) + len(missing) > _CACHE_MAX_ENTRIES:
                 _cache.clear()
@@ -211,7 +200,7 @@ def _earliest_day(day: date, lookback: timedelta) -> date:
 
 def _load_rates(*, base: str, keys: set[tuple[str, date]]) -> dict[tuple[str, date], FxRate]:
     """Look the keys up in the rate table: one range query when their days are close together."""
-    lookback = timedelta(days=fx_lookback_days())
+    lookback = timedelta(days=conf.fx_lookback_days())
     days = [day for _, day in keys]
     first, last = min(days), max(days)
     if (last - first).days > _RANGE_QUERY_MAX_DAYS:
