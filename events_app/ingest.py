@@ -209,25 +209,48 @@ def _sqlite_json(value: object) -> str | None:
 _SQLITE_CONVERTERS = {"DateTimeField": _sqlite_datetime, "UUIDField": _sqlite_uuid, "JSONField": _sqlite_json}
 
 
+def _json_text(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """How to insert audit rows on one database: the statement and each column's conversion."""
+
+    vendor: str
+    head: str  # INSERT INTO ... up to the rows
+    row_placeholders: str  # one row's "(%s, ...)", repeated per row (SQLite only)
+    tail: str  # ON CONFLICT DO NOTHING RETURNING event_id
+    columns: list  # (attribute name, converter or None)
+
+
 @functools.cache
-def _insert_plan(vendor: str, alias: str) -> tuple[str, str, list]:
-    """Return the INSERT's head, one row's placeholders, and per column (attribute, converter or None)."""
+def _insert_plan(vendor: str, alias: str) -> _InsertPlan:
     connection = connections[alias]
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(model_field.column) for model_field in _INSERT_FIELDS)
-    head = f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES "
-    row_placeholders = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
-    plan = []
+    names = ", ".join(quote(model_field.column) for model_field in _INSERT_FIELDS)
+    tail = f" ON CONFLICT DO NOTHING RETURNING {quote(_EVENT_ID_FIELD.column)}"
+    columns = []
     for model_field in _INSERT_FIELDS:
         internal = model_field.get_internal_type()
         if internal in _RAW_TYPES or (vendor == "postgresql" and internal in ("DateTimeField", "UUIDField")):
             converter = None
         elif vendor == "sqlite" and internal in _SQLITE_CONVERTERS:
             converter = _SQLITE_CONVERTERS[internal]
+        elif vendor == "postgresql" and internal == "JSONField":
+            converter = _json_text  # cast to jsonb by the statement
         else:
             converter = functools.partial(_prep_with_field, model_field, alias)
-        plan.append((model_field.attname, converter))
-    return head, row_placeholders, plan
+        columns.append((model_field.attname, converter))
+    table = quote(Event._meta.db_table)
+    if vendor == "postgresql":
+        # One row per statement, sent by psycopg's pipelined executemany: the SQL text
+        # stays small, so psycopg prepares it once instead of re-parsing thousands of
+        # placeholders on every request.
+        values = ", ".join("%s::jsonb" if converter is _json_text else "%s" for _, converter in columns)
+        return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ({values})", "", tail, columns)
+    row = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ", row, tail, columns)
 
 
 def _prep_with_field(model_field, alias: str, value: object) -> object:
@@ -246,15 +269,20 @@ def _insert_new_rows(rows: list[dict]) -> set[uuid.UUID]:
     """
     alias = Event.objects.db
     connection = connections[alias]
-    head, row_placeholders, plan = _insert_plan(connection.vendor, alias)
-    sql = (
-        head
-        + ", ".join([row_placeholders] * len(rows))
-        + f" ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(_EVENT_ID_FIELD.column)}"
-    )
-    params = [row[name] if convert is None else convert(row[name]) for row in rows for name, convert in plan]
+    plan = _insert_plan(connection.vendor, alias)
+    params = [[row[name] if convert is None else convert(row[name]) for name, convert in plan.columns] for row in rows]
+    returned = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
+        if plan.vendor == "postgresql":
+            driver_cursor = cursor.cursor  # psycopg's own: Django's wrapper cannot return rows from executemany
+            driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
+            while True:
+                returned += driver_cursor.fetchall()
+                if not driver_cursor.nextset():
+                    break
+        else:
+            sql = plan.head + ", ".join([plan.row_placeholders] * len(rows)) + plan.tail
+            cursor.execute(sql, [value for row in params for value in row])
+            returned = cursor.fetchall()
     # A UUID comes back as hex text from SQLite and as a UUID from PostgreSQL.
     return {value if isinstance(value, uuid.UUID) else uuid.UUID(value) for (value,) in returned}
