@@ -1,0 +1,182 @@
+"""The operator console in a real browser: log in, filter failed events, resend them, read the dashboard."""
+
+import random
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import F
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from events_app.ingest import ingest_events
+from events_app.keys import issue_api_key
+from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, RejectedEvent
+
+pytestmark = pytest.mark.e2e
+
+FX_TO_USD = {"USD": Decimal(1), "EUR": Decimal("1.08"), "GBP": Decimal("1.27")}
+
+
+def seed_pipeline(*, days: int = 30, per_day: int = 40, failed: int = 6, dead: int = 3) -> None:
+    """Store a month of installs and purchases for two games, mostly delivered, some failed, dead and pending."""
+    rng = random.Random(7)
+    now = timezone.now()
+    keys = [issue_api_key(game_slug="space-raiders")[0], issue_api_key(game_slug="moon-miners")[0]]
+    # One batch a day for the month, and a smaller one each hour of the last day.
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    slots = [(midnight - timedelta(days=day, hours=rng.uniform(1, 23)), per_day) for day in range(days - 1)]
+    slots += [(now - timedelta(hours=hour, minutes=rng.uniform(0, 59)), per_day / 8) for hour in range(24)]
+    for received_at, size in slots:
+        for share, api_key in zip((0.65, 0.35), keys, strict=True):
+            count = max(1, round(size * share * rng.uniform(0.6, 1.4)))
+            raw = [random_event(rng, occurred_at=received_at - timedelta(minutes=2)) for _ in range(count)]
+            assert ingest_events(api_key=api_key, raw_events=raw, received_at=received_at).rejected == 0
+            if rng.random() < 0.2:  # a client retrying a batch it had no answer for: duplicates
+                ingest_events(api_key=api_key, raw_events=raw, received_at=received_at + timedelta(seconds=30))
+    for currency, rate in FX_TO_USD.items():
+        Event.objects.filter(currency=currency).update(revenue_base=F("revenue") * rate, base_currency="USD")
+    Event.objects.update(delivery_state=DeliveryState.DELIVERED, attempts=1, next_attempt_at=None)
+    recent = list(Event.objects.order_by("-received_at").values_list("pk", flat=True)[: failed + dead + 4])
+    set_state(recent[:failed], DeliveryState.FAILED, attempts=3, now=now)
+    set_state(recent[failed : failed + dead], DeliveryState.DEAD, attempts=12, now=now)
+    set_state(recent[failed + dead :], DeliveryState.PENDING, attempts=0, now=now)
+    for minutes in range(12):
+        RejectedEvent.objects.create(
+            game=keys[minutes % 2].game,
+            received_at=now - timedelta(minutes=7 * minutes),
+            errors={"player_id": ["This field may not be blank."]},
+            body='{"event_type": "install", "player_id": ""}',
+        )
+
+
+def random_event(rng: random.Random, *, occurred_at) -> dict:
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "install",
+        "occurred_at": occurred_at.isoformat(),
+        "player_id": f"player-{rng.randint(1, 5000)}",
+        "platform": rng.choice(["ios", "android", "web"]),
+    }
+    if rng.random() < 0.25:
+        event["event_type"] = "purchase"
+        event["properties"] = {
+            "transaction_id": f"GPA.{uuid.uuid4().hex[:12]}",
+            "product_id": "gems",
+            "price": rng.choice(["0.99", "4.99", "9.99"]),
+            "currency": rng.choice(list(FX_TO_USD)),
+        }
+    return event
+
+
+def set_state(pks: list[int], state: str, *, attempts: int, now) -> None:
+    """Put events in a delivery state, with the failed attempts that led there."""
+    error = "" if state == DeliveryState.PENDING else "ServiceUnavailableException: Slow down."
+    Event.objects.filter(pk__in=pks).update(
+        delivery_state=state,
+        attempts=attempts,
+        last_error=error,
+        next_attempt_at=None if state == DeliveryState.DEAD else now,
+        emitted_at=now - timedelta(minutes=1) if error else None,
+    )
+    if error:
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(event_id=pk, attempted_at=now - timedelta(minutes=n), outcome="failed", error=error)
+            for pk in pks
+            for n in range(min(attempts, 3))
+        )
+
+
+def test_operator_filters_failed_events_and_resends_them(operator_login, screenshot):
+    seed_pipeline(days=3, per_day=20)
+    page = operator_login()
+
+    page.get_by_role("link", name="Events", exact=True).click()
+    page.wait_for_url("**/admin/events_app/event/")
+    expect(page.locator("#result_list .state-badge.state-delivered").first).to_be_visible()
+    screenshot("event-list.png")
+    page.click("#changelist-filter >> text=Failed (will retry)")
+    page.wait_for_url("**delivery_state__exact=failed**")
+    expect(page.locator("#result_list tbody tr")).to_have_count(6)
+    expect(page.locator("#result_list .state-badge.state-failed")).to_have_count(6)
+    screenshot("event-list-failed.png")
+
+    page.check("#action-toggle")
+    page.select_option("select[name=action]", "resend_selected")
+    page.click("button[name=index]")
+
+    expect(page.locator("ul.messagelist")).to_contain_text("Resent 6 events")
+    expect(page.locator("#result_list tbody tr")).to_have_count(0)  # none failed any more
+    resent = Event.objects.filter(attempts_log__outcome=AttemptOutcome.RESEND)
+    assert resent.count() == 6
+    assert set(resent.values_list("delivery_state", "attempts")) == {(DeliveryState.PENDING, 0)}
+
+
+def test_operator_resends_every_dead_event_of_one_game_after_confirming(operator_login):
+    seed_pipeline(days=3, per_day=20)
+    page = operator_login()
+    dead = set(Event.objects.filter(delivery_state="dead", game__slug="space-raiders").values_list("pk", flat=True))
+
+    page.goto("/admin/events_app/event/")
+    page.click("#changelist-filter >> text=Dead (gave up)")
+    page.click("#changelist-filter >> text=space-raiders")
+    page.wait_for_url("**game__id__exact=*")
+    page.click("#resend-matching-link")
+    expect(page.locator("#resend-count")).to_have_text(str(len(dead)))
+    page.click("#confirm-resend")
+
+    expect(page.locator("ul.messagelist")).to_contain_text(f"Resent {len(dead)} event")
+    assert set(Event.objects.filter(delivery_state="pending", attempts_log__outcome="resend").values_list(
+        "pk", flat=True)) == dead  # fmt: skip
+
+
+def test_event_page_shows_the_record_and_its_history_and_resends_it(operator_login, screenshot):
+    seed_pipeline(days=2, per_day=10)
+    page = operator_login()
+    event = Event.objects.filter(delivery_state="dead").first()
+
+    page.goto(f"/admin/events_app/event/{event.pk}/change/")
+    assert event.event_id.hex[:8] in page.locator(".field-firehose_line pre").inner_text().replace("-", "")
+    assert "Slow down." in page.locator("#attempts_log-group").inner_text()
+    screenshot("event-detail.png", full_page=True)
+    page.click("#resend-button")
+
+    expect(page.locator("ul.messagelist")).to_contain_text("Resent 1 event")
+    expect(page.locator("#attempts_log-group")).to_contain_text("Resend requested")
+
+
+def test_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(operator_login, screenshot):
+    seed_pipeline()
+    page = operator_login()
+
+    page.click("#dashboard-link")
+    page.wait_for_url("**/dashboard/")
+
+    for chart in ("#chart-hourly", "#chart-daily", "#chart-revenue"):
+        bars = page.locator(f"{chart} svg rect.bar")
+        assert bars.count() > 10, chart
+        box = bars.first.bounding_box()
+        assert box is not None and box["height"] > 0 and box["width"] > 0, chart
+    assert page.locator("#accepted-month").inner_text() == f"{Event.objects.count():,}"
+    assert page.locator("#backlog-failed").inner_text() == "6"
+    assert page.locator("#revenue-total").inner_text().endswith("USD")
+    screenshot("dashboard.png", full_page=True)
+
+    page.select_option("#dashboard-game", "moon-miners")
+    page.wait_for_url("**game=moon-miners")
+    assert page.locator("#chart-revenue [data-series=space-raiders]").count() == 0
+    assert page.locator("#chart-revenue [data-series=moon-miners]").count() > 0
+
+
+def test_read_only_operator_sees_events_but_no_way_to_resend(operator_login):
+    seed_pipeline(days=2, per_day=10)
+    page = operator_login("reader", superuser=False, permissions=("view_event", "view_game", "view_rejectedevent"))
+    event = Event.objects.filter(delivery_state="failed").first()
+
+    page.goto("/admin/events_app/event/?delivery_state__exact=failed")
+    expect(page.locator("#result_list tbody tr")).to_have_count(6)
+    assert page.locator("#resend-matching-link").count() == 0
+    assert page.locator("select[name=action] option[value=resend_selected]").count() == 0
+    page.goto(f"/admin/events_app/event/{event.pk}/change/")
+    assert page.locator("#resend-button").count() == 0

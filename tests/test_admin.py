@@ -1,0 +1,587 @@
+"""The operator console: event list, filters, search, detail, permissions, resends, games, keys, rejections."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth.models import Group, Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from events_app import delivery, paginators
+from events_app.admin import EventAdmin
+from events_app.ingest import ingest_events
+from events_app.keys import issue_api_key
+from events_app.models import ApiKey, AttemptOutcome, DeliveryAttempt, DeliveryState, Event, Game, RejectedEvent
+from events_app.resend import resend_events
+
+EVENTS_URL = reverse("admin:events_app_event_changelist")
+READ_ONLY_PERMISSIONS = ["view_event", "view_game", "view_apikey", "view_rejectedevent"]
+
+
+def store(api_key: ApiKey, raw_events: list[dict]) -> list[Event]:
+    """Ingest `raw_events` for the key's game and return their rows, in the order given."""
+    outcome = ingest_events(api_key=api_key, raw_events=raw_events, received_at=timezone.now())
+    assert outcome.rejected == 0, outcome.results
+    ids = [uuid.UUID(result["event_id"]) for result in outcome.results]
+    rows = {event.event_id: event for event in Event.objects.filter(event_id__in=ids)}
+    return [rows[event_id] for event_id in ids]
+
+
+def set_state(events: list[Event], state: str, **fields) -> None:
+    Event.objects.filter(pk__in=[e.pk for e in events]).update(delivery_state=state, **fields)
+
+
+def make_user(username: str, permissions: list[str]) -> User:
+    user = User.objects.create_user(username, password="secret-password-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="events_app", codename__in=permissions))
+    return user
+
+
+@pytest.fixture
+def operator(client, db):
+    """A logged-in read-only operator: may browse everything, resend nothing."""
+    client.force_login(make_user("reader", READ_ONLY_PERMISSIONS))
+    return client
+
+
+@pytest.fixture
+def resender(client, db):
+    """A logged-in operator who may also resend events."""
+    user = make_user("resender", [*READ_ONLY_PERMISSIONS, "resend_event"])
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def other_game_key(db):
+    return issue_api_key(game_slug="moon-miners", name="tests")
+
+
+def page_ids(response) -> set[int]:
+    return {event.pk for event in response.context["cl"].result_list}
+
+
+# -- the list -----------------------------------------------------------------------------------------------------
+
+
+def test_event_list_shows_time_type_game_player_a_state_badge_and_attempts(operator, game_key, make_install):
+    (event,) = store(game_key[0], [make_install(player_id="player-77")])
+    set_state([event], DeliveryState.FAILED, attempts=3)
+
+    response = operator.get(EVENTS_URL)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "player-77" in html
+    assert "space-raiders" in html
+    assert '<span class="state-badge state-failed"' in html
+    assert '<td class="field-attempts">3</td>' in html
+    assert "events_app/admin.css" in html
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"event_type": "purchase"}, {"purchase"}),
+        ({"delivery_state__exact": "dead"}, {"dead-install"}),
+        ({"platform": "web"}, {"web-install"}),
+        ({"currency": "GBP"}, {"purchase"}),
+    ],
+)
+def test_event_list_filters_by_type_state_platform_and_currency(
+    operator, game_key, make_install, make_purchase, query, expected
+):
+    plain, dead, web = store(game_key[0], [make_install(), make_install(), make_install(platform="web")])
+    purchase = make_purchase()
+    purchase["properties"]["currency"] = "GBP"
+    (stored_purchase,) = store(game_key[0], [purchase])
+    set_state([dead], DeliveryState.DEAD)
+    names = {stored_purchase.pk: "purchase", dead.pk: "dead-install", web.pk: "web-install", plain.pk: "plain"}
+
+    response = operator.get(EVENTS_URL, query)
+
+    assert {names[pk] for pk in page_ids(response)} == expected
+
+
+def test_event_list_filters_by_game(operator, game_key, other_game_key, make_install):
+    mine = store(game_key[0], [make_install(), make_install()])
+    store(other_game_key[0], [make_install()])
+
+    response = operator.get(EVENTS_URL, {"game__id__exact": game_key[0].game_id})
+
+    assert page_ids(response) == {e.pk for e in mine}
+
+
+def test_event_list_filters_by_state_and_game_together(operator, game_key, other_game_key, make_install):
+    dead_mine, _alive = store(game_key[0], [make_install(), make_install()])
+    (dead_other,) = store(other_game_key[0], [make_install()])
+    set_state([dead_mine, dead_other], DeliveryState.DEAD)
+
+    response = operator.get(EVENTS_URL, {"delivery_state__exact": "dead", "game__id__exact": game_key[0].game_id})
+
+    assert page_ids(response) == {dead_mine.pk}
+    assert '<span class="result-count">1</span>' in response.content.decode()
+
+
+def test_filter_choices_offer_the_values_that_occur(operator, game_key, make_install, make_purchase):
+    store(game_key[0], [make_install(platform="switch"), make_purchase()])
+
+    response = operator.get(EVENTS_URL)
+
+    titles = {str(spec.title): [c["display"] for c in spec.choices(response.context["cl"])] for spec in
+              response.context["cl"].filter_specs}  # fmt: skip
+    assert titles["type"] == ["All", "install", "purchase"]
+    assert titles["platform"] == ["All", "android", "switch"]
+    assert titles["currency"] == ["All", "EUR"]
+    assert "Dead (gave up)" in titles["delivery state"]
+
+
+def test_date_hierarchy_drills_down_to_the_days_that_have_events(operator, game_key, make_install):
+    first, second, third = store(game_key[0], [make_install(), make_install(), make_install()])
+    Event.objects.filter(pk=first.pk).update(received_at=datetime(2026, 3, 5, 10, tzinfo=UTC))
+    Event.objects.filter(pk=second.pk).update(received_at=datetime(2026, 3, 9, 23, 59, tzinfo=UTC))
+    Event.objects.filter(pk=third.pk).update(received_at=datetime(2026, 5, 1, tzinfo=UTC))
+
+    year = operator.get(EVENTS_URL).content.decode()
+    march = operator.get(EVENTS_URL, {"received_at__year": 2026, "received_at__month": 3})
+    day = operator.get(EVENTS_URL, {"received_at__year": 2026, "received_at__month": 3, "received_at__day": 9})
+
+    assert "received_at__month=3" in year and "received_at__month=5" in year
+    assert "received_at__month=4" not in year
+    days = march.content.decode()
+    assert "received_at__day=5" in days and "received_at__day=9" in days and "received_at__day=6" not in days
+    assert page_ids(march) == {first.pk, second.pk}
+    assert page_ids(day) == {second.pk}
+
+
+def test_search_finds_events_by_exact_event_id_player_id_and_transaction_id(
+    operator, game_key, make_install, make_purchase
+):
+    install, other = store(game_key[0], [make_install(player_id="alice"), make_install(player_id="bob")])
+    purchase_event = make_purchase(player_id="carol")
+    purchase_event["properties"]["transaction_id"] = "GPA.4242"
+    (purchase,) = store(game_key[0], [purchase_event])
+
+    assert page_ids(operator.get(EVENTS_URL, {"q": str(install.event_id)})) == {install.pk}
+    assert page_ids(operator.get(EVENTS_URL, {"q": "bob"})) == {other.pk}
+    assert page_ids(operator.get(EVENTS_URL, {"q": "GPA.4242"})) == {purchase.pk}
+    assert page_ids(operator.get(EVENTS_URL, {"q": "ali"})) == set()  # exact, not a substring scan
+
+
+def test_search_with_text_that_is_not_a_uuid_finds_nothing_instead_of_failing(operator, game_key, make_install):
+    store(game_key[0], [make_install()])
+
+    response = operator.get(EVENTS_URL, {"q": "not-a-uuid-%' OR 1=1"})
+
+    assert response.status_code == 200
+    assert page_ids(response) == set()
+
+
+def test_event_list_issues_the_same_number_of_queries_whatever_the_page_size(
+    operator, game_key, make_install, make_purchase, monkeypatch
+):
+    store(game_key[0], [make_install(player_id=f"p{i}") for i in range(40)] + [make_purchase() for _ in range(20)])
+    query = {"delivery_state__exact": "pending", "event_type": "install"}
+
+    counts = {}
+    for per_page in (5, 50):
+        monkeypatch.setattr(EventAdmin, "list_per_page", per_page)
+        with CaptureQueriesContext(connection) as queries:
+            response = operator.get(EVENTS_URL, query)
+        assert len(response.context["cl"].result_list) == min(per_page, 40)
+        counts[per_page] = len(queries)
+
+    assert counts[5] == counts[50]
+
+
+def test_event_list_counts_only_up_to_the_cap_and_says_so(operator, game_key, make_install, monkeypatch):
+    monkeypatch.setattr(paginators.EstimatedCountPaginator, "cap", 5)
+    store(game_key[0], [make_install() for _ in range(8)])
+
+    html = operator.get(EVENTS_URL).content.decode()
+
+    assert '<span class="result-count">5+</span>' in html
+
+
+def test_event_list_shows_the_exact_count_below_the_cap(operator, game_key, make_install):
+    store(game_key[0], [make_install() for _ in range(3)])
+
+    html = operator.get(EVENTS_URL).content.decode()
+
+    assert '<span class="result-count">3</span>' in html
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="table estimates are PostgreSQL's")
+def test_unfiltered_event_list_on_postgresql_uses_the_table_estimate(operator, game_key, make_install, monkeypatch):
+    monkeypatch.setattr(paginators.EstimatedCountPaginator, "cap", 5)
+    store(game_key[0], [make_install() for _ in range(12)])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+
+    unfiltered = operator.get(EVENTS_URL).content.decode()
+    filtered = operator.get(EVENTS_URL, {"event_type": "install"}).content.decode()
+
+    assert '<span class="result-count">about 12</span>' in unfiltered
+    assert '<span class="result-count">5+</span>' in filtered
+
+
+# -- the detail page ------------------------------------------------------------------------------------------------
+
+
+def test_event_page_shows_payload_firehose_line_timestamps_and_attempt_history(operator, game_key, make_purchase):
+    (event,) = store(game_key[0], [make_purchase(player_id="dora", app_version="2.1.0")])
+    sent_at = timezone.now()
+    Event.objects.filter(pk=event.pk).update(delivery_state=DeliveryState.FAILED, attempts=1, emitted_at=sent_at,
+                                             last_error="ServiceUnavailableException: slow down")  # fmt: skip
+    DeliveryAttempt.objects.create(event=event, attempted_at=sent_at, outcome=AttemptOutcome.FAILED,
+                                   error="ServiceUnavailableException: slow down")  # fmt: skip
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "&quot;player_id&quot;: &quot;dora&quot;" in html  # formatted JSON
+    line = response.context["adminform"].form.instance
+    assert line.pk == event.pk
+    expected_line = f'"event_id":"{event.event_id}"'.replace('"', "&quot;")
+    assert expected_line in html
+    assert f"&quot;emitted_at&quot;:&quot;{sent_at.astimezone(UTC).isoformat()[:19]}" in html
+    for label in ("Occurred (client clock)", "Sent (client clock)", "Received:", "Derived:"):
+        assert label in html
+    assert event.received_at.astimezone(UTC).isoformat().replace("+00:00", "Z") in html
+    assert "ServiceUnavailableException: slow down" in html
+    assert "Delivery attempts and resends" in html
+    assert "2.1.0" in html
+
+
+def test_event_page_is_read_only(resender, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+    url = reverse("admin:events_app_event_change", args=[event.pk])
+
+    page = resender.get(url).content.decode()
+    post = resender.post(url, {"player_id": "someone-else"})
+
+    assert 'name="_save"' not in page
+    assert post.status_code == 403
+    assert Event.objects.get(pk=event.pk).player_id == "player-1"
+
+
+# -- permissions ----------------------------------------------------------------------------------------------------
+
+
+def test_read_only_operator_browses_but_cannot_resend(operator, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD, attempts=12)
+
+    listing = operator.get(EVENTS_URL)
+    detail = operator.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+    action = operator.post(EVENTS_URL, {"action": "resend_selected", "_selected_action": [event.pk]})
+    button = operator.post(reverse("admin:events_app_event_resend", args=[event.pk]))
+    matching = operator.post(reverse("admin:events_app_event_resend_matching"))
+
+    assert listing.status_code == 200
+    assert "resend_selected" not in listing.content.decode()
+    assert "resend-matching-link" not in listing.content.decode()
+    assert "resend-button" not in detail
+    assert button.status_code == 403 and matching.status_code == 403
+    assert action.status_code in (200, 302)
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
+
+
+def test_a_group_with_the_resend_permission_can_resend(client, game_key, make_install):
+    resenders = Group.objects.create(name="resenders")
+    resenders.permissions.set(Permission.objects.filter(codename__in=["view_event", "resend_event"]))
+    user = User.objects.create_user("grouped", password="x-secret-1", is_staff=True)
+    user.groups.add(resenders)
+    client.force_login(user)
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD)
+
+    client.post(reverse("admin:events_app_event_resend", args=[event.pk]))
+
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client, db):
+    response = client.get(reverse("admin:events_app_event_dashboard"))
+
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+# -- resending ------------------------------------------------------------------------------------------------------
+
+
+def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_reports_counts(
+    resender, game_key, make_install
+):
+    dead, failed, pending = store(game_key[0], [make_install(), make_install(), make_install()])
+    set_state([dead], DeliveryState.DEAD, attempts=12, last_error="gave up", next_attempt_at=None)
+    set_state([failed], DeliveryState.FAILED, attempts=3, last_error="throttled",
+              next_attempt_at=timezone.now() + timedelta(hours=1))  # fmt: skip
+    before = timezone.now()
+
+    response = resender.post(
+        EVENTS_URL, {"action": "resend_selected", "_selected_action": [dead.pk, failed.pk, pending.pk]}, follow=True
+    )
+
+    assert "Resent 2 events (queued for the delivery worker); skipped 1 already pending or being sent." in [
+        str(m) for m in response.context["messages"]
+    ]
+    for event in Event.objects.filter(pk__in=[dead.pk, failed.pk]):
+        assert event.delivery_state == DeliveryState.PENDING
+        assert event.attempts == 0
+        assert event.last_error == ""
+        assert before <= event.next_attempt_at <= timezone.now()
+        assert event.claim_token is None
+        assert event.attempts_log.filter(outcome=AttemptOutcome.RESEND).count() == 1
+    assert not DeliveryAttempt.objects.filter(event=pending, outcome=AttemptOutcome.RESEND).exists()
+    logged = LogEntry.objects.filter(user=resender.user, action_flag=CHANGE)
+    assert sorted(int(entry.object_id) for entry in logged) == sorted([dead.pk, failed.pk])
+    assert all("Resent" in entry.get_change_message() for entry in logged)
+
+
+def test_resend_leaves_events_a_sender_holds_alone(game_key, make_install, admin_user):
+    (claimed, free) = store(game_key[0], [make_install(), make_install()])
+    set_state([claimed, free], DeliveryState.FAILED, attempts=2)
+    Event.objects.filter(pk=claimed.pk).update(claim_token=uuid.uuid4(),
+                                               claimed_until=timezone.now() + timedelta(seconds=60))  # fmt: skip
+
+    counts = resend_events(queryset=Event.objects.all(), user=admin_user)
+
+    assert (counts.resent, counts.skipped) == (1, 1)
+    assert Event.objects.get(pk=claimed.pk).delivery_state == DeliveryState.FAILED
+
+
+def test_resend_takes_over_an_expired_lease(game_key, make_install, admin_user):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.FAILED, claim_token=uuid.uuid4(), claimed_until=timezone.now() - timedelta(1))
+
+    counts = resend_events(queryset=Event.objects.all(), user=admin_user)
+
+    assert counts.resent == 1
+    assert Event.objects.get(pk=event.pk).claim_token is None
+
+
+def test_resend_works_through_large_selections_in_batches(game_key, make_install, admin_user):
+    events = store(game_key[0], [make_install(player_id=f"p{i}") for i in range(25)])
+    set_state(events, DeliveryState.DEAD, attempts=12)
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = resend_events(queryset=Event.objects.filter(delivery_state="dead"), user=admin_user, batch_size=10)
+
+    assert (counts.resent, counts.skipped) == (25, 0)
+    assert Event.objects.filter(delivery_state=DeliveryState.PENDING, attempts=0).count() == 25
+    assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).count() == 25
+    updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 3  # one per batch of 10
+
+
+def test_resend_all_matching_asks_first_and_changes_nothing_on_get(resender, game_key, other_game_key, make_install):
+    mine = store(game_key[0], [make_install(), make_install()])
+    set_state(mine, DeliveryState.DEAD, attempts=12)
+    query = {"delivery_state__exact": "dead", "game__id__exact": game_key[0].game_id}
+
+    response = resender.get(reverse("admin:events_app_event_resend_matching"), query)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<strong id="resend-count">2</strong>' in html
+    assert "<strong>space-raiders</strong>" in html
+    assert "<strong>Dead (gave up)</strong>" in html
+    assert set(Event.objects.values_list("delivery_state", flat=True)) == {DeliveryState.DEAD}
+
+
+def test_resend_all_matching_resends_only_what_the_filter_matches(resender, game_key, other_game_key, make_install):
+    dead_mine = store(game_key[0], [make_install(), make_install(), make_install()])
+    delivered_mine = store(game_key[0], [make_install()])
+    dead_other = store(other_game_key[0], [make_install()])
+    set_state(dead_mine + dead_other, DeliveryState.DEAD, attempts=12)
+    set_state(delivered_mine, DeliveryState.DELIVERED, attempts=1)
+    query = f"?delivery_state__exact=dead&game__id__exact={game_key[0].game_id}"
+
+    response = resender.post(reverse("admin:events_app_event_resend_matching") + query, follow=True)
+
+    assert response.redirect_chain[-1][0] == EVENTS_URL + query
+    assert "Resent 3 events (queued for the delivery worker)." in [str(m) for m in response.context["messages"]]
+    assert set(Event.objects.filter(pk__in=[e.pk for e in dead_mine]).values_list("delivery_state", flat=True)) == {
+        DeliveryState.PENDING
+    }
+    assert Event.objects.get(pk=dead_other[0].pk).delivery_state == DeliveryState.DEAD
+    assert Event.objects.get(pk=delivered_mine[0].pk).delivery_state == DeliveryState.DELIVERED
+
+
+def test_resend_all_matching_follows_the_search_too(resender, game_key, make_install):
+    alice, bob = store(game_key[0], [make_install(player_id="alice"), make_install(player_id="bob")])
+    set_state([alice, bob], DeliveryState.DEAD)
+
+    resender.post(reverse("admin:events_app_event_resend_matching") + "?q=alice")
+
+    assert Event.objects.get(pk=alice.pk).delivery_state == DeliveryState.PENDING
+    assert Event.objects.get(pk=bob.pk).delivery_state == DeliveryState.DEAD
+
+
+def test_resend_button_resends_one_event_on_post_only(resender, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD, attempts=12)
+    url = reverse("admin:events_app_event_resend", args=[event.pk])
+
+    page = resender.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+    get = resender.get(url)
+    post = resender.post(url, follow=True)
+
+    assert 'id="resend-button"' in page
+    assert get.status_code == 405
+    assert post.redirect_chain[-1][0] == reverse("admin:events_app_event_change", args=[event.pk])
+    assert "Resent 1 event (queued for the delivery worker)." in [str(m) for m in post.context["messages"]]
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+
+
+def test_a_resent_dead_event_is_delivered_by_the_worker(resender, game_key, moto_firehose, make_install):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD, attempts=12, next_attempt_at=None, last_error="gave up")
+    assert delivery.deliver_due().claimed == 0
+
+    resender.post(reverse("admin:events_app_event_resend", args=[event.pk]))
+    counts = delivery.deliver_due()
+
+    assert counts.delivered == 1
+    event.refresh_from_db()
+    assert (event.delivery_state, event.attempts) == (DeliveryState.DELIVERED, 1)
+    assert list(event.attempts_log.order_by("id").values_list("outcome", flat=True)) == [
+        AttemptOutcome.RESEND,
+        AttemptOutcome.DELIVERED,
+    ]
+
+
+# -- games and API keys ---------------------------------------------------------------------------------------------
+
+
+def test_a_game_is_created_in_the_admin(admin_client):
+    inline_management = {"api_keys-TOTAL_FORMS": 0, "api_keys-INITIAL_FORMS": 0}
+    response = admin_client.post(
+        reverse("admin:events_app_game_add"), {"slug": "star-farm", "name": "Star Farm", **inline_management}
+    )
+
+    assert response.status_code == 302
+    assert Game.objects.filter(slug="star-farm", name="Star Farm").exists()
+
+
+def test_issuing_a_key_shows_the_plaintext_once_and_stores_only_its_hash(admin_client, game_key, api, make_install):
+    game = game_key[0].game
+    form = admin_client.get(reverse("admin:events_app_apikey_add"), {"game": game.pk})
+
+    response = admin_client.post(reverse("admin:events_app_apikey_add"), {"game": game.pk, "name": "ios-prod"})
+
+    assert form.status_code == 200
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    (api_key, plaintext) = response.context["issued"][0]
+    assert plaintext in response.content.decode()
+    assert ApiKey.objects.get(pk=api_key.pk).key_hash == ApiKey.hash(plaintext)
+    key_page = admin_client.get(reverse("admin:events_app_apikey_change", args=[api_key.pk])).content.decode()
+    assert plaintext not in key_page
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert api.post("/v1/events", make_install(), format="json").status_code == 202
+
+
+def test_revoking_a_key_on_its_page_makes_the_api_refuse_it(admin_client, game_key, api, make_install):
+    api_key = game_key[0]
+    assert api.post("/v1/events", make_install(), format="json").status_code == 202
+
+    response = admin_client.post(reverse("admin:events_app_apikey_revoke", args=[api_key.pk]), follow=True)
+
+    assert "Revoked key" in next(str(m) for m in response.context["messages"])
+    assert ApiKey.objects.get(pk=api_key.pk).revoked_at is not None
+    assert api.post("/v1/events", make_install(), format="json").status_code == 401
+    assert admin_client.get(reverse("admin:events_app_apikey_revoke", args=[api_key.pk])).status_code == 405
+
+
+def test_rotating_keys_shows_the_new_plaintexts_and_revokes_the_old(admin_client, game_key, other_game_key):
+    old = [game_key[0], other_game_key[0]]
+
+    response = admin_client.post(
+        reverse("admin:events_app_apikey_changelist"),
+        {"action": "rotate_selected", "_selected_action": [k.pk for k in old]},
+    )
+
+    assert response.status_code == 200
+    issued = response.context["issued"]
+    assert {new.game.slug for new, _ in issued} == {"space-raiders", "moon-miners"}
+    assert all(ApiKey.objects.get(pk=k.pk).revoked_at is not None for k in old)
+    for new, plaintext in issued:
+        assert ApiKey.objects.get(key_hash=ApiKey.hash(plaintext)).pk == new.pk
+        assert new.name == "tests"
+
+
+def test_revoke_action_reports_how_many_keys_it_revoked(admin_client, game_key, other_game_key):
+    admin_client.post(reverse("admin:events_app_apikey_revoke", args=[other_game_key[0].pk]))
+
+    response = admin_client.post(
+        reverse("admin:events_app_apikey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [game_key[0].pk, other_game_key[0].pk]},
+        follow=True,
+    )
+
+    assert "Revoked 1 key; skipped 1 already revoked." in [str(m) for m in response.context["messages"]]
+
+
+def test_key_list_shows_last_use(admin_client, api, game_key, make_install):
+    api.post("/v1/events", make_install(), format="json")
+    ApiKey.objects.filter(pk=game_key[0].pk).update(last_used_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC))
+
+    html = admin_client.get(reverse("admin:events_app_apikey_changelist")).content.decode()
+
+    assert f"{game_key[0].prefix}…" in html
+    assert "Nov. 20, 2026, 8:30 a.m." in html
+    assert "key-active" in html
+
+
+def test_read_only_operator_cannot_issue_or_revoke_keys(operator, game_key):
+    assert operator.get(reverse("admin:events_app_apikey_add")).status_code == 403
+    assert operator.post(reverse("admin:events_app_apikey_revoke", args=[game_key[0].pk])).status_code == 403
+    assert ApiKey.objects.get(pk=game_key[0].pk).revoked_at is None
+
+
+# -- rejected events ------------------------------------------------------------------------------------------------
+
+
+def test_rejected_events_are_listed_newest_first_with_their_reason(operator, api, other_game_key, make_install):
+    api.post("/v1/events/batch", {"events": [make_install(player_id="")]}, format="json")
+    api.post("/v1/events/batch", {"events": [make_install(event_type="levelup")]}, format="json")
+
+    response = operator.get(reverse("admin:events_app_rejectedevent_changelist"))
+
+    rows = list(response.context["cl"].result_list)
+    assert [row.game.slug for row in rows] == ["space-raiders", "space-raiders"]
+    assert rows[0].received_at >= rows[1].received_at
+    html = response.content.decode()
+    assert "player_id: This field may not be blank." in html
+    assert "event_type:" in html
+
+
+def test_rejected_events_filter_by_game(operator, api, other_game_key, make_install):
+    api.post("/v1/events/batch", {"events": [make_install(player_id="")]}, format="json")
+    RejectedEvent.objects.create(game=other_game_key[0].game, received_at=timezone.now(), errors={"x": ["bad"]})
+
+    response = operator.get(
+        reverse("admin:events_app_rejectedevent_changelist"), {"game__id__exact": other_game_key[0].game_id}
+    )
+
+    assert [row.game.slug for row in response.context["cl"].result_list] == ["moon-miners"]
+
+
+def test_a_rejected_event_page_shows_errors_and_body_read_only(operator, api, make_install):
+    api.post("/v1/events/batch", {"events": [make_install(player_id="")]}, format="json")
+    rejection = RejectedEvent.objects.get()
+
+    html = operator.get(reverse("admin:events_app_rejectedevent_change", args=[rejection.pk])).content.decode()
+
+    assert "This field may not be blank." in html
+    assert "&quot;event_type&quot;: &quot;install&quot;" in html
+    assert 'name="_save"' not in html
