@@ -127,6 +127,8 @@ class Event(models.Model):
             models.Index(fields=["received_at"], name="event_received_idx"),
             models.Index(fields=["game", "received_at"], name="event_game_received_idx"),
             models.Index(fields=["delivery_state", "received_at"], name="event_state_received_idx"),
+            # "Dead (or failed) events of one game", the operators' usual question.
+            models.Index(fields=["game", "delivery_state", "received_at"], name="event_game_state_received_idx"),
             models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
             models.Index(fields=["player_id"], name="event_player_idx"),
             models.Index(fields=["platform", "received_at"], name="event_platform_received_idx"),
