@@ -1,25 +1,57 @@
-"""Python client for the player event tracker's HTTP API."""
+"""Python client for the player event tracker's HTTP API: a background Tracker and a synchronous TrackerClient."""
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "BatchResult": "client",
+    "EventRejectedError": "client",
+    "SendResult": "client",
+    "TrackerBadResponseError": "client",
+    "TrackerClient": "client",
+    "TrackerConnectionError": "client",
+    "TrackerError": "client",
+    "TrackerHTTPError": "client",
+    "TrackerRejectedError": "client",
+    "TrackerUnavailableError": "client",
+    "RetryPolicy": "retry",
+    "DROP_NEWEST": "tracker",
+    "DROP_OLDEST": "tracker",
+    "Tracker": "tracker",
+    "TrackerStats": "tracker",
+    "InvalidEventError": "validation",
+    "validate_event": "validation",
+}
 
 __all__ = [
+    "DROP_NEWEST",
+    "DROP_OLDEST",
     "BatchResult",
+    "EventRejectedError",
+    "InvalidEventError",
+    "RetryPolicy",
     "SendResult",
+    "Tracker",
+    "TrackerBadResponseError",
     "TrackerClient",
     "TrackerConnectionError",
     "TrackerError",
     "TrackerHTTPError",
     "TrackerRejectedError",
+    "TrackerStats",
     "TrackerUnavailableError",
     "__version__",
+    "validate_event",
 ]
 
 if TYPE_CHECKING:
     from .client import (
         BatchResult,
+        EventRejectedError,
         SendResult,
+        TrackerBadResponseError,
         TrackerClient,
         TrackerConnectionError,
         TrackerError,
@@ -27,13 +59,16 @@ if TYPE_CHECKING:
         TrackerRejectedError,
         TrackerUnavailableError,
     )
+    from .retry import RetryPolicy
+    from .tracker import DROP_NEWEST, DROP_OLDEST, Tracker, TrackerStats
+    from .validation import InvalidEventError, validate_event
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, not here: if this package imported sdk.client,
     # `python -m sdk.client` would find it already loaded, warn, and load it twice.
-    if name in __all__:
-        from . import client
+    if name in _EXPORTS:
+        from importlib import import_module
 
-        return getattr(client, name)
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from gzip import compress as gzip_compress
 from pathlib import Path
@@ -19,6 +19,23 @@ from typing import Any, Self
 import requests
 
 from . import __version__
+from .validation import encode_json, format_price, format_timestamp
+
+__all__ = [
+    "BatchResult",
+    "EventRejectedError",
+    "SendResult",
+    "TrackerBadResponseError",
+    "TrackerClient",
+    "TrackerConnectionError",
+    "TrackerError",
+    "TrackerHTTPError",
+    "TrackerRejectedError",
+    "TrackerUnavailableError",
+    "format_price",
+    "format_timestamp",
+    "main",
+]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = (3.05, 10)
@@ -78,6 +95,28 @@ class TrackerUnavailableError(TrackerHTTPError):
     """The tracker is throttling or failing (429 or 5xx); try again later."""
 
     retryable = True
+
+
+class TrackerBadResponseError(TrackerError):
+    """A 2xx answer that is not the tracker's JSON; try again later.
+
+    Captive portals and misconfigured proxies answer 200 with an HTML page: the
+    events most likely never reached the tracker, and their event_id makes a
+    resend harmless if they did.
+    """
+
+    retryable = True
+
+
+class EventRejectedError(TrackerError):
+    """The tracker refused one event of a batch; `errors` holds its reasons, keyed by field."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, errors: Any, event_id: str | None = None) -> None:
+        super().__init__(message, status_code=200, body=errors)
+        self.errors = errors
+        self.event_id = event_id
 
 
 @dataclass(frozen=True)
@@ -263,12 +302,18 @@ class TrackerClient:
         )
 
     def _post(self, path: str, payload: Mapping[str, Any]) -> requests.Response:
-        """POST a JSON payload and return the 2xx response, or raise a TrackerError.
+        """POST a JSON payload and return the 2xx response, or raise a TrackerError."""
+        return self._post_bytes(path, encode_json(payload))
 
-        The single place that talks to the network: retries belong here.
+    def _post_bytes(
+        self, path: str, data: bytes, *, timeout: float | tuple[float, float] | None = None
+    ) -> requests.Response:
+        """POST a JSON body and return the 2xx response, or raise a TrackerError.
+
+        The single place that talks to the network; `Tracker` wraps its retries
+        around it.
         """
         url = self.base_url + path
-        data = _encode(payload)
         headers = {}
         if self.gzip:
             data = gzip_compress(data, compresslevel=6, mtime=0)
@@ -280,7 +325,7 @@ class TrackerClient:
                 url,
                 data=data,
                 headers=headers,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
                 allow_redirects=False,
             )
         except (
@@ -296,29 +341,6 @@ class TrackerClient:
         return response
 
 
-def format_timestamp(value: datetime | str) -> str:
-    """Return an RFC 3339 UTC timestamp ending in Z; strings pass through unchanged."""
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"timestamp {value.isoformat()} has no time zone; use an aware datetime")
-    utc = value.astimezone(UTC)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def format_price(price: Decimal | str) -> str:
-    """Return a price as a plain decimal string; refuse floats, which are inexact."""
-    if isinstance(price, (float, bool)):
-        raise TypeError("price must be a Decimal or a string such as '4.99', not a float")
-    try:
-        amount = Decimal(price)
-    except (InvalidOperation, TypeError, ValueError) as err:
-        raise ValueError(f"price {price!r} is not a decimal number") from err
-    if not amount.is_finite():
-        raise ValueError(f"price {price!r} is not a finite number")
-    return format(amount, "f")
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -327,27 +349,13 @@ def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return format_timestamp(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _encode(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
-
-
 def _chunks(
     events: list[Mapping[str, Any]], max_count: int, max_bytes: int
 ) -> Iterator[tuple[int, list[Mapping[str, Any]]]]:
     """Yield (index of the first event, events) groups within both limits."""
     start, chunk, size = 0, [], 0
     for index, event in enumerate(events):
-        event_size = len(_encode(event)) + 1  # the comma between events
+        event_size = len(encode_json(event)) + 1  # the comma between events
         if chunk and (len(chunk) == max_count or size + event_size > max_bytes):
             yield start, chunk
             start, chunk, size = index, [], 0

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import json
-import socket
 import sys
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,105 +20,16 @@ from sdk.client import (
     TrackerUnavailableError,
     main,
 )
+from tests.sdk_helpers import Answer, FakeTracker, RecordedRequest, answer, unused_port
 
 API_KEY = "test-key"
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: Message
-    raw_body: bytes
-    client_port: int
-
-    @property
-    def body(self) -> bytes:
-        if self.headers.get("Content-Encoding") == "gzip":
-            return gzip.decompress(self.raw_body)
-        return self.raw_body
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Answer = tuple[int, Any, dict[str, str]]
-
-
-def accept_everything(request: RecordedRequest) -> Answer:
-    payload = request.json
-    if request.path == "/v1/events/batch":
-        results = [
-            {"index": index, "event_id": event.get("event_id"), "status": "accepted"}
-            for index, event in enumerate(payload["events"])
-        ]
-        body = {
-            "accepted": len(results),
-            "duplicates": 0,
-            "rejected": 0,
-            "results": results,
-        }
-        return 200, body, {}
-    return 202, {"event_id": payload.get("event_id"), "status": "accepted"}, {}
-
-
-def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Callable:
-    return lambda request: (status, body, headers or {})
-
-
-class FakeTrackerHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is visible
-
-    def do_POST(self) -> None:
-        tracker: FakeTracker = self.server.tracker  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length", 0))
-        request = RecordedRequest(
-            self.command,
-            self.path,
-            self.headers,
-            self.rfile.read(length),
-            self.client_address[1],
-        )
-        tracker.requests.append(request)
-        status, body, headers = tracker.respond(request)
-        is_text = isinstance(body, str)
-        data = body.encode() if is_text else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html" if is_text else "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class FakeTracker:
-    """Record every request and answer it with `respond` (accept everything by default)."""
-
-    def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeTrackerHandler)
-        self.httpd.tracker = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.reset()
-
-    def reset(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self.respond: Callable[[RecordedRequest], Answer] = accept_everything
-
-
 @pytest.fixture(scope="module")
 def tracker_server() -> Iterator[FakeTracker]:
-    fake = FakeTracker()
-    thread = threading.Thread(target=fake.httpd.serve_forever, daemon=True)
-    thread.start()
+    fake = FakeTracker().start()
     yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
-    thread.join()
+    fake.stop()
 
 
 @pytest.fixture
@@ -145,12 +49,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def client(tracker: FakeTracker) -> Iterator[TrackerClient]:
     with TrackerClient(base_url=tracker.url, api_key=API_KEY) as tracker_client:
         yield tracker_client
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_timestamp(value: str) -> datetime:

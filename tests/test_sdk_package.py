@@ -1,0 +1,33 @@
+"""The SDK stands on its own: requests is its only dependency, and its package metadata says so."""
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import sdk
+
+SDK_DIR = Path(sdk.__file__).parent
+
+
+def test_importing_the_whole_sdk_pulls_in_nothing_of_the_server():
+    code = (
+        "import json, sys\n"
+        "import sdk.client, sdk.retry, sdk.simulate, sdk.spool, sdk.tracker, sdk.validation\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=SDK_DIR.parent, capture_output=True, text=True, check=True)
+
+    loaded = set(json.loads(out.stdout))
+    assert "requests" in loaded
+    assert not loaded & {"django", "rest_framework", "events_app", "pycountry", "iso4217", "orjson", "boto3"}
+
+
+def test_the_package_depends_on_requests_only_and_takes_its_version_from_the_code():
+    project = tomllib.loads((SDK_DIR / "pyproject.toml").read_text())["project"]
+
+    assert [dependency.split(">")[0] for dependency in project["dependencies"]] == ["requests"]
+    assert project["dynamic"] == ["version"]
+    assert (SDK_DIR / project["readme"]).exists()
+    assert project["scripts"]["tracker-simulate"] == "sdk.simulate:main"

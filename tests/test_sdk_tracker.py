@@ -1,0 +1,637 @@
+"""The background Tracker against a local stand-in for the tracker: batching, retries, overflow, persistence."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sdk import (
+    DROP_OLDEST,
+    EventRejectedError,
+    InvalidEventError,
+    RetryPolicy,
+    Tracker,
+    TrackerBadResponseError,
+    TrackerRejectedError,
+    TrackerStats,
+    TrackerUnavailableError,
+    __version__,
+)
+from tests.sdk_helpers import (
+    CLOSE,
+    FakeClock,
+    FakeTracker,
+    RecordedRequest,
+    accept_everything,
+    answer,
+    answers,
+    poll_until,
+    spool_count,
+    unused_port,
+)
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeTracker]:
+    fake = FakeTracker().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_server: FakeTracker) -> FakeTracker:
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture
+def make_tracker(fake: FakeTracker) -> Iterator[Callable[..., Tracker]]:
+    """Return a factory of Trackers aimed at the stand-in (override with base_url); all closed after the test."""
+    made: list[Tracker] = []
+
+    def make(**options: Any) -> Tracker:
+        options = {"base_url": fake.url, "api_key": API_KEY, **options}
+        tracker = Tracker(**options)
+        made.append(tracker)
+        return tracker
+
+    yield make
+    for tracker in made:
+        tracker.close(timeout=5)
+
+
+class Errors:
+    """An on_error callback that records what it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Exception, list[dict]]] = []
+
+    def __call__(self, error: Exception, events: list[dict]) -> None:
+        self.calls.append((error, events))
+
+
+@pytest.fixture
+def gate(fake: FakeTracker) -> Iterator[threading.Event]:
+    """Make the stand-in hold every request until the test sets the returned event."""
+    opened = threading.Event()
+
+    def respond(request: RecordedRequest):
+        opened.wait(30)
+        return accept_everything(request)
+
+    fake.respond = respond
+    yield opened
+    opened.set()
+
+
+def balanced(stats: TrackerStats) -> bool:
+    return stats.queued + stats.restored == stats.sent + stats.failed + stats.dropped + stats.pending
+
+
+def purchase_of(tracker: Tracker, n: int = 0, **changes: Any) -> str | None:
+    options = {"transaction_id": f"GPA.{uuid.uuid4()}", "product_id": "gems_100", "price": "4.99", "currency": "EUR"}
+    return tracker.track_purchase(f"player-{n}", **{**options, **changes})
+
+
+def spooled_ids(path: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT event_id FROM spooled_event ORDER BY id")]
+
+
+# Tracking and batching
+
+
+def test_tracked_events_arrive_gzipped_with_their_fields(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+
+    install_id = tracker.track_install("player-42", store="google_play", country="DE", platform="android")
+    purchase_id = tracker.track_purchase(
+        "player-42", transaction_id="GPA.1", product_id="coins_500", price=Decimal("4.99"), currency="EUR",
+        quantity=2, platform="android", app_version="1.2.3", session_id="s-1", context={"level": 7},
+    )  # fmt: skip
+    assert tracker.flush(timeout=30)
+
+    (request,) = fake.requests
+    assert request.path == "/v1/events/batch"
+    assert request.headers["Content-Encoding"] == "gzip"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.headers["User-Agent"].startswith(f"player-event-tracker-sdk/{__version__} python/")
+    install, purchase = request.json["events"]
+    assert install["event_id"] == install_id
+    assert install["properties"] == {"store": "google_play", "country": "DE"}
+    assert purchase["event_id"] == purchase_id
+    assert purchase["properties"] == {
+        "transaction_id": "GPA.1", "product_id": "coins_500", "price": "4.99", "currency": "EUR", "quantity": 2,
+    }  # fmt: skip
+    assert (purchase["platform"], purchase["app_version"], purchase["session_id"]) == ("android", "1.2.3", "s-1")
+    assert purchase["context"] == {"level": 7}
+    assert request.json["sent_at"].endswith("Z")
+    assert tracker.stats() == TrackerStats(
+        queued=2, restored=0, sent=2, accepted=2, duplicates=0, failed=0, rejected=0, dropped=0, retried=0,
+        requests=1, pending=0,
+    )  # fmt: skip
+
+
+def test_a_batch_goes_as_soon_as_100_events_wait(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+
+    ids = [tracker.track_install(f"player-{n}") for n in range(130)]
+    fake.wait_for_requests(1)
+
+    assert fake.requests[0].event_ids == ids[:100]
+    assert tracker.flush(timeout=30)
+    assert fake.sent_event_ids() == ids
+
+
+def test_a_batch_goes_as_soon_as_500_kb_wait(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+    blob = "x" * 7000  # about 7 KB per event: 500 KB is about 73 events
+
+    ids = [tracker.track_install(f"player-{n}", context={"blob": blob}) for n in range(90)]
+    fake.wait_for_requests(1)
+
+    first = fake.requests[0]
+    assert 60 < len(first.event_ids) < 90
+    assert len(first.body) <= 500 * 1024 + 100  # the batch, plus its envelope
+    assert tracker.flush(timeout=30)
+    assert fake.sent_event_ids() == ids
+
+
+def test_a_partial_batch_goes_when_the_flush_interval_passes(make_tracker, fake):
+    tracker = make_tracker(flush_interval=0.05)
+
+    ids = [tracker.track_install(f"player-{n}") for n in range(3)]
+    fake.wait_for_requests(1)  # no flush() call: the interval alone sends it
+
+    assert fake.requests[0].event_ids == ids
+
+
+def test_flush_returns_once_everything_is_sent_in_batches_of_at_most_100(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+    ids = [tracker.track_install(f"player-{n}") for n in range(250)]
+
+    assert tracker.flush(timeout=30)
+
+    assert fake.sent_event_ids() == ids
+    assert all(len(request.event_ids) <= 100 for request in fake.requests)
+    assert tracker.stats().sent == 250
+    assert tracker.pending == 0
+
+
+def test_close_sends_what_waits(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+    ids = [tracker.track_install(f"player-{n}") for n in range(5)]
+
+    assert tracker.close() is True
+
+    assert fake.sent_event_ids() == ids
+
+
+def test_events_tracked_after_close_are_dropped_and_counted(make_tracker, fake):
+    tracker = make_tracker()
+    tracker.close()
+
+    assert tracker.track_install("player-1") is None
+
+    assert tracker.stats().dropped == 1
+    assert fake.requests == []
+
+
+def test_many_threads_tracking_at_once_lose_and_repeat_nothing(make_tracker, fake):
+    tracker = make_tracker(flush_interval=0.05)
+    ids: list[str] = []
+
+    def play(player: int) -> None:
+        ids.extend(tracker.track_install(f"player-{player}-{n}") for n in range(500))
+
+    threads = [threading.Thread(target=play, args=(player,)) for player in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tracker.flush(timeout=60)
+
+    assert sorted(fake.sent_event_ids()) == sorted(ids)
+    assert len(set(ids)) == 4000
+    assert balanced(tracker.stats())
+
+
+def test_the_sync_mode_has_sent_the_event_when_track_returns_and_starts_no_thread(make_tracker, fake):
+    threads_before = threading.active_count()
+    tracker = make_tracker(sync=True)
+
+    event_id = tracker.track_install("player-1")
+
+    assert fake.sent_event_ids() == [event_id]
+    assert tracker.stats().sent == 1
+    assert threading.active_count() <= threads_before + 1  # at most the stand-in's request thread
+
+
+# Local checks
+
+
+def test_an_invalid_event_raises_naming_every_bad_field_and_is_not_queued(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError) as caught:
+        tracker.track_purchase(
+            "", transaction_id="GPA.1", product_id="gems", price="-1", currency="EURO", platform="amiga"
+        )
+
+    assert set(caught.value.errors) == {"player_id", "platform", "properties.price", "properties.currency"}
+    assert "player_id: may not be blank" in str(caught.value)
+    assert tracker.stats().queued == 0
+    assert fake.requests == []
+
+
+def test_a_float_price_is_refused(make_tracker):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError, match="float"):
+        tracker.track_purchase("player-1", transaction_id="GPA.1", product_id="gems", price=4.99, currency="EUR")
+
+
+def test_a_price_with_more_decimals_than_its_currency_has_is_refused(make_tracker):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError, match="JPY"):
+        tracker.track_purchase("player-1", transaction_id="GPA.1", product_id="gems", price="120.5", currency="JPY")
+
+
+def test_a_given_event_id_is_kept_and_written_canonically(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+    event_id = uuid.uuid4()
+
+    returned = tracker.track_install("player-1", event_id=event_id.hex.upper())
+
+    assert returned == str(event_id)
+    assert fake.sent_event_ids() == [str(event_id)]
+
+
+def test_an_event_id_that_is_not_a_uuid_is_refused(make_tracker):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError, match="event_id"):
+        tracker.track_install("player-1", event_id="order-42")
+
+
+def test_occurred_at_goes_out_in_utc_and_a_naive_one_is_refused(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+    paris = timezone(timedelta(hours=2))
+
+    tracker.track_install("player-1", occurred_at=datetime(2025, 7, 1, 14, 30, 5, 123456, tzinfo=paris))
+    with pytest.raises(InvalidEventError, match="time zone"):
+        tracker.track_install("player-1", occurred_at=datetime(2025, 7, 1, 14, 30))  # noqa: DTZ001 (naive on purpose)
+
+    assert fake.requests[0].json["events"][0]["occurred_at"] == "2025-07-01T12:30:05.123Z"
+
+
+def test_occurred_at_defaults_to_now(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    tracker.track_install("player-1")
+    after = datetime.now(UTC)
+
+    occurred_at = datetime.fromisoformat(fake.requests[0].json["events"][0]["occurred_at"])
+    assert before <= occurred_at <= after
+
+
+def test_without_validation_types_the_sdk_does_not_know_yet_go_out(make_tracker, fake):
+    tracker = make_tracker(sync=True, validate=False)
+
+    tracker.track("level_up", "player-1", properties={"level": 7})
+
+    assert fake.requests[0].json["events"][0]["event_type"] == "level_up"
+
+
+# Delivery: retries, rejections
+
+
+def sync_tracker(make_tracker, clock: FakeClock, **options: Any) -> Tracker:
+    policy = options.pop("retry", RetryPolicy(random=lambda: 1.0))
+    return make_tracker(sync=True, clock=clock, sleep=clock.sleep, retry=policy, **options)
+
+
+def test_network_errors_429_and_5xx_are_retried_with_the_same_event_ids(make_tracker, fake):
+    clock = FakeClock()
+    fake.respond = answers((503, {"detail": "down"}, {}), CLOSE, (429, {"detail": "slow down"}, {}))
+    tracker = sync_tracker(make_tracker, clock)
+
+    event_id = tracker.track_install("player-1")
+
+    assert [request.event_ids for request in fake.requests] == [[event_id]] * 4
+    assert len({request.json["events"][0]["occurred_at"] for request in fake.requests}) == 1
+    stats = tracker.stats()
+    assert (stats.sent, stats.retried, stats.requests, stats.failed) == (1, 3, 4, 0)
+
+
+def test_retries_back_off_exponentially_up_to_the_cap(make_tracker, fake):
+    clock = FakeClock()
+    fake.respond = answers(*[(503, {}, {})] * 6)
+    tracker = sync_tracker(make_tracker, clock, retry=RetryPolicy(base=0.5, cap=4, budget=1000, random=lambda: 1.0))
+
+    tracker.track_install("player-1")
+
+    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_backoff_is_full_jitter_between_zero_and_the_ceiling():
+    policy = RetryPolicy(base=0.5, cap=30)
+    for retry in range(1, 12):
+        ceiling = min(30, 0.5 * 2 ** (retry - 1))
+        delays = [policy.delay(retry) for _ in range(200)]
+        assert all(0 <= delay <= ceiling for delay in delays)
+        assert max(delays) > ceiling / 2  # spread out, not a fixed step
+
+
+def test_retry_after_is_honoured(make_tracker, fake):
+    clock = FakeClock()
+    fake.respond = answers((429, {"detail": "slow down"}, {"Retry-After": "7"}))
+    tracker = sync_tracker(make_tracker, clock, retry=RetryPolicy(random=lambda: 0.0))
+
+    tracker.track_install("player-1")
+
+    assert clock.sleeps == [7.0]
+    assert tracker.stats().sent == 1
+
+
+def test_a_batch_is_given_up_once_its_retry_budget_is_spent(make_tracker, fake):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = answer(503, {"detail": "down"})
+    tracker = sync_tracker(
+        make_tracker, clock, on_error=errors, retry=RetryPolicy(base=1, cap=8, budget=20, random=lambda: 1.0)
+    )
+
+    event_id = tracker.track_install("player-1")
+
+    assert clock.sleeps == [1, 2, 4, 8]  # the next wait, 8 more, would end past 20 s
+    assert len(fake.requests) == 5
+    ((error, events),) = errors.calls
+    assert isinstance(error, TrackerUnavailableError)
+    assert [event["event_id"] for event in events] == [event_id]
+    stats = tracker.stats()
+    assert (stats.failed, stats.rejected, stats.sent, stats.pending) == (1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 413])
+def test_other_4xx_answers_are_not_retried_and_go_to_on_error(make_tracker, fake, status):
+    errors = Errors()
+    fake.respond = answer(status, {"detail": "no"})
+    tracker = make_tracker(sync=True, on_error=errors)
+
+    event_id = tracker.track_install("player-1")
+
+    assert len(fake.requests) == 1
+    ((error, events),) = errors.calls
+    assert isinstance(error, TrackerRejectedError)
+    assert (error.status_code, error.body) == (status, {"detail": "no"})
+    assert [event["event_id"] for event in events] == [event_id]
+    stats = tracker.stats()
+    assert (stats.failed, stats.rejected, stats.retried) == (1, 1, 0)
+
+
+def test_events_the_server_rejects_go_to_on_error_with_its_reasons_and_are_not_resent(make_tracker, fake):
+    errors = Errors()
+    reasons = {"properties": {"price": ["EUR allows at most 2 decimal places."]}}
+
+    def reject_the_second(request: RecordedRequest):
+        first, _ = request.event_ids
+        return 200, {
+            "accepted": 1, "duplicates": 0, "rejected": 1,
+            "results": [
+                {"index": 0, "event_id": first, "status": "accepted"},
+                {"index": 1, "status": "rejected", "errors": reasons},
+            ],
+        }, {}  # fmt: skip
+
+    fake.respond = reject_the_second
+    tracker = make_tracker(flush_interval=3600, on_error=errors)
+    tracker.track_install("player-1")
+    rejected_id = purchase_of(tracker)
+
+    assert tracker.flush(timeout=30)
+    assert tracker.flush(timeout=30)
+
+    assert len(fake.requests) == 1
+    ((error, events),) = errors.calls
+    assert isinstance(error, EventRejectedError)
+    assert (error.errors, error.event_id) == (reasons, rejected_id)
+    assert "price" in str(error)
+    assert events[0]["event_id"] == rejected_id
+    assert events[0]["properties"]["price"] == "4.99"
+    stats = tracker.stats()
+    assert (stats.accepted, stats.rejected, stats.failed, stats.pending) == (1, 1, 1, 0)
+
+
+def test_duplicates_count_as_sent(make_tracker, fake):
+    def duplicate(request: RecordedRequest):
+        results = [{"index": i, "event_id": e, "status": "duplicate"} for i, e in enumerate(request.event_ids)]
+        return 200, {"accepted": 0, "duplicates": len(results), "rejected": 0, "results": results}, {}
+
+    fake.respond = duplicate
+    tracker = make_tracker(sync=True)
+
+    tracker.track_install("player-1")
+
+    stats = tracker.stats()
+    assert (stats.sent, stats.duplicates, stats.accepted) == (1, 1, 0)
+
+
+def test_an_answer_that_is_not_the_trackers_json_is_retried(make_tracker, fake):
+    clock = FakeClock()
+    fake.respond = answers((200, "<html>Welcome to the airport wifi</html>", {}))
+    errors = Errors()
+    tracker = sync_tracker(make_tracker, clock, on_error=errors)
+
+    tracker.track_install("player-1")
+
+    assert len(fake.requests) == 2
+    assert tracker.stats().sent == 1
+    assert errors.calls == []
+
+
+def test_a_captive_portal_error_names_the_problem():
+    error = TrackerBadResponseError("the tracker answered 200 without a result for every event", status_code=200)
+
+    assert error.retryable is True
+
+
+def test_an_on_error_that_raises_does_not_stop_the_tracker(make_tracker, fake):
+    def broken(error, events):
+        raise RuntimeError("bug in the game's callback")
+
+    fake.respond = answers((400, {"detail": "no"}, {}))
+    tracker = make_tracker(flush_interval=3600, on_error=broken)
+
+    tracker.track_install("player-1")
+    assert tracker.flush(timeout=30)
+    event_id = tracker.track_install("player-2")
+    assert tracker.flush(timeout=30)
+
+    assert fake.requests[-1].event_ids == [event_id]
+    assert tracker.stats().sent == 1
+
+
+def test_close_gives_up_by_its_deadline_when_the_tracker_is_down_and_reports_every_event(make_tracker):
+    errors = Errors()
+    tracker = make_tracker(
+        base_url=f"http://127.0.0.1:{unused_port()}", flush_interval=3600, on_error=errors,
+        retry=RetryPolicy(base=0.05, cap=0.1, budget=600),
+    )  # fmt: skip
+    ids = [tracker.track_install(f"player-{n}") for n in range(250)]
+
+    assert tracker.close(timeout=0.5) is False
+
+    ((error, events),) = errors.calls  # one report, with the last reason
+    assert sorted(event["event_id"] for event in events) == sorted(ids)
+    assert "Connection refused" in str(error)
+    stats = tracker.stats()
+    assert (stats.failed, stats.pending, stats.sent) == (250, 0, 0)
+    assert stats.retried > 0
+
+
+# Overflow
+
+
+def test_a_full_queue_drops_the_newest_events_counts_them_and_never_blocks(make_tracker, fake, gate):
+    tracker = make_tracker(batch_size=5, max_queue_size=10, flush_interval=3600)
+    first = [tracker.track_install(f"player-{n}") for n in range(5)]
+    fake.wait_for_requests(1)  # the sender is now stuck in that request
+    returned: list[str | None] = []
+
+    caller = threading.Thread(target=lambda: returned.extend(tracker.track_install(f"p-{n}") for n in range(100)))
+    caller.start()
+    caller.join(timeout=30)
+
+    assert not caller.is_alive(), "track_* blocked while the tracker was busy"
+    assert all(returned[:10]) and returned[10:] == [None] * 90
+    assert tracker.stats().dropped == 90
+    gate.set()
+    assert tracker.flush(timeout=30)
+    assert fake.sent_event_ids() == first + returned[:10]
+    assert balanced(tracker.stats())
+
+
+def test_drop_oldest_keeps_the_latest_events(make_tracker, fake, gate):
+    tracker = make_tracker(batch_size=5, max_queue_size=10, flush_interval=3600, overflow=DROP_OLDEST)
+    first = [tracker.track_install(f"player-{n}") for n in range(5)]
+    fake.wait_for_requests(1)
+
+    later = [tracker.track_install(f"p-{n}") for n in range(100)]
+    gate.set()
+
+    assert tracker.flush(timeout=30)
+    assert fake.sent_event_ids() == first + later[-10:]
+    stats = tracker.stats()
+    assert (stats.dropped, stats.sent) == (90, 15)
+    assert balanced(stats)
+
+
+# Persistence
+
+
+def test_with_persistence_tracked_events_reach_the_spool_before_any_request(make_tracker, fake, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(persist=spool, batch_size=500, flush_interval=3600)
+
+    ids = [tracker.track_install(f"player-{n}") for n in range(10)]
+
+    poll_until(lambda: spool_count(spool) == 10, timeout=10, what="10 events in the spool")
+    assert spooled_ids(spool) == ids
+    assert fake.requests == []
+
+
+def test_spooled_events_leave_the_spool_only_once_the_tracker_answered(make_tracker, fake, gate, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(persist=spool, flush_interval=3600)
+    ids = [tracker.track_install(f"player-{n}") for n in range(3)]
+    flushing = threading.Thread(target=tracker.flush, kwargs={"timeout": 30})
+    flushing.start()
+
+    fake.wait_for_requests(1)  # in flight, not yet answered
+    assert spooled_ids(spool) == ids
+    gate.set()
+    flushing.join()
+
+    assert spool_count(spool) == 0
+    assert tracker.stats().sent == 3
+
+
+def test_events_left_in_the_spool_are_sent_on_the_next_start(make_tracker, fake, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
+    offline = make_tracker(
+        persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", retry=RetryPolicy(base=0.05, cap=0.1)
+    )
+    ids = [offline.track_install(f"player-{n}") for n in range(20)]
+
+    assert offline.close(timeout=0.3) is False
+    assert offline.stats().pending == 20
+    assert offline.stats().failed == 0
+    assert spooled_ids(spool) == ids
+
+    online = make_tracker(persist=spool, flush_interval=3600)
+    assert online.stats().restored == 20
+    assert online.flush(timeout=30)
+
+    assert fake.sent_event_ids() == ids
+    assert spool_count(spool) == 0
+    assert balanced(online.stats())
+
+
+@pytest.mark.parametrize(("overflow", "kept"), [("drop_newest", slice(0, 5)), ("drop_oldest", slice(3, 8))])
+def test_a_full_spool_drops_by_the_overflow_policy(make_tracker, tmp_path, overflow, kept):
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", max_spool_events=5, overflow=overflow,
+        flush_interval=3600, batch_size=500,
+    )  # fmt: skip
+
+    ids = [tracker.track_install(f"player-{n}") for n in range(8)]
+
+    poll_until(lambda: tracker.stats().dropped == 3, timeout=10, what="3 events dropped")
+    assert spooled_ids(spool) == ids[kept]
+    assert balanced(tracker.stats())
+    tracker.close(timeout=0.1)  # offline: the spool keeps them
+
+
+def test_rejected_events_leave_the_spool_too(make_tracker, fake, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
+    fake.respond = answer(401, {"detail": "Invalid API key."})
+    errors = Errors()
+    tracker = make_tracker(persist=spool, sync=True, on_error=errors)
+
+    tracker.track_install("player-1")
+
+    assert spool_count(spool) == 0
+    assert tracker.stats().rejected == 1
+    assert len(errors.calls) == 1
+
+
+def test_persistence_works_in_sync_mode(make_tracker, fake, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(persist=spool, sync=True)
+
+    event_id = tracker.track_install("player-1")
+
+    assert fake.sent_event_ids() == [event_id]
+    assert spool_count(spool) == 0
+
+
+def test_options_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="batch_size"):
+        Tracker(api_key=API_KEY, batch_size=501)
+    with pytest.raises(ValueError, match="overflow"):
+        Tracker(api_key=API_KEY, overflow="block")
