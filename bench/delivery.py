@@ -17,14 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import boto3
-
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import ensure_postgres_database, free_port, wait_until_up  # noqa: E402
+from common import ensure_postgres_database, free_port, moto_server, put_record_batch_calls  # noqa: E402
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -104,12 +101,7 @@ def main() -> None:
     fill(env, args.events)
     print(f"filled {args.events:,} pending events in {time.perf_counter() - started:.0f} s")
 
-    moto = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until_up(env["AWS_ENDPOINT_URL"])
+    with moto_server(moto_port):
         subprocess.run([*manage, "ensure_firehose"], env=env, check=True, capture_output=True)
         started = time.perf_counter()
         worker = subprocess.Popen([*manage, "deliver_events", "--once"], env=env, stdout=subprocess.PIPE, text=True)
@@ -122,15 +114,7 @@ def main() -> None:
             time.sleep(0.5)
         summary = worker.communicate()[0].strip()
         seconds = time.perf_counter() - started
-        s3 = boto3.client(
-            "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        calls = sum(len(page.get("Contents", [])) for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket="game-events"))  # fmt: skip
-    finally:
-        moto.terminate()
-        moto.wait()
+        calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
 
     print(f"worker: {summary}")
     print(f"delivery: {args.events / seconds:,.0f} events/s ({seconds:.0f} s incl. start-up), "

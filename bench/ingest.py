@@ -12,36 +12,17 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import boto3
-import requests
+from common import ensure_postgres_database, free_port, moto_server, put_record_batch_calls, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 def run_wrk(url: str, *, key: str, batch: int, duration: int, connections: int) -> dict:
@@ -60,16 +41,6 @@ def run_wrk(url: str, *, key: str, batch: int, duration: int, connections: int) 
         "p50": re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1),
         "p99": re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1),
     }
-
-
-def ensure_postgres_database(url: str) -> None:
-    """Create the database `url` names if it does not exist yet."""
-    import psycopg
-
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def count_rows(env: dict) -> int:
@@ -130,26 +101,12 @@ def main() -> None:
     acknowledged = (single["requests"] - single["errors"]) + 100 * (batched["requests"] - batched["errors"])
     stored = count_rows(env)
 
-    moto = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until_up(env["AWS_ENDPOINT_URL"])
+    with moto_server(moto_port):
         subprocess.run([*MANAGE, "ensure_firehose"], env=env, check=True, capture_output=True)
         started = time.perf_counter()
         subprocess.run([*MANAGE, "deliver_events", "--once"], env=env, check=True, capture_output=True)
         delivery_seconds = time.perf_counter() - started
-        s3 = boto3.client(
-            "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        calls = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="game-events"):
-            calls += len(page.get("Contents", []))
-    finally:
-        moto.terminate()
-        moto.wait()
+        calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
     shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} {args.worker_class} workers "

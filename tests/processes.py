@@ -128,19 +128,23 @@ class App:
         self.processes.append(process)
         return process
 
-    def s3_event_ids(self) -> list[str]:
-        """Return the event_id of every NDJSON line in the bucket (repeats included)."""
+    def s3_lines(self) -> list[dict]:
+        """Return every NDJSON line in the bucket, parsed (repeats included), checking each object ends in a newline."""
         s3 = boto3.client(
             "s3", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )  # fmt: skip
-        ids = []
+        lines = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env["FIREHOSE_S3_BUCKET"]):
             for item in page.get("Contents", []):
                 body = s3.get_object(Bucket=self.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
                 assert body.endswith(b"\n")
-                ids.extend(orjson.loads(line)["event_id"] for line in body.splitlines())
-        return ids
+                lines.extend(orjson.loads(line) for line in body.splitlines())
+        return lines
+
+    def s3_event_ids(self) -> list[str]:
+        """Return the event_id of every NDJSON line in the bucket (repeats included)."""
+        return [line["event_id"] for line in self.s3_lines()]
 
     def query(self, sql: str) -> list[tuple]:
         """Run `sql` on the app's database directly (fast enough to poll); return the rows."""

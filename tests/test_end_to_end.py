@@ -1,25 +1,10 @@
 """End to end with real processes: moto's server as AWS, the app under gunicorn, the SDK over HTTP."""
 
-import boto3
-import orjson
 import pytest
 
 from sdk.client import TrackerClient
 
 pytestmark = pytest.mark.e2e
-
-
-def s3_lines(deployment) -> list[dict]:
-    s3 = boto3.client(
-        "s3", endpoint_url=deployment.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
-    lines = []
-    for item in s3.list_objects_v2(Bucket=deployment.env["FIREHOSE_S3_BUCKET"]).get("Contents", []):
-        body = s3.get_object(Bucket=deployment.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
-        assert body.endswith(b"\n")
-        lines.extend(orjson.loads(line) for line in body.splitlines())
-    return lines
 
 
 def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployment):
@@ -35,7 +20,7 @@ def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployme
 
     assert (batch.accepted, batch.duplicates, batch.rejected) == (2, 0, 0)
     assert again.status == "duplicate"
-    lines = {line["event_id"]: line for line in s3_lines(deployment)}
+    lines = {line["event_id"]: line for line in deployment.s3_lines()}
     assert set(lines) == {install["event_id"], purchase["event_id"]}
     assert lines[install["event_id"]]["properties"]["country"] == "DE"
     assert lines[purchase["event_id"]]["revenue"] == "3600"
@@ -50,9 +35,9 @@ def test_worker_process_delivers_events_the_server_only_stored(deployment):
     with TrackerClient(base_url=url, api_key=key) as client:
         events = [client.install(f"player-{i}") for i in range(50)]
         assert client.send_batch(events).accepted == 50
-    assert s3_lines(deployment) == []
+    assert deployment.s3_lines() == []
 
     worker = deployment.manage("deliver_events", "--once", timeout=60)
 
     assert "delivered=50" in worker.stdout
-    assert sorted(line["event_id"] for line in s3_lines(deployment)) == sorted(e["event_id"] for e in events)
+    assert sorted(line["event_id"] for line in deployment.s3_lines()) == sorted(e["event_id"] for e in events)
