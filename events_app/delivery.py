@@ -151,12 +151,16 @@ def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool
         record.members = [sendable[member] for member in record.members]
     client = firehose.get_client(inline=inline)
     stream = conf.stream_name()
-    deadline = time.monotonic() + conf.inline_timeout_seconds() * 2 if inline else None
+    # In a request, about a second; in the worker, half the lease, so no call starts
+    # once another worker could take these rows over. Unsent events wait, unharmed.
+    budget = conf.inline_timeout_seconds() * 2 if inline else conf.claim_lease_seconds() / 2
+    deadline = time.monotonic() + budget
+    firehose_failed = False
 
     deferred: set[int] = set()
     counts = DeliveryCounts(records=len(records))
     for call in plan_calls(records):
-        if deadline is not None and time.monotonic() > deadline:
+        if time.monotonic() > deadline:
             deferred.update(index for record in call for index in record.members)
             continue
         counts.calls += 1
@@ -166,12 +170,13 @@ def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool
             outcomes = [RecordError(str(exc), permanent=exc.permanent)] * len(call)
         for record, error in zip(call, outcomes, strict=True):
             if error:
+                firehose_failed = True
                 for index in record.members:
                     errors.setdefault(index, error)
 
     if inline and counts.calls:
-        breaker.record_failure() if errors else breaker.record_success()
-    elif not inline and len(errors) < len(events):
+        breaker.record_failure() if firehose_failed else breaker.record_success()
+    elif not inline and len(errors) + len(deferred) < len(events):
         breaker.record_success()  # the worker's send is the probe that ends an outage
 
     delivered = [e for i, e in enumerate(events) if i not in errors and i not in deferred]
@@ -209,6 +214,12 @@ def _record_outcomes(
     attempts_log: list[DeliveryAttempt] = []
     max_attempts = conf.max_attempts()
     with write_transaction():
+        # A row whose lease ran out belongs to another sender now: record nothing for it.
+        all_ids = [e.pk for e in delivered] + [e.pk for e, _ in failed] + [e.pk for e in deferred]
+        held = set(ours.filter(pk__in=all_ids).values_list("pk", flat=True))
+        delivered = [e for e in delivered if e.pk in held]
+        failed = [(e, error) for e, error in failed if e.pk in held]
+        deferred = [e for e in deferred if e.pk in held]
         if delivered:
             ours.filter(pk__in=[e.pk for e in delivered]).update(
                 delivery_state=DeliveryState.DELIVERED,

@@ -44,11 +44,10 @@ def _client(region: str, endpoint_url: str | None, connect_timeout: float, read_
     return session.client("firehose", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-# Per-record error codes Firehose uses for conditions that pass: throttling and its
-# own internal errors. Any other code means Firehose will never take the record.
-TRANSIENT_RECORD_ERRORS = frozenset(
-    {"ServiceUnavailableException", "InternalFailure", "ThrottlingException", "ProvisionedThroughputExceededException"}
-)
+# Per-record error codes that mean Firehose will never take this record. Anything else
+# (throttling, internal failures, KMS key trouble an operator can fix) is retried
+# until EVENTS_MAX_ATTEMPTS: an acknowledged event is never given up on a guess.
+PERMANENT_RECORD_ERRORS = frozenset({"InvalidArgumentException", "ValidationException"})
 # Call-level codes that blame the request itself; retrying the same records is futile.
 PERMANENT_CALL_ERRORS = frozenset({"InvalidArgumentException", "ValidationException", "SerializationException"})
 
@@ -80,7 +79,7 @@ def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[Recor
     return [
         RecordError(
             f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}",
-            permanent=entry["ErrorCode"] not in TRANSIENT_RECORD_ERRORS,
+            permanent=entry["ErrorCode"] in PERMANENT_RECORD_ERRORS,
         )
         if entry.get("ErrorCode")
         else None

@@ -95,14 +95,26 @@ def ingest_events(
         _tally_duplicates(game_id=game.pk, received_at=received_at, duplicates=outcome.duplicates)
 
     if inline and stored:
-        stored_ids = [rows[index]["event_id"] for index in stored]
+        _forward_now(game_id=game.pk, event_ids=[rows[index]["event_id"] for index in stored], claim_token=claim_token)
+    return outcome
+
+
+def _forward_now(*, game_id: int, event_ids: list[uuid.UUID], claim_token: uuid.UUID) -> None:
+    """Send the events this request just committed, never failing the request.
+
+    The rows are durable already: answering 5xx now would make clients retry, and a
+    retry of an event sent without an event_id would be stored twice. Whatever goes
+    wrong here, the rows keep their lease and the worker sends them when it expires.
+    """
+    try:
         events = list(
-            Event.objects.filter(game_id=game.pk, event_id__in=stored_ids, claim_token=claim_token).only(
+            Event.objects.filter(game_id=game_id, event_id__in=event_ids, claim_token=claim_token).only(
                 "pk", "payload", "attempts"
             )
         )
         delivery.deliver_claimed(events=events, claim_token=claim_token, inline=True)
-    return outcome
+    except Exception:
+        logger.exception("in-request forwarding failed; the worker will send these %d events", len(event_ids))
 
 
 def _tally_duplicates(*, game_id: int, received_at: datetime, duplicates: int) -> None:
@@ -275,11 +287,13 @@ def _insert_new_rows(rows: list[dict]) -> set[uuid.UUID]:
     with connection.cursor() as cursor:
         if plan.vendor == "postgresql":
             driver_cursor = cursor.cursor  # psycopg's own: Django's wrapper cannot return rows from executemany
-            driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
-            while True:
-                returned += driver_cursor.fetchall()
-                if not driver_cursor.nextset():
-                    break
+            # Django's error translation (so a lost connection answers 503, not 500).
+            with connection.wrap_database_errors:
+                driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
+                while True:
+                    returned += driver_cursor.fetchall()
+                    if not driver_cursor.nextset():
+                        break
         else:
             sql = plan.head + ", ".join([plan.row_placeholders] * len(rows)) + plan.tail
             cursor.execute(sql, [value for row in params for value in row])

@@ -198,3 +198,29 @@ def test_wrong_content_types_get_415(api, content_type):
 
     assert response.status_code == 415
     assert Event.objects.count() == 0
+
+
+def test_a_failure_after_the_commit_never_fails_the_request(api, settings, make_install, monkeypatch):
+    settings.EVENTS_INLINE_DELIVERY = True
+
+    def broken(**kwargs):
+        raise RuntimeError("cache or database gone after the commit")
+
+    monkeypatch.setattr(delivery, "deliver_claimed", broken)
+    response = api.post("/v1/events", make_install(), format="json")
+
+    assert response.status_code == 202
+    event = Event.objects.get()
+    assert event.delivery_state == DeliveryState.PENDING
+    assert event.claimed_until is not None  # the worker takes it when the lease runs out
+
+
+def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_firehose, make_install):
+    store(game_key, [make_install()])
+    client = firehose.get_client(inline=False)
+
+    with _stub_record_errors(client, ["KMS.ThrottlingException"]):
+        counts = delivery.deliver_due()
+
+    assert (counts.failed, counts.dead) == (1, 0)
+    assert Event.objects.get().delivery_state == DeliveryState.FAILED
