@@ -6,7 +6,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +17,7 @@ from .serializers import BatchResultSerializer, BatchSerializer, EventResultSeri
 from .throttling import ApiKeyRateThrottle
 
 
-class HasApiKey(IsAuthenticated):
+class HasApiKey(BasePermission):
     """Allow requests that carried a valid API key."""
 
     def has_permission(self, request, view) -> bool:

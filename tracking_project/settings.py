@@ -81,7 +81,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA cache_size=-16384;"  # 16 MiB of pages per connection: bounded worker memory
         ),
     }
-    DATABASES["default"]["TEST"] = {"NAME": env.str("SQLITE_TEST_NAME", default="") or None}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters travel apart from the SQL instead of being quoted into it by psycopg
     # in Python, which for a 100-event insert cost more than the insert itself.
