@@ -6,12 +6,15 @@ tracking_project/settings.py; the README's configuration table lists them all.
 
 from django.conf import settings
 
-# Hard limits from the contract and from Firehose itself, not configurable.
-MAX_BODY_BYTES = 1024 * 1024  # request body, after decompression too
-MAX_EVENT_BYTES = 32 * 1024  # one event as JSON
-MAX_CONTEXT_BYTES = 8 * 1024  # an event's context as JSON
-MAX_BATCH_EVENTS = 500  # events in one POST /v1/events/batch
-MAX_CLOCK_SKEW_SECONDS = 24 * 3600  # derived_at may lie at most this far after received_at
+# Hard limits of the contract (one copy, shared with the SDK) and of Firehose, not configurable.
+from sdk.contract import (  # noqa: F401 (re-exported)
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_CONTEXT_BYTES,
+    MAX_EVENT_BYTES,
+)
+
 FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024  # one Firehose record
 FIREHOSE_MAX_BATCH_RECORDS = 500  # records in one PutRecordBatch
 FIREHOSE_MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes in one PutRecordBatch
@@ -109,3 +112,12 @@ def inline_timeout_seconds() -> float:
     worker, which nobody waits on, uses longer ones.
     """
     return settings.EVENTS_INLINE_TIMEOUT_SECONDS
+
+
+def schema_cache_seconds() -> float:
+    """Return how long a compiled custom-event schema is reused before its latest version is checked again.
+
+    A new version registered in any process applies in every process within this
+    time (EVENTS_SCHEMA_CACHE_SECONDS).
+    """
+    return settings.EVENTS_SCHEMA_CACHE_SECONDS

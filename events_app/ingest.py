@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from . import breaker, conf, delivery
 from .dbwrite import write_transaction
+from .event_types import REGISTRY
 from .models import ApiKey, DeliveryState, DuplicateTally, Event
 from .records import build_payload
 from .rejections import record_rejections
@@ -51,7 +52,7 @@ def ingest_events(
     duplicate, stored and forwarded once only.
     """
     game = api_key.game
-    serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at})
+    serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at, "game": game})
     # While Firehose is failing (breaker open) requests only store; the worker sends.
     inline = conf.inline_delivery() and breaker.inline_allowed()
     # Rows a request will forward itself are stored already leased to it, so the
@@ -144,16 +145,17 @@ def _event_serializer(context: dict) -> EventSerializer:
 
 def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_token, claimed_until) -> dict:
     """Return the column values (by attribute name) of a new audit row."""
-    is_purchase = data["event_type"] == "purchase"
+    event_type = REGISTRY.get(data["event_type"])
+    unique_property = event_type.unique_property if event_type is not None else None
     return {
         "game_id": game_id,
         "event_id": event_id,
         "event_type": data["event_type"],
         "player_id": data["player_id"],
         "platform": data.get("platform") or "",
-        "transaction_id": data["properties"]["transaction_id"] if is_purchase else None,
+        "transaction_id": data["properties"][unique_property] if unique_property else None,
         "currency": payload.get("currency", ""),
-        "revenue": Decimal(payload["revenue"]) if is_purchase else None,
+        "revenue": Decimal(payload["revenue"]) if "revenue" in payload else None,
         "revenue_base": Decimal(payload["revenue_base"]) if payload.get("revenue_base") is not None else None,
         "base_currency": payload.get("base_currency") or "",
         "fx_rate": Decimal(payload["fx_rate"]) if payload.get("fx_rate") is not None else None,

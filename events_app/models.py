@@ -10,15 +10,34 @@ API_KEY_PREFIX = "pet_"
 API_KEY_VISIBLE_CHARS = 12
 
 
+class UnknownEventPolicy(models.TextChoices):
+    """What happens to an event of a custom type the game has registered no schema for."""
+
+    REJECT = "reject", "Reject (400 naming event_type)"
+    ACCEPT = "accept", "Accept without a schema"
+
+
 class Game(models.Model):
     """A game whose clients send events; every API key and event belongs to one."""
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    unknown_events = models.CharField(
+        "custom types without a schema",
+        max_length=8,
+        choices=UnknownEventPolicy.choices,
+        default=UnknownEventPolicy.REJECT,
+        help_text="Events of a custom type with no registered schema are rejected, or accepted unchecked.",
+    )
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unknown_events__in=UnknownEventPolicy.values), name="game_unknown_events_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -74,7 +93,7 @@ class Event(models.Model):
 
     game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events")
     event_id = models.UUIDField()
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=64)
     player_id = models.CharField(max_length=128)
     platform = models.CharField(max_length=16, blank=True)
     transaction_id = models.CharField(max_length=256, null=True, blank=True)
@@ -144,6 +163,30 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class EventSchema(models.Model):
+    """One version of the JSON Schema (draft 2020-12) a game's custom event type's `properties` must match.
+
+    Versions count up from 1 per (game, type); events are checked against the latest.
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="event_schemas")
+    event_type = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    schema = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["game", "event_type", "-version"]
+        verbose_name = "custom event schema"
+        constraints = [
+            models.UniqueConstraint(fields=["game", "event_type", "version"], name="event_schema_unique_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="event_schema_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} v{self.version}"
 
 
 class AttemptOutcome(models.TextChoices):

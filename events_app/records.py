@@ -6,16 +6,23 @@ from decimal import Decimal
 import orjson
 
 from . import conf, currency
-from .serializers import decimal_string
+from .event_types import REGISTRY, MoneyFields
+from .fields import decimal_string
 from .timeutil import iso_utc
 
 
 def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
     """Return the line sent to Firehose for a validated event, all but `emitted_at`.
 
-    Stored on the audit row, so a resend sends exactly what was accepted.
+    Stored on the audit row, so a resend sends exactly what was accepted. Decimal
+    properties go out as plain decimal strings; a type with revenue adds its money
+    fields, converted to the base currency; a custom type adds the version of the
+    schema that validated it.
     """
     properties = event["properties"]
+    for key, value in properties.items():
+        if isinstance(value, Decimal):
+            properties[key] = decimal_string(value)
     payload = {
         "schema_version": conf.RECORD_SCHEMA_VERSION,
         "event_id": event_id,
@@ -32,20 +39,29 @@ def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
         "properties": properties,
         "context": event.get("context") or {},
     }
-    if event["event_type"] == "purchase":
-        price: Decimal = properties["price"]
-        quantity: int = properties["quantity"]
-        properties["price"] = decimal_string(price)
-        payload["price"] = properties["price"]
-        payload["quantity"] = quantity
-        payload["currency"] = properties["currency"]
-        revenue = price * quantity
-        payload["revenue"] = decimal_string(revenue)
-        # Converted at the rate of the day it happened (cached in-process, see currency).
-        payload.update(
-            currency.convert(revenue=revenue, currency=payload["currency"], on=currency.utc_day(event["derived_at"]))
-        )
+    event_type = REGISTRY.get(event["event_type"])
+    if event_type is None:
+        payload["event_schema_version"] = event.get("event_schema_version")
+    elif event_type.money is not None and properties.get(event_type.money.amount) is not None:
+        payload.update(_money_fields(event_type.money, properties, derived_at=event["derived_at"]))
     return payload
+
+
+def _money_fields(money: MoneyFields, properties: dict, *, derived_at: datetime) -> dict:
+    """Return the line's revenue fields: amount (and quantity), currency, revenue, and base-currency conversion."""
+    amount = Decimal(properties[money.amount])
+    fields: dict = {}
+    revenue = amount
+    if money.quantity is not None:
+        quantity: int = properties[money.quantity]
+        fields["price"] = properties[money.amount]
+        fields["quantity"] = quantity
+        revenue = amount * quantity
+    fields["currency"] = properties[money.currency]
+    fields["revenue"] = decimal_string(revenue)
+    # Converted at the rate of the day it happened (cached in-process, see currency).
+    fields.update(currency.convert(revenue=revenue, currency=fields["currency"], on=currency.utc_day(derived_at)))
+    return fields
 
 
 # The contract's field order. PostgreSQL's jsonb does not keep the order a payload
@@ -53,7 +69,7 @@ def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
 LINE_FIELDS = (
     "schema_version", "event_id", "event_type", "game", "player_id", "occurred_at", "sent_at",
     "received_at", "derived_at", "emitted_at", "platform", "app_version", "session_id",
-    "properties", "context", "price", "quantity", "currency", "revenue",
+    "properties", "context", "event_schema_version", "price", "quantity", "currency", "revenue",
     "revenue_base", "base_currency", "fx_rate", "fx_date",
 )  # fmt: skip
 

@@ -465,7 +465,8 @@ def test_a_resent_dead_event_is_delivered_by_the_worker(resender, game_key, moto
 def test_a_game_is_created_in_the_admin(admin_client):
     inline_management = {"api_keys-TOTAL_FORMS": 0, "api_keys-INITIAL_FORMS": 0}
     response = admin_client.post(
-        reverse("admin:events_app_game_add"), {"slug": "star-farm", "name": "Star Farm", **inline_management}
+        reverse("admin:events_app_game_add"),
+        {"slug": "star-farm", "name": "Star Farm", "unknown_events": "reject", **inline_management},
     )
 
     assert response.status_code == 302

@@ -138,7 +138,7 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Player event tracker API",
-    "DESCRIPTION": "Ingests player install and purchase events and forwards them to Kinesis Data Firehose.",
+    "DESCRIPTION": "Ingests player events (built-in and custom types) and forwards them to Kinesis Data Firehose.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -168,6 +168,8 @@ EVENTS_RETRY_BASE_SECONDS = env.float("EVENTS_RETRY_BASE_SECONDS", default=5.0)
 EVENTS_RETRY_MAX_SECONDS = env.float("EVENTS_RETRY_MAX_SECONDS", default=3600.0)
 EVENTS_CLAIM_LEASE_SECONDS = env.float("EVENTS_CLAIM_LEASE_SECONDS", default=60.0)
 EVENTS_INLINE_TIMEOUT_SECONDS = env.float("EVENTS_INLINE_TIMEOUT_SECONDS", default=0.5)
+# How long each process reuses a compiled custom-event schema before checking for a newer version.
+EVENTS_SCHEMA_CACHE_SECONDS = env.float("EVENTS_SCHEMA_CACHE_SECONDS", default=2.0)
 EVENTS_REJECTIONS_KEPT = env.int("EVENTS_REJECTIONS_KEPT", default=10_000)
 EVENTS_BREAKER_FAILURES = env.int("EVENTS_BREAKER_FAILURES", default=3)
 EVENTS_BREAKER_COOLDOWN_SECONDS = env.float("EVENTS_BREAKER_COOLDOWN_SECONDS", default=30.0)

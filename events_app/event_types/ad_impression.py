@@ -1,0 +1,19 @@
+"""`ad_impression`: an ad was shown; its optional revenue is converted to the base currency like a purchase's."""
+
+from sdk.contract import BUILTIN_TYPES
+
+from .base import MoneyFields, WarehouseColumn, build_type
+
+EVENT_TYPES = [
+    build_type(
+        "ad_impression",
+        rules=BUILTIN_TYPES["ad_impression"],
+        description="An ad was shown; revenue (with its currency) is optional.",
+        money=MoneyFields(amount="revenue", currency="currency"),
+        warehouse_columns=(
+            WarehouseColumn("ad_network", "STRING", "properties:ad_network"),
+            WarehouseColumn("ad_format", "STRING", "properties:ad_format"),
+            WarehouseColumn("ad_unit", "STRING", "properties:ad_unit"),
+        ),
+    )
+]

@@ -1,0 +1,134 @@
+"""What a built-in event type declares: its properties serializer, top-level needs, revenue and warehouse columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from sdk.contract import DECIMAL_MAX_DIGITS, DECIMAL_MAX_PLACES, Money, Prop, TypeRules
+
+from ..codes import COUNTRY_CODES, CURRENCY_CODES
+from ..currency import minor_units_error
+from ..fields import CodeField, KeepUnknownKeysSerializer, PositiveDecimalField, StrictCharField
+
+
+@dataclass(frozen=True)
+class WarehouseColumn:
+    """A typed column of the type's warehouse view: its name, Snowflake type and path in the raw record."""
+
+    name: str
+    sql_type: str  # STRING, NUMBER(38,6), ...
+    path: str  # e.g. properties:level
+
+    def select_sql(self) -> str:
+        return f"record:{self.path}::{self.sql_type} AS {self.name}"
+
+
+@dataclass(frozen=True)
+class MoneyFields:
+    """Which properties hold the revenue of an event and its currency (converted to the base currency).
+
+    `quantity` names an optional integer property the amount is multiplied by.
+    """
+
+    amount: str
+    currency: str
+    quantity: str | None = None
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One built-in event type as the server handles it."""
+
+    name: str
+    rules: TypeRules
+    properties_serializer: type[serializers.Serializer]
+    description: str
+    money: MoneyFields | None = None
+    # A property whose value, like event_id, may be stored once per game (a purchase's receipt).
+    unique_property: str | None = None
+    warehouse_columns: tuple[WarehouseColumn, ...] = field(default=())
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        return self.rules.required_fields
+
+
+def build_type(
+    name: str,
+    *,
+    rules: TypeRules,
+    description: str,
+    money: MoneyFields | None = None,
+    unique_property: str | None = None,
+    warehouse_columns: tuple[WarehouseColumn, ...] = (),
+) -> EventType:
+    """Return the EventType of `name`, its properties serializer built from the contract's `rules`."""
+    return EventType(
+        name=name,
+        rules=rules,
+        properties_serializer=properties_serializer(name, rules),
+        description=description,
+        money=money,
+        unique_property=unique_property,
+        warehouse_columns=warehouse_columns,
+    )
+
+
+def properties_serializer(name: str, rules: TypeRules) -> type[serializers.Serializer]:
+    """Return a serializer class for the properties of type `name`: one DRF field per contract rule."""
+    attrs: dict = {name_: _field(prop) for name_, prop in rules.properties.items()}
+    attrs["__doc__"] = f"Properties of a `{name}` event; unknown keys are kept."
+    attrs["__module__"] = __name__
+    bases = (KeepUnknownKeysSerializer,)
+    if rules.money is not None:
+        bases = (_MoneyMixin, *bases)
+        attrs["money"] = rules.money
+    class_name = "".join(part.title() for part in name.split("_")) + "PropertiesSerializer"
+    return type(class_name, bases, attrs)
+
+
+def _field(prop: Prop) -> serializers.Field:
+    optional = {} if prop.required else ({"default": prop.default} if prop.default is not None else {"required": False})
+    if prop.kind == "string":
+        return StrictCharField(max_length=prop.max_length, **optional)
+    if prop.kind == "choice":
+        return serializers.ChoiceField(choices=prop.choices, **optional)
+    if prop.kind == "integer":
+        return serializers.IntegerField(min_value=prop.minimum, max_value=prop.maximum, **optional)
+    if prop.kind == "decimal":
+        return PositiveDecimalField(
+            max_digits=DECIMAL_MAX_DIGITS,
+            decimal_places=DECIMAL_MAX_PLACES,
+            coerce_to_string=True,
+            inclusive=prop.inclusive,
+            **optional,
+        )
+    if prop.kind == "country":
+        return CodeField(codes=COUNTRY_CODES, standard="ISO 3166-1 alpha-2", **optional)
+    if prop.kind == "currency":
+        return CodeField(codes=CURRENCY_CODES, standard="ISO 4217", **optional)
+    raise ValueError(f"unknown property kind {prop.kind!r}")
+
+
+class _MoneyMixin:
+    """Checks of an amount and its currency: currency given with the amount, no more decimals than ISO 4217 allows."""
+
+    money: Money
+
+    def validate(self, attrs: dict) -> dict:
+        amount: Decimal | None = attrs.get(self.money.amount)
+        currency: str | None = attrs.get(self.money.currency)
+        if amount is None:
+            return attrs
+        if currency is None:
+            if self.money.currency_required:
+                message = f"This field is required when {self.money.amount} is given."
+                raise serializers.ValidationError({self.money.currency: [message]}, code="required")
+            return attrs
+        error = minor_units_error(amount, currency)
+        if error:
+            raise serializers.ValidationError({self.money.amount: [error]}, code="too_many_decimals")
+        return attrs

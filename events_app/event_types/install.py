@@ -1,0 +1,20 @@
+"""`install`: a player installed the game; where from (store, campaign, country) and on what device."""
+
+from sdk.contract import BUILTIN_TYPES
+
+from .base import WarehouseColumn, build_type
+
+EVENT_TYPES = [
+    build_type(
+        "install",
+        rules=BUILTIN_TYPES["install"],
+        description="A player installed the game.",
+        warehouse_columns=(
+            WarehouseColumn("store", "STRING", "properties:store"),
+            WarehouseColumn("campaign", "STRING", "properties:campaign"),
+            WarehouseColumn("country", "STRING", "properties:country"),
+            WarehouseColumn("device_model", "STRING", "properties:device_model"),
+            WarehouseColumn("os_version", "STRING", "properties:os_version"),
+        ),
+    )
+]

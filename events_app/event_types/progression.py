@@ -1,0 +1,19 @@
+"""`progression`: a player started, completed or failed a level (GameAnalytics' progression event)."""
+
+from sdk.contract import BUILTIN_TYPES
+
+from .base import WarehouseColumn, build_type
+
+EVENT_TYPES = [
+    build_type(
+        "progression",
+        rules=BUILTIN_TYPES["progression"],
+        description="A level was started, completed or failed.",
+        warehouse_columns=(
+            WarehouseColumn("status", "STRING", "properties:status"),
+            WarehouseColumn("level", "STRING", "properties:level"),
+            WarehouseColumn("score", "INTEGER", "properties:score"),
+            WarehouseColumn("attempt", "INTEGER", "properties:attempt"),
+        ),
+    )
+]
