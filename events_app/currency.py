@@ -33,6 +33,8 @@ import iso4217
 from django.db import connection
 from django.utils import timezone
 
+from sdk.contract import BUILTIN_TYPES
+
 from . import conf
 from .dbwrite import write_transaction
 from .models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, ExchangeRate
@@ -101,12 +103,14 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(_EXACT), "f")
 
 
-def round_base(amount: Decimal, base: str) -> Decimal:
-    """Round an amount in `base` half-to-even to its minor units (6 places where ISO gives none).
+def round_base(amount: Decimal, base: str, *, to_minor_units: bool = True) -> Decimal:
+    """Round an amount in `base` half-to-even to its minor units (6 places where ISO gives none, or when not asked).
 
     Half-even (banker's rounding) so that ties do not push sums of many purchases up.
+    Sub-cent revenue (an ad impression's) is kept to 6 places: rounding each
+    impression to the cent would sum a million 0.004 USD impressions to zero.
     """
-    places = minor_units(base)
+    places = minor_units(base) if to_minor_units else None
     quantum = Decimal(1).scaleb(-(FALLBACK_DECIMALS if places is None else places))
     return amount.quantize(quantum, rounding=ROUND_HALF_EVEN, context=_EXACT)
 
@@ -243,12 +247,15 @@ def _load_rates(*, base: str, keys: set[tuple[str, date]]) -> dict[tuple[str, da
 # Conversion
 
 
-def base_fields(*, revenue: Decimal, rate: FxRate | None, base: str | None = None) -> dict:
-    """Return the record's four base-currency fields (strings), all None when there is no rate."""
+def base_fields(*, revenue: Decimal, rate: FxRate | None, base: str | None = None, minor_units: bool = True) -> dict:
+    """Return the record's four base-currency fields (strings), all None when there is no rate.
+
+    `minor_units` is the revenue's Money rule (sdk.contract): round to the base currency's cents, or keep sub-cents.
+    """
     if rate is None:
         return dict.fromkeys(BASE_FIELDS)
     base = base or conf.base_currency()
-    revenue_base = round_base(_EXACT.multiply(revenue, rate.rate), base)
+    revenue_base = round_base(_EXACT.multiply(revenue, rate.rate), base, to_minor_units=minor_units)
     return {
         "revenue_base": plain(revenue_base),
         "base_currency": base,
@@ -257,11 +264,11 @@ def base_fields(*, revenue: Decimal, rate: FxRate | None, base: str | None = Non
     }
 
 
-def convert(*, revenue: Decimal, currency: str, on: date, base: str | None = None) -> dict:
-    """Return the base-currency fields of a purchase of `revenue` `currency` made on day `on`."""
+def convert(*, revenue: Decimal, currency: str, on: date, base: str | None = None, minor_units: bool = True) -> dict:
+    """Return the base-currency fields of `revenue` `currency` earned on day `on` (see base_fields)."""
     base = base or conf.base_currency()
     rate = find_rate(currency=currency, on=on, base=base)
-    return base_fields(revenue=revenue, rate=rate, base=base)
+    return base_fields(revenue=revenue, rate=rate, base=base, minor_units=minor_units)
 
 
 def missing_rate_count() -> int:
@@ -298,23 +305,31 @@ def reconvert_missing(*, batch_size: int = 1000, now: datetime | None = None) ->
         page = pending
         if cursor is not None:
             page = page.filter(derived_at__gte=cursor[0]).exclude(derived_at=cursor[0], pk__lte=cursor[1])
-        batch = list(page.values_list("pk", "derived_at", "currency", "revenue")[:batch_size])
+        batch = list(page.values_list("pk", "derived_at", "currency", "revenue", "event_type")[:batch_size])
         if not batch:
             break
         cursor = (batch[-1][1], batch[-1][0])
         base = conf.base_currency()
-        rates = find_rates({(currency, utc_day(derived_at)) for _, derived_at, currency, _ in batch}, base=base)
+        rates = find_rates({(currency, utc_day(derived_at)) for _, derived_at, currency, _, _ in batch}, base=base)
         fields = {}
-        for pk, derived_at, currency, revenue in batch:
+        for pk, derived_at, currency, revenue, event_type in batch:
             rate = rates[(currency, utc_day(derived_at))]
             if rate is None:
                 counts.still_missing += 1
             else:
-                fields[pk] = base_fields(revenue=revenue, rate=rate, base=base)
+                fields[pk] = base_fields(
+                    revenue=revenue, rate=rate, base=base, minor_units=_rounds_to_cents(event_type)
+                )
         if fields:
             counts.converted += _requeue_converted(fields, now=now or timezone.now())
     logger.info("reconvert converted=%d still_missing=%d", counts.converted, counts.still_missing)
     return counts
+
+
+def _rounds_to_cents(event_type: str) -> bool:
+    """Return True if the type's revenue is rounded to the base currency's minor units (its Money rule)."""
+    rules = BUILTIN_TYPES.get(event_type)
+    return rules is None or rules.money is None or rules.money.minor_units
 
 
 def _requeue_converted(fields: dict[int, dict], *, now: datetime) -> int:

@@ -6,7 +6,9 @@ from decimal import Decimal
 import orjson
 
 from . import conf, currency
-from .event_types import REGISTRY, MoneyFields
+from sdk.contract import Money
+
+from .event_types import REGISTRY
 from .fields import decimal_string
 from .timeutil import iso_utc
 
@@ -47,7 +49,7 @@ def build_payload(*, event: dict, event_id: str, game_slug: str) -> dict:
     return payload
 
 
-def _money_fields(money: MoneyFields, properties: dict, *, derived_at: datetime) -> dict:
+def _money_fields(money: Money, properties: dict, *, derived_at: datetime) -> dict:
     """Return the line's revenue fields: amount (and quantity), currency, revenue, and base-currency conversion."""
     amount = Decimal(properties[money.amount])
     fields: dict = {}
@@ -60,7 +62,14 @@ def _money_fields(money: MoneyFields, properties: dict, *, derived_at: datetime)
     fields["currency"] = properties[money.currency]
     fields["revenue"] = decimal_string(revenue)
     # Converted at the rate of the day it happened (cached in-process, see currency).
-    fields.update(currency.convert(revenue=revenue, currency=fields["currency"], on=currency.utc_day(derived_at)))
+    fields.update(
+        currency.convert(
+            revenue=revenue,
+            currency=fields["currency"],
+            on=currency.utc_day(derived_at),
+            minor_units=money.minor_units,
+        )
+    )
     return fields
 
 

@@ -62,14 +62,21 @@ class Prop:
 
 @dataclass(frozen=True)
 class Money:
-    """An amount and its currency: the amount may have no more decimals than ISO 4217 allows for the currency.
+    """Which properties hold an event's revenue and its currency; the server converts it to the base currency.
 
-    `currency_required` makes the currency required whenever the amount is given.
+    `quantity` names an integer property the amount is multiplied by (a purchase's
+    price x quantity). `currency_required` makes the currency required whenever the
+    amount is given. With `minor_units` the amount may have no more decimals than ISO
+    4217 gives the currency (a price in JPY has none) and its base-currency amount is
+    rounded to the base currency's minor units; without, sub-cent amounts are kept
+    (an ad impression earns fractions of a cent) and rounded to DECIMAL_MAX_PLACES.
     """
 
     amount: str
     currency: str
+    quantity: str | None = None
     currency_required: bool = False
+    minor_units: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ BUILTIN_TYPES = MappingProxyType(
                 "quantity": Prop("integer", minimum=1, maximum=QUANTITY_MAX, default=1),
                 "store": _string(64),
             },
-            money=Money("price", "currency"),
+            money=Money("price", "currency", quantity="quantity"),
         ),
         "session_start": _rules(required_fields=("session_id",)),
         "session_end": _rules(
@@ -150,7 +157,7 @@ BUILTIN_TYPES = MappingProxyType(
                 "revenue": Prop("decimal", minimum=0, inclusive=True),
                 "currency": Prop("currency"),
             },
-            money=Money("revenue", "currency", currency_required=True),
+            money=Money("revenue", "currency", currency_required=True, minor_units=False),
         ),
         # Segment's calls: free-form properties (traits), kept as sent.
         "identify": _rules(),

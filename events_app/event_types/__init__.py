@@ -7,9 +7,9 @@ that builds its `EventType`, and its tests (README, "Adding an event type").
 """
 
 from . import ad_impression, install, progression, purchase, resource, segment_calls, session
-from .base import EventType, MoneyFields, WarehouseColumn
+from .base import EventType, WarehouseColumn
 
-__all__ = ["REGISTRY", "EventType", "MoneyFields", "WarehouseColumn", "builtin", "revenue_types"]
+__all__ = ["REGISTRY", "EventType", "WarehouseColumn", "builtin", "revenue_types"]
 
 REGISTRY: dict[str, EventType] = {
     event_type.name: event_type

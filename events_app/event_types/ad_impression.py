@@ -2,14 +2,13 @@
 
 from sdk.contract import BUILTIN_TYPES
 
-from .base import MoneyFields, WarehouseColumn, build_type
+from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(
         "ad_impression",
         rules=BUILTIN_TYPES["ad_impression"],
         description="An ad was shown; revenue (with its currency) is optional.",
-        money=MoneyFields(amount="revenue", currency="currency"),
         warehouse_columns=(
             WarehouseColumn("ad_network", "STRING", "properties:ad_network"),
             WarehouseColumn("ad_format", "STRING", "properties:ad_format"),

@@ -27,18 +27,6 @@ class WarehouseColumn:
 
 
 @dataclass(frozen=True)
-class MoneyFields:
-    """Which properties hold the revenue of an event and its currency (converted to the base currency).
-
-    `quantity` names an optional integer property the amount is multiplied by.
-    """
-
-    amount: str
-    currency: str
-    quantity: str | None = None
-
-
-@dataclass(frozen=True)
 class EventType:
     """One built-in event type as the server handles it."""
 
@@ -46,7 +34,6 @@ class EventType:
     rules: TypeRules
     properties_serializer: type[serializers.Serializer]
     description: str
-    money: MoneyFields | None = None
     # A property whose value, like event_id, may be stored once per game (a purchase's receipt).
     unique_property: str | None = None
     warehouse_columns: tuple[WarehouseColumn, ...] = field(default=())
@@ -55,13 +42,17 @@ class EventType:
     def required_fields(self) -> tuple[str, ...]:
         return self.rules.required_fields
 
+    @property
+    def money(self) -> Money | None:
+        """Where the type's revenue is, if it has any (converted to the base currency)."""
+        return self.rules.money
+
 
 def build_type(
     name: str,
     *,
     rules: TypeRules,
     description: str,
-    money: MoneyFields | None = None,
     unique_property: str | None = None,
     warehouse_columns: tuple[WarehouseColumn, ...] = (),
 ) -> EventType:
@@ -71,7 +62,6 @@ def build_type(
         rules=rules,
         properties_serializer=properties_serializer(name, rules),
         description=description,
-        money=money,
         unique_property=unique_property,
         warehouse_columns=warehouse_columns,
     )
@@ -114,7 +104,7 @@ def _field(prop: Prop) -> serializers.Field:
 
 
 class _MoneyMixin:
-    """Checks of an amount and its currency: currency given with the amount, no more decimals than ISO 4217 allows."""
+    """Checks of an amount and its currency: the currency given with the amount, ISO 4217 decimals where they apply."""
 
     money: Money
 
@@ -128,7 +118,7 @@ class _MoneyMixin:
                 message = f"This field is required when {self.money.amount} is given."
                 raise serializers.ValidationError({self.money.currency: [message]}, code="required")
             return attrs
-        error = minor_units_error(amount, currency)
+        error = minor_units_error(amount, currency) if self.money.minor_units else None
         if error:
             raise serializers.ValidationError({self.money.amount: [error]}, code="too_many_decimals")
         return attrs

@@ -2,14 +2,13 @@
 
 from sdk.contract import BUILTIN_TYPES
 
-from .base import MoneyFields, WarehouseColumn, build_type
+from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(
         "purchase",
         rules=BUILTIN_TYPES["purchase"],
         description="A real-money purchase; a replayed transaction_id is a duplicate.",
-        money=MoneyFields(amount="price", currency="currency", quantity="quantity"),
         unique_property="transaction_id",
         warehouse_columns=(
             WarehouseColumn("transaction_id", "STRING", "properties:transaction_id"),
