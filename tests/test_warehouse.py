@@ -3,7 +3,8 @@
 The pipeline runs for real (ingest, conversion, delivery to moto's Firehose and S3,
 reconvert, re-forwarding); the S3 objects are then copied out of moto into a folder
 laid out like the bucket, and the project's own stage, raw table, COPY INTO and view
-are run on them. Nothing is downloaded: DuckDB reads the local files.
+are run on them, and the per-type views generated from the event type registry.
+Nothing is downloaded: DuckDB reads the local files.
 
 fakesnow 0.12.1 runs COPY INTO from a stage (file format lookup, stage resolution,
 load history that skips files already loaded) but not three things the project's
@@ -16,6 +17,8 @@ backfill's and run as such. See warehouse/README.md.
 
 import re
 import uuid
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -31,10 +34,23 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from sqlglot import exp, parse_one
 
-from events_app import conf, currency, delivery
+from events_app import conf, currency, delivery, schemas
+from events_app.event_types import REGISTRY, WarehouseColumn
 from events_app.ingest import ingest_events
-from events_app.management.commands.warehouse_sql import render_warehouse_sql, stream_pattern
-from events_app.models import Event
+from events_app.management.commands.warehouse_sql import (
+    CUSTOM_COLUMNS,
+    CUSTOM_VIEW,
+    EVENT_COLUMNS,
+    LOAD_COLUMNS,
+    PRICE_COLUMNS,
+    REVENUE_COLUMNS,
+    render_warehouse_sql,
+    stream_pattern,
+    type_view_columns,
+    type_view_name,
+    type_views_sql,
+)
+from events_app.models import Event, UnknownEventPolicy
 from events_app.rates import import_rates
 
 pytestmark = [
@@ -47,10 +63,12 @@ SAMPLE = Path(django_settings.BASE_DIR) / "events_app" / "data" / "eurofxref-sam
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_cache():
+def _fresh_caches():
     currency.clear_rate_cache()
+    schemas.clear_cache()
     yield
     currency.clear_rate_cache()
+    schemas.clear_cache()
 
 
 # fakesnow, taught the three COPY features it lacks
@@ -121,6 +139,31 @@ def copy_of_pipe(sql: str) -> str:
     return pipe[pipe.upper().index("COPY INTO") :]
 
 
+SETUP_FILES = ("02_stage.sql", "03_raw_table.sql", "04_copy_into.sql", "06_view.sql", "07_type_views.sql")
+
+
+@contextmanager
+def loaded_warehouse(sql: dict[str, str], s3_copy: Path):
+    """Run the setup files on fakesnow with the stage on the local copy of the bucket; yield a dict cursor."""
+    s3_url = f"'s3://{conf.s3_bucket()}/{conf.s3_prefix()}'"
+    local_url = f"'file://{s3_copy / conf.s3_bucket() / conf.s3_prefix()}'"
+    assert sql["02_stage.sql"].count(s3_url) == 1
+    with fakesnow.patch():
+        connection = snowflake.connector.connect()
+        try:
+            cursor = connection.cursor(snowflake.connector.DictCursor)
+            for name in SETUP_FILES:
+                for statement in statements(sql[name].replace(s3_url, local_url)):
+                    cursor.execute(statement)
+            yield cursor
+        finally:
+            connection.close()
+
+
+def rendered_sql() -> dict[str, str]:
+    return render_warehouse_sql(bucket=conf.s3_bucket(), prefix=conf.s3_prefix(), stream=conf.stream_name())
+
+
 # The pipeline
 
 
@@ -187,19 +230,11 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
     assert [line["revenue_base"] for line in lines if line["event_id"] == kwd["event_id"]] == [None, "4.07"]
     assert len(lines) == 6
 
-    sql = render_warehouse_sql(bucket=conf.s3_bucket(), prefix=conf.s3_prefix(), stream=conf.stream_name())
-    s3_url = f"'s3://{conf.s3_bucket()}/{conf.s3_prefix()}'"
-    local_url = f"'file://{tmp_path / 's3' / conf.s3_bucket() / conf.s3_prefix()}'"
-    assert sql["02_stage.sql"].count(s3_url) == 1
+    sql = rendered_sql()
     backfill = statements(sql["04_copy_into.sql"])[-1]
     assert copy_of_pipe(sql["05_pipe.sql"]) == backfill  # the pipe loads exactly as the backfill does
 
-    with fakesnow.patch():
-        connection = snowflake.connector.connect()
-        cursor = connection.cursor(snowflake.connector.DictCursor)
-        for name in ("02_stage.sql", "03_raw_table.sql", "04_copy_into.sql", "06_view.sql"):
-            for statement in statements(sql[name].replace(s3_url, local_url)):
-                cursor.execute(statement)
+    with loaded_warehouse(sql, tmp_path / "s3") as cursor:
         # The backfill again (the pipe runs the same COPY): every object is loaded already, none twice.
         cursor.execute(backfill)
         assert {row["status"] for row in cursor.fetchall()} == {"LOAD_SKIPPED"}
@@ -215,7 +250,6 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
             "SELECT base_currency, SUM(revenue_base::NUMBER(38, 6)) AS revenue_base FROM game_events "
             "WHERE event_type = 'purchase' GROUP BY base_currency"
         ).fetchall()
-        connection.close()
 
     assert len(raw) == 6  # every line, the re-forwarded one too
     assert all(row["FILE_NAME"].startswith(conf.s3_prefix()) and row["LOADED_AT"] for row in raw)
@@ -258,23 +292,247 @@ def test_the_view_keeps_the_newest_line_of_an_event_delivered_twice(
     assert len(lines) == 2
     newest = max(line["emitted_at"] for line in lines)
 
-    sql = render_warehouse_sql(bucket=conf.s3_bucket(), prefix=conf.s3_prefix(), stream=conf.stream_name())
-    s3_url = f"'s3://{conf.s3_bucket()}/{conf.s3_prefix()}'"
-    local_url = f"'file://{tmp_path / 's3' / conf.s3_bucket() / conf.s3_prefix()}'"
-    with fakesnow.patch():
-        connection = snowflake.connector.connect()
-        cursor = connection.cursor(snowflake.connector.DictCursor)
-        for name in ("02_stage.sql", "03_raw_table.sql", "04_copy_into.sql", "06_view.sql"):
-            for statement in statements(sql[name].replace(s3_url, local_url)):
-                cursor.execute(statement)
+    with loaded_warehouse(rendered_sql(), tmp_path / "s3") as cursor:
         raw_count = cursor.execute("SELECT COUNT(*) AS n FROM game_events_raw").fetchone()["N"]
         view = cursor.execute("SELECT event_id, emitted_at, revenue FROM game_events").fetchall()
-        connection.close()
+        purchases = cursor.execute("SELECT event_id, emitted_at FROM game_events_purchase").fetchall()
 
     assert raw_count == 2
     assert len(view) == 1
     assert view[0]["EMITTED_AT"].isoformat().replace("+00:00", "Z") == newest
     assert view[0]["REVENUE"] == Decimal("3600")
+    assert purchases == [{"EVENT_ID": event["event_id"], "EMITTED_AT": view[0]["EMITTED_AT"]}]  # deduplicated too
+
+
+# Every event type, through the per-type views
+
+LEVEL_UP_SCHEMA = {
+    "type": "object",
+    "properties": {"level": {"type": "integer", "minimum": 1}, "class": {"type": "string"}},
+    "required": ["level"],
+}
+
+
+def an_event(event_type: str, properties: dict | None = None, **fields) -> dict:
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "player_id": "player-42",
+        "occurred_at": "2026-01-09T12:00:00Z",
+        "platform": "ios",
+        "session_id": "session-7",
+        "properties": properties or {},
+    }
+    event.update(fields)
+    return event
+
+
+@pytest.fixture
+def every_type_loaded(game_key, moto_firehose, tmp_path, snowflake_copy_extras):
+    """Send one event of each type (two ad impressions, two custom types) through the pipeline and load them.
+
+    Yield (events by name, S3 lines by event_id, a fakesnow dict cursor).
+    """
+    import_rates(path=SAMPLE)
+    game = game_key[0].game
+    game.unknown_events = UnknownEventPolicy.ACCEPT
+    game.save(update_fields=["unknown_events"])
+    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)  # version 2 validates
+    events = {
+        "install": an_event("install", {"store": "app_store", "country": "JP", "campaign": "spring"}),
+        "purchase": an_event(
+            "purchase", {"transaction_id": "txn-1", "product_id": "coins", "price": "4.99", "currency": "EUR"}
+        ),
+        "session_start": an_event("session_start"),
+        "session_end": an_event("session_end", {"duration_ms": 600_000}),
+        "progression": an_event(
+            "progression", {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2}
+        ),
+        "resource": an_event(
+            "resource",
+            {"flow": "sink", "resource": "gems", "amount": "12.5", "item_type": "booster", "item_id": "speed_up"},
+        ),
+        "ad_impression": an_event(
+            "ad_impression",
+            {
+                "ad_network": "admob",
+                "ad_format": "rewarded",
+                "ad_unit": "rewarded_main",
+                "revenue": "0.0125",
+                "currency": "EUR",
+            },
+        ),
+        "unpaid ad_impression": an_event("ad_impression", {"ad_network": "unity", "ad_format": "banner"}),
+        "identify": an_event("identify", {"name": "Ada", "plan": "vip"}),
+        "page": an_event("page", {"path": "/shop"}),
+        "screen": an_event("screen", {"name": "Shop"}),
+        "group": an_event("group", {"group_id": "guild-9"}),
+        "alias": an_event("alias", {"previous_id": "anon-1"}),
+        "level_up": an_event("level_up", {"level": 5, "class": "mage", "loot": {"gold": 30}}),
+        "tutorial_skipped": an_event("tutorial_skipped", {"step": 3}),  # no schema: accepted by the policy
+    }
+    outcome = ingest_events(api_key=game_key[0], raw_events=list(events.values()), received_at=timezone.now())
+    assert outcome.accepted == len(events), outcome.results
+    assert delivery.deliver_due().delivered == len(events)
+    lines = {line["event_id"]: line for line in download_bucket(moto_firehose, tmp_path / "s3")}
+    with loaded_warehouse(rendered_sql(), tmp_path / "s3") as cursor:
+        yield events, lines, cursor
+
+
+def one_row(cursor, view: str, event: dict) -> dict:
+    """Return the only row of `view` for `event`."""
+    (row,) = cursor.execute(f"SELECT * FROM {view} WHERE event_id = '{event['event_id']}'").fetchall()
+    return row
+
+
+def test_each_built_in_type_has_a_view_with_exactly_its_events_and_its_typed_columns(every_type_loaded):
+    events, _, cursor = every_type_loaded
+
+    counts = {
+        name: cursor.execute(f"SELECT COUNT(*) AS n FROM {type_view_name(name)}").fetchone()["N"] for name in REGISTRY
+    }
+    assert counts == {name: 2 if name == "ad_impression" else 1 for name in REGISTRY}
+    assert cursor.execute(f"SELECT COUNT(*) AS n FROM {CUSTOM_VIEW}").fetchone()["N"] == 2
+    assert cursor.execute("SELECT COUNT(*) AS n FROM game_events").fetchone()["N"] == len(events)
+    assert one_row(cursor, "game_events_session_end", events["session_end"])["DURATION_MS"] == 600_000
+    assert one_row(cursor, "game_events_session_start", events["session_start"])["SESSION_ID"] == "session-7"
+    progression = one_row(cursor, "game_events_progression", events["progression"])
+    assert (progression["STATUS"], progression["LEVEL"], progression["SCORE"], progression["ATTEMPT"]) == (
+        "complete", "world1:level3", 1200, 2,
+    )  # fmt: skip
+    resource = one_row(cursor, "game_events_resource", events["resource"])
+    assert {key: resource[key] for key in ("FLOW", "RESOURCE", "AMOUNT", "ITEM_TYPE", "ITEM_ID")} == {
+        "FLOW": "sink", "RESOURCE": "gems", "AMOUNT": Decimal("12.5"), "ITEM_TYPE": "booster", "ITEM_ID": "speed_up",
+    }  # fmt: skip
+    ad = one_row(cursor, "game_events_ad_impression", events["ad_impression"])
+    assert (ad["AD_NETWORK"], ad["AD_FORMAT"], ad["AD_UNIT"]) == ("admob", "rewarded", "rewarded_main")
+    unpaid = one_row(cursor, "game_events_ad_impression", events["unpaid ad_impression"])
+    assert (unpaid["AD_NETWORK"], unpaid["AD_UNIT"], unpaid["REVENUE"], unpaid["REVENUE_BASE"]) == (
+        "unity", None, None, None,
+    )  # fmt: skip
+    install = one_row(cursor, "game_events_install", events["install"])
+    assert (install["STORE"], install["COUNTRY"], install["CAMPAIGN"], install["DEVICE_MODEL"]) == (
+        "app_store", "JP", "spring", None,
+    )  # fmt: skip
+    purchase_row = one_row(cursor, "game_events_purchase", events["purchase"])
+    assert (purchase_row["TRANSACTION_ID"], purchase_row["PRODUCT_ID"], purchase_row["REVENUE"]) == (
+        "txn-1", "coins", Decimal("4.99"),
+    )  # fmt: skip
+    for name in ("identify", "page", "screen", "group", "alias"):  # free-form: properties kept whole
+        row = one_row(cursor, type_view_name(name), events[name])
+        assert orjson.loads(row["PROPERTIES"]) == events[name]["properties"]
+
+
+def test_ad_revenue_is_queryable_in_the_base_currency_beside_purchase_revenue(every_type_loaded):
+    events, lines, cursor = every_type_loaded
+    ad_line = lines[events["ad_impression"]["event_id"]]
+    assert {key: ad_line[key] for key in ("currency", "revenue", "base_currency", "fx_rate", "fx_date")} == {
+        "currency": "EUR", "revenue": "0.0125", "base_currency": "USD", "fx_rate": "1.165", "fx_date": "2026-01-09",
+    }  # fmt: skip
+
+    ad = one_row(cursor, "game_events_ad_impression", events["ad_impression"])
+    by_type = cursor.execute(
+        "SELECT event_type, SUM(revenue_base::NUMBER(38, 6)) AS revenue_base, ANY_VALUE(base_currency) AS base"
+        " FROM game_events WHERE revenue IS NOT NULL GROUP BY event_type ORDER BY event_type"
+    ).fetchall()
+
+    assert (ad["CURRENCY"], ad["REVENUE"], ad["BASE_CURRENCY"]) == ("EUR", Decimal("0.0125"), "USD")
+    # 0.0125 x 1.165 = 0.0145625: sub-cent ad revenue is kept, to the record's 6 decimal places.
+    assert ad["REVENUE_BASE"] == Decimal(ad_line["revenue_base"]) == Decimal("0.014562")
+    assert (ad["FX_RATE"], ad["FX_DATE"]) == (Decimal("1.165"), date(2026, 1, 9))
+    assert [(row["EVENT_TYPE"], row["REVENUE_BASE"], row["BASE"]) for row in by_type] == [
+        ("ad_impression", Decimal(ad_line["revenue_base"]), "USD"),
+        ("purchase", Decimal("5.81"), "USD"),
+    ]
+
+
+def test_custom_types_carry_their_schema_version_and_keep_properties_as_variant(every_type_loaded):
+    events, lines, cursor = every_type_loaded
+    assert lines[events["level_up"]["event_id"]]["event_schema_version"] == 2
+    assert lines[events["tutorial_skipped"]["event_id"]]["event_schema_version"] is None
+    assert "event_schema_version" not in lines[events["progression"]["event_id"]]
+
+    custom = cursor.execute(f"SELECT * FROM {CUSTOM_VIEW} ORDER BY event_type").fetchall()
+    versions = cursor.execute(
+        "SELECT event_type, event_schema_version FROM game_events WHERE event_schema_version IS NOT NULL"
+    ).fetchall()
+
+    assert [(row["EVENT_TYPE"], row["EVENT_SCHEMA_VERSION"]) for row in custom] == [
+        ("level_up", 2),
+        ("tutorial_skipped", None),
+    ]
+    assert orjson.loads(custom[0]["PROPERTIES"]) == {"level": 5, "class": "mage", "loot": {"gold": 30}}
+    assert orjson.loads(custom[1]["PROPERTIES"]) == {"step": 3}
+    assert [(row["EVENT_TYPE"], row["EVENT_SCHEMA_VERSION"]) for row in versions] == [("level_up", 2)]
+
+
+def test_per_type_views_have_the_columns_of_game_events_their_type_uses_then_its_own(every_type_loaded):
+    _, _, cursor = every_type_loaded
+
+    def columns(view: str) -> tuple[str, ...]:
+        cursor.execute(f"SELECT * FROM {view} LIMIT 0")
+        return tuple(column.name.lower() for column in cursor.description)
+
+    # What the command assumes of 06_view.sql, checked against the view as created.
+    assert columns("game_events") == EVENT_COLUMNS + CUSTOM_COLUMNS + PRICE_COLUMNS + REVENUE_COLUMNS + LOAD_COLUMNS
+    assert columns(CUSTOM_VIEW) == EVENT_COLUMNS + CUSTOM_COLUMNS + LOAD_COLUMNS
+    for name, event_type in REGISTRY.items():
+        assert columns(type_view_name(name)) == type_view_columns(event_type)
+    assert columns("game_events_purchase")[15:23] == PRICE_COLUMNS + REVENUE_COLUMNS
+    assert columns("game_events_ad_impression")[15:21] == REVENUE_COLUMNS  # no price or quantity
+    assert "revenue" not in columns("game_events_progression")
+
+
+# The per-type views, generated
+
+
+def test_a_newly_registered_type_gets_its_view_without_editing_any_sql(monkeypatch):
+    quest = replace(
+        REGISTRY["progression"],
+        name="quest",
+        warehouse_columns=(
+            WarehouseColumn("quest_id", "STRING", "properties:quest_id"),
+            WarehouseColumn("reward_gold", "NUMBER(38, 6)", "properties:reward.gold"),
+        ),
+    )
+    monkeypatch.setitem(REGISTRY, "quest", quest)
+
+    sql = rendered_sql()["07_type_views.sql"]
+
+    (view,) = [statement for statement in statements(sql) if "VIEW game_events_quest\n" in statement]
+    assert "  properties:quest_id::STRING AS quest_id,\n" in view
+    assert "  properties:reward.gold::NUMBER(38, 6) AS reward_gold,\n" in view
+    assert view.endswith("FROM game_events\nWHERE event_type = 'quest'")
+    (custom,) = [statement for statement in statements(sql) if f"VIEW {CUSTOM_VIEW}\n" in statement]
+    assert "'quest'" in custom  # no longer counted as custom
+
+
+@pytest.mark.parametrize(
+    ("column", "reason"),
+    [
+        (WarehouseColumn("order", "STRING", "properties:order"), "unreserved Snowflake identifier"),
+        (WarehouseColumn("revenue", "NUMBER(38, 6)", "properties:revenue"), "already a column of the view"),
+        (WarehouseColumn("event_schema_version", "INTEGER", "properties:v"), "already a column of the view"),
+        (WarehouseColumn("level", "STRING", "record:level"), "is not <properties|context>"),
+        (WarehouseColumn("level", "STRING", "properties:level'; DROP TABLE x"), "is not <properties|context>"),
+        (WarehouseColumn("level", "STRING); DROP TABLE x", "properties:level"), "is not a Snowflake type"),
+    ],
+)
+def test_a_typed_column_the_view_cannot_have_is_refused_naming_its_type(column, reason):
+    registry = {"purchase": replace(REGISTRY["purchase"], warehouse_columns=(column,))}
+
+    with pytest.raises(ValueError, match=re.escape(reason)) as error:
+        type_views_sql(registry)
+    assert "of event type 'purchase'" in str(error.value)
+
+
+def test_warehouse_sql_command_refuses_a_registry_it_cannot_render(monkeypatch):
+    broken = replace(REGISTRY["install"], warehouse_columns=(WarehouseColumn("select", "STRING", "properties:s"),))
+    monkeypatch.setitem(REGISTRY, "install", broken)
+
+    with pytest.raises(CommandError, match="'select' of event type 'install'"):
+        call_command("warehouse_sql")
 
 
 # The SQL as printed
@@ -289,8 +547,20 @@ def test_warehouse_sql_command_prints_every_file_filled_with_the_configured_buck
 
     out = capsys.readouterr().out
     assert "{{" not in out
-    for name in ("01_storage_integration", "02_stage", "03_raw_table", "04_copy_into", "05_pipe", "06_view"):
+    names = (
+        "01_storage_integration",
+        "02_stage",
+        "03_raw_table",
+        "04_copy_into",
+        "05_pipe",
+        "06_view",
+        "07_type_views",
+    )
+    for name in names:
         assert f"-- ===== warehouse/{name}.sql =====" in out
+    for event_type in REGISTRY:
+        assert f"CREATE OR REPLACE VIEW game_events_{event_type}\n" in out
+    assert f"CREATE OR REPLACE VIEW {CUSTOM_VIEW}\n" in out
     assert "URL = 's3://studio-lake/tracker/events/'" in out
     assert "STORAGE_ALLOWED_LOCATIONS = ('s3://studio-lake/tracker/events/')" in out
     assert "STORAGE_AWS_ROLE_ARN = 'arn:aws:iam::123456789012:role/sf'" in out

@@ -3,8 +3,12 @@
 -- (manage.py reconvert) is sent again with a newer emitted_at; Snowflake enforces no
 -- unique keys, so the view picks, per (game, event_id), the line with the latest
 -- emitted_at. Timestamps are TIMESTAMP_TZ (UTC), money NUMBER(38, 6), properties and
--- context stay VARIANT. Fields the record adds later: read them from `record` in
--- game_events_raw, or add them here.
+-- context stay VARIANT. Every event type is here; event_schema_version is set for
+-- custom types only (NULL when accepted without a schema); the revenue columns hold
+-- the revenue of every type that has some (purchase, ad_impression; price and
+-- quantity: purchases only). Each type's own typed columns are in its view of 07.
+-- Fields the record adds later: read them from `record` in game_events_raw, or add
+-- them here.
 USE SCHEMA {{database}}.{{schema}};
 
 CREATE OR REPLACE VIEW game_events
@@ -26,6 +30,7 @@ SELECT
   record:session_id::STRING AS session_id,
   record:properties AS properties,
   record:context AS context,
+  record:event_schema_version::INTEGER AS event_schema_version,
   record:price::NUMBER(38, 6) AS price,
   record:quantity::INTEGER AS quantity,
   record:currency::STRING AS currency,

@@ -20,10 +20,7 @@ class WarehouseColumn:
 
     name: str
     sql_type: str  # STRING, NUMBER(38,6), ...
-    path: str  # e.g. properties:level
-
-    def select_sql(self) -> str:
-        return f"record:{self.path}::{self.sql_type} AS {self.name}"
+    path: str  # in the game_events view, e.g. properties:level (warehouse/07_type_views.sql)
 
 
 @dataclass(frozen=True)
