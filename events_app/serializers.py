@@ -29,7 +29,7 @@ _TYPE_LIST = ", ".join(f"`{name}`" for name in REGISTRY)
     {
         "type": "string",
         "pattern": CUSTOM_EVENT_TYPE_PATTERN,
-        "examples": list(REGISTRY),
+        "example": "progression",
         "description": (
             f"A built-in type ({_TYPE_LIST}) or a custom type of the game, validated against the JSON Schema "
             "the game registered for it (manage.py event_schema)."

@@ -295,3 +295,15 @@ def test_ad_revenue_without_a_rate_is_filled_by_reconvert_once_rates_arrive(api)
     assert counts.converted == 1
     assert stored.revenue_base == Decimal("0.002")  # 0.0015 / 0.75, kept below the cent
     assert stored.payload["revenue_base"] == "0.002"
+
+
+def test_the_openapi_schema_is_valid_and_names_every_built_in_type():
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.validation import validate_schema
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    validate_schema(schema)  # raises on an invalid OpenAPI 3 document
+
+    event_type = schema["components"]["schemas"]["EventRequest"]["properties"]["event_type"]
+    assert event_type["pattern"] == "^[a-z][a-z0-9_]{0,63}$"
+    assert all(f"`{name}`" in event_type["description"] for name in REGISTRY)
