@@ -1,26 +1,28 @@
-"""Dashboard queries: events over time, intake, delivery backlog and revenue, each served by an index.
-
-Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
-Every query here stays on an index: the per-type series read the (event_type,
-received_at) index without touching the table, the backlog counts read
-(delivery_state, received_at), and distinct values are found by skipping through an
-index one value at a time rather than scanning it.
-"""
+"""Dashboard queries: events over time, intake, delivery backlog, revenue and a game's types, each on an index."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import NotSupportedError
-from django.db.models import CharField, Count, F, Func, Model, QuerySet, Sum
+from django.db.models import CharField, Count, F, Func, Min, Model, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from . import conf
+from .event_types import revenue_types
 from .models import DeliveryState, DuplicateTally, Event, Game, RejectedEvent
 from .rejections import keep_count as rejections_kept
 
+# Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
+# Every query here stays on an index: the per-type series read the (event_type,
+# received_at) index without touching the table, the backlog counts read
+# (delivery_state, received_at), a game's type counts read its newest rows by
+# (game, received_at), and distinct values are found by skipping through an index
+# one value at a time rather than scanning it.
+
 HOURS_SHOWN = 24
 DAYS_SHOWN = 30
+TYPE_COUNT_CAP = 10_000  # a game's events counted by type: its newest this many
 
 
 class UtcBucket(Func):
@@ -112,8 +114,17 @@ class Dashboard:
     intake_day: Intake
     intake_month: Intake
     backlog: Backlog
-    revenue: TimeSeries
-    purchases_without_rate: int
+    revenue: dict[str, TimeSeries]  # per type with money, in the registry's order: purchase, ad_impression, ...
+    without_rate: dict[str, int]  # per type with money: events, of any date, waiting for an exchange rate
+
+    @property
+    def revenue_total(self) -> Decimal:
+        """Return the revenue of every type and game in the base currency over the days shown."""
+        return sum((series.total() for series in self.revenue.values()), start=Decimal(0))
+
+    @property
+    def without_rate_total(self) -> int:
+        return sum(self.without_rate.values())
 
 
 def build_dashboard(*, game: Game | None = None, now: datetime | None = None) -> Dashboard:
@@ -123,7 +134,6 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS_SHOWN - 1)
     hourly = events_per_bucket(since=hour_start, until=now, unit="hour", game=game)
     daily = events_per_bucket(since=day_start, until=now, unit="day", game=game)
-    revenue, without_rate = revenue_per_day(since=day_start, until=now, game=game)
     return Dashboard(
         game=game,
         now=now,
@@ -133,8 +143,8 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
         intake_day=intake(since=hour_start, accepted=hourly.total(), game=game),
         intake_month=intake(since=day_start, accepted=daily.total(), game=game),
         backlog=backlog(game=game, now=now),
-        revenue=revenue,
-        purchases_without_rate=without_rate,
+        revenue=revenue_per_day(since=day_start, until=now, game=game),
+        without_rate=events_without_rate(game=game),
     )
 
 
@@ -173,44 +183,94 @@ def events_per_bucket(*, since: datetime, until: datetime, unit: str, game: Game
     return series
 
 
-def revenue_per_day(*, since: datetime, until: datetime, game: Game | None = None) -> tuple[TimeSeries, int]:
-    """Return purchase revenue in the base currency per day, one series per game, and the purchases left out.
+def revenue_per_day(*, since: datetime, until: datetime, game: Game | None = None) -> dict[str, TimeSeries]:
+    """Return revenue in the base currency per day for each type with money (purchases, ad impressions, ...).
 
-    A purchase whose exchange rate is not known yet has no base-currency revenue and
-    is left out rather than added in the wrong currency; the second value counts
-    those, of any date (they are converted once the rate arrives).
+    One TimeSeries per revenue type, in the registry's order, each with one series per
+    game; every revenue type is there, empty or not. One grouped query for all of them,
+    on the (event_type, received_at) index. An event whose exchange rate is not known
+    yet has no base-currency revenue and is left out rather than added in the wrong
+    currency (see `events_without_rate`; they are converted once the rate arrives).
     """
+    types = revenue_types()
     buckets = _bucket_starts(since=since, until=until, unit="day")
-    purchases = _events(game).filter(event_type="purchase", received_at__gte=since, received_at__lte=until)
     rows = (
-        purchases.filter(revenue_base__isnull=False)
+        _events(game)
+        .filter(event_type__in=types, received_at__gte=since, received_at__lte=until, revenue_base__isnull=False)
         .annotate(bucket=UtcBucket("received_at", unit="day"))
-        .values("bucket", "game_id")
+        .values("bucket", "event_type", "game_id")
         .annotate(revenue=Sum("revenue_base"))
         .order_by()
     )
     slugs = dict(Game.objects.values_list("pk", "slug"))
     index = {_bucket_key(start, "day"): position for position, start in enumerate(buckets)}
-    by_game: dict[str, list] = {}
+    by_type: dict[str, dict[str, list]] = {name: {} for name in types}
     for row in rows:
         position = index.get(row["bucket"])
         if position is None:
             continue
+        by_game = by_type[row["event_type"]]
         values = by_game.setdefault(slugs.get(row["game_id"], str(row["game_id"])), [Decimal(0)] * len(buckets))
         values[position] += Decimal(row["revenue"] or 0)
     # Biggest earners first: they are the bottom of the stack and the top of the legend.
-    ordered = dict(sorted(by_game.items(), key=lambda item: (-sum(item[1]), item[0])))
-    return TimeSeries(unit="day", buckets=buckets, series=ordered), purchases_without_rate(game=game)
+    return {
+        name: TimeSeries(
+            unit="day", buckets=buckets, series=dict(sorted(by_game.items(), key=lambda item: (-sum(item[1]), item[0])))
+        )
+        for name, by_game in by_type.items()
+    }
 
 
-def purchases_without_rate(*, game: Game | None = None) -> int:
-    """Return how many purchases, of any date, still wait for an exchange rate (read from a partial index)."""
+def events_without_rate(*, game: Game | None = None) -> dict[str, int]:
+    """Return how many events with revenue, of any date, still wait for an exchange rate, per revenue type.
+
+    Read from the partial index of waiting events (few, by design: a rate arrives daily).
+    """
     waiting = Event.objects.filter(revenue__isnull=False, revenue_base__isnull=True)
     if game is not None:
-        # Kept off the game's index on purpose: the partial index of waiting purchases is
+        # Kept off the game's index on purpose: the partial index of waiting events is
         # far narrower than all of a game's events, but only per-value statistics could tell.
         waiting = waiting.alias(game_unindexed=F("game_id") + 0).filter(game_unindexed=game.pk)
-    return waiting.count()
+    counts = dict(waiting.values_list("event_type").annotate(n=Count("pk")).order_by())
+    return {name: counts.get(name, 0) for name in revenue_types() if counts.get(name)}
+
+
+@dataclass
+class TypeCounts:
+    """A game's events by type, counted over its newest `cap` events at most."""
+
+    counts: dict[str, int]  # most frequent first
+    total: int
+    cap: int
+    since: datetime | None  # when the oldest event counted was received
+
+    @property
+    def is_capped(self) -> bool:
+        """Return True if the game may have older events than those counted."""
+        return self.total >= self.cap
+
+
+def type_counts(*, game: Game, cap: int | None = None) -> TypeCounts:
+    """Return the game's events per type (custom types too) over its newest `cap` events, in one grouped query.
+
+    Capped so that it costs the same for a game with a billion events: the newest rows
+    are found on the (game, received_at) index, and only those are read.
+    """
+    cap = TYPE_COUNT_CAP if cap is None else cap
+    newest = Event.objects.filter(game=game).order_by("-received_at").values("pk")[:cap]
+    rows = (
+        Event.objects.filter(pk__in=Subquery(newest))
+        .values("event_type")
+        .annotate(n=Count("pk"), since=Min("received_at"))
+        .order_by()
+    )
+    rows = sorted(rows, key=lambda row: (-row["n"], row["event_type"]))
+    return TypeCounts(
+        counts={row["event_type"]: row["n"] for row in rows},
+        total=sum(row["n"] for row in rows),
+        cap=cap,
+        since=min((row["since"] for row in rows), default=None),
+    )
 
 
 def intake(*, since: datetime, accepted: int, game: Game | None = None) -> Intake:

@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import orjson
 
-from . import conf, currency
 from sdk.contract import Money
 
+from . import conf, currency
 from .event_types import REGISTRY
 from .fields import decimal_string
 from .timeutil import iso_utc

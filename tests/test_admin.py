@@ -1,25 +1,77 @@
-"""The operator console: event list, filters, search, detail, permissions, resends, games, keys, rejections."""
+"""The operator console: event list, filters, search, detail, permissions, resends, games, keys, schemas, rejections."""
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from events_app import delivery, paginators
+from events_app import dashboard, delivery, paginators, schemas
 from events_app.admin import EventAdmin
+from events_app.currency import clear_rate_cache
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
-from events_app.models import ApiKey, AttemptOutcome, DeliveryAttempt, DeliveryState, Event, Game, RejectedEvent
+from events_app.models import (
+    ApiKey,
+    AttemptOutcome,
+    DeliveryAttempt,
+    DeliveryState,
+    Event,
+    EventSchema,
+    Game,
+    RejectedEvent,
+    UnknownEventPolicy,
+)
 from events_app.resend import resend_events
+from tests.conftest import now_rfc3339
 
 EVENTS_URL = reverse("admin:events_app_event_changelist")
-READ_ONLY_PERMISSIONS = ["view_event", "view_game", "view_apikey", "view_rejectedevent"]
+READ_ONLY_PERMISSIONS = ["view_event", "view_game", "view_apikey", "view_rejectedevent", "view_eventschema"]
+SCHEMAS_URL = reverse("admin:events_app_eventschema_changelist")
+REGISTER_URL = reverse("admin:events_app_eventschema_add")
+LEVEL_UP_SCHEMA = {
+    "type": "object",
+    "properties": {"level": {"type": "integer", "minimum": 1}, "world": {"type": "string"}},
+    "required": ["level"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Schemas and rates are cached per process (by game id, ids come back after a rollback): start clean."""
+    schemas.clear_cache()
+    clear_rate_cache()
+    yield
+    schemas.clear_cache()
+    clear_rate_cache()
+
+
+def make_event(event_type: str, properties: dict, **fields) -> dict:
+    """Return a valid event of any type (built-in or custom) with these properties."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "player_id": "player-1",
+        "occurred_at": now_rfc3339(),
+        "properties": properties,
+        **fields,
+    }
+
+
+def accept_unknown_types(game: Game) -> None:
+    game.unknown_events = UnknownEventPolicy.ACCEPT
+    game.save(update_fields=["unknown_events"])
+
+
+def ad_impression(**properties) -> dict:
+    return make_event("ad_impression", {"ad_network": "admob", "ad_format": "rewarded", **properties})
 
 
 def store(api_key: ApiKey, raw_events: list[dict]) -> list[Event]:
@@ -141,6 +193,25 @@ def test_filter_choices_offer_the_values_that_occur(operator, game_key, make_ins
     assert "Dead (gave up)" in titles["delivery state"]
 
 
+def test_event_list_filters_by_custom_types_too(operator, game_key, make_install):
+    schemas.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    accept_unknown_types(game_key[0].game)
+    level_ups = store(game_key[0], [make_event("level_up", {"level": 2}), make_event("level_up", {"level": 3})])
+    (boss,) = store(game_key[0], [make_event("boss_defeated", {"boss": "hydra"})])  # no schema: accepted
+    store(game_key[0], [make_install()])
+
+    listing = operator.get(EVENTS_URL)
+    filtered = operator.get(EVENTS_URL, {"event_type": "level_up"})
+    unlisted = operator.get(EVENTS_URL, {"event_type": "boss_defeated"})
+
+    type_filter = next(spec for spec in listing.context["cl"].filter_specs if str(spec.title) == "type")
+    choices = [choice["display"] for choice in type_filter.choices(listing.context["cl"])]
+    assert choices == ["All", "boss_defeated", "install", "level_up"]
+    assert page_ids(filtered) == {event.pk for event in level_ups}
+    assert page_ids(unlisted) == {boss.pk}
+    assert '<span class="result-count">2</span>' in filtered.content.decode()
+
+
 def test_date_hierarchy_drills_down_to_the_days_that_have_events(operator, game_key, make_install):
     first, second, third = store(game_key[0], [make_install(), make_install(), make_install()])
     Event.objects.filter(pk=first.pk).update(received_at=datetime(2026, 3, 5, 10, tzinfo=UTC))
@@ -257,6 +328,80 @@ def test_event_page_shows_payload_firehose_line_timestamps_and_attempt_history(o
     assert "ServiceUnavailableException: slow down" in html
     assert "Delivery attempts and resends" in html
     assert "2.1.0" in html
+
+
+def fieldset_titles(response) -> list[str]:
+    return [fieldset.name for fieldset in response.context["adminform"]]
+
+
+def test_purchase_page_shows_price_times_quantity_and_the_base_currency_amount(operator, game_key, make_purchase):
+    (event,) = store(game_key[0], [make_purchase()])
+    Event.objects.filter(pk=event.pk).update(
+        revenue_base="5.39", base_currency="USD", fx_rate="0.925925925926", fx_date="2026-11-24"
+    )
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    html = response.content.decode()
+    assert "Revenue" in fieldset_titles(response)
+    assert "4.99 x 1 = 4.99 EUR" in html
+    assert "5.39 USD (rate 0.925925925926 on 2026-11-24)" in html
+    assert event.transaction_id in html
+
+
+def test_ad_impression_page_shows_its_revenue_and_conversion_like_a_purchase(operator, game_key):
+    (event,) = store(game_key[0], [ad_impression(revenue="0.25", currency="EUR")])
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    html = response.content.decode()
+    assert "Revenue" in fieldset_titles(response)
+    assert '<div class="readonly">0.25 EUR</div>' in html
+    assert "no exchange rate known yet" in html
+    assert "Transaction id" not in html  # ad impressions have none
+
+
+def test_ad_impression_without_revenue_has_no_revenue_section(operator, game_key):
+    (event,) = store(game_key[0], [ad_impression()])
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    assert response.status_code == 200
+    assert "Revenue" not in fieldset_titles(response)
+
+
+def test_custom_event_page_names_the_schema_version_that_checked_it(operator, game_key):
+    game = game_key[0].game
+    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    second = schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    (event,) = store(game_key[0], [make_event("level_up", {"level": 4})])
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    html = response.content.decode()
+    assert "Custom type" in fieldset_titles(response)
+    schema_url = reverse("admin:events_app_eventschema_change", args=[second.pk])
+    assert f'<a href="{schema_url}">level_up version 2 (event_schema_version 2)</a>' in html
+    assert "Revenue" not in fieldset_titles(response)
+
+
+def test_custom_event_accepted_without_a_schema_says_so(operator, game_key):
+    accept_unknown_types(game_key[0].game)
+    (event,) = store(game_key[0], [make_event("boss_defeated", {"boss": "hydra"})])
+
+    html = operator.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+
+    assert "no schema: accepted because the game&#x27;s policy" in html
+    assert "event_schema_version null" in html
+
+
+def test_built_in_event_page_has_no_custom_type_section(operator, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+
+    response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    assert "Custom type" not in fieldset_titles(response)
+    assert "Revenue" not in fieldset_titles(response)
 
 
 def test_event_page_is_read_only(resender, game_key, make_install):
@@ -473,6 +618,110 @@ def test_a_game_is_created_in_the_admin(admin_client):
     assert Game.objects.filter(slug="star-farm", name="Star Farm").exists()
 
 
+def test_game_page_sets_the_policy_for_custom_types_without_a_schema(admin_client, api, make_install):
+    (api_key, plaintext) = issue_api_key(game_slug="star-farm")
+    game = api_key.game
+    url = reverse("admin:events_app_game_change", args=[game.pk])
+    page = admin_client.get(url).content.decode()
+    keys = {"api_keys-TOTAL_FORMS": 1, "api_keys-INITIAL_FORMS": 1, "api_keys-0-id": api_key.pk,
+            "api_keys-0-game": game.pk}  # the page's (read-only) key inline  # fmt: skip
+
+    response = admin_client.post(url, {"name": "Star Farm", "unknown_events": "accept", **keys})
+
+    assert 'name="unknown_events"' in page
+    assert "Custom types without a schema" in page
+    assert response.status_code == 302
+    assert Game.objects.get(pk=game.pk).unknown_events == UnknownEventPolicy.ACCEPT
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert api.post("/v1/events", make_event("boss_defeated", {"boss": "hydra"}), format="json").status_code == 202
+
+
+def test_game_list_shows_each_games_policy(admin_client, game_key):
+    Game.objects.create(slug="star-farm", unknown_events=UnknownEventPolicy.ACCEPT)
+
+    html = admin_client.get(reverse("admin:events_app_game_changelist")).content.decode()
+
+    assert "Accept without a schema" in html
+    assert "Reject (400 naming event_type)" in html
+
+
+def test_game_page_lists_its_custom_types_with_their_latest_versions(admin_client, game_key, other_game_key):
+    game = game_key[0].game
+    for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
+        schemas.register_schema(game=game, event_type="level_up", schema=schema)
+    schemas.register_schema(game=game, event_type="chest_opened", schema={"type": "object"})
+    schemas.register_schema(game=other_game_key[0].game, event_type="quest_done", schema={"type": "object"})
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    rows = html.split('id="custom-types"', 1)[1].split("</table>", 1)[0]
+    assert rows.index("chest_opened") < rows.index("level_up")
+    level_up = rows.split('<tr id="custom-type-level_up">', 1)[1].split("</tr>", 1)[0]
+    assert re.search(r'<td><code>level_up</code></td>\s*<td class="num">2</td>', level_up)
+    assert "quest_done" not in rows
+    assert f"?game__id__exact={game.pk}&amp;event_type=level_up" in rows  # all versions
+    assert f"?game={game.pk}&amp;event_type=level_up" in rows  # register a new version
+    assert 'id="register-schema-link"' in html
+
+
+def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other_game_key, make_install, make_purchase):
+    game = game_key[0].game
+    schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    store(game_key[0], [make_install(), make_install(), make_install(), make_purchase()])
+    store(game_key[0], [make_event("level_up", {"level": 2}), make_event("level_up", {"level": 3})])
+    store(other_game_key[0], [make_install()])
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    section = html.split('id="type-counts"', 1)[1]
+    counts = re.findall(r'<code>([a-z_]+)</code></td><td class="quiet">([a-z-]+)</td><td class="num"><a href="([^"]+)"'
+                        r' id="type-count-[a-z_]+">(\d+)</a>', section)  # fmt: skip
+    assert [(name, kind, int(n)) for name, kind, _link, n in counts] == [
+        ("install", "built-in", 3),
+        ("level_up", "custom", 2),
+        ("purchase", "built-in", 1),
+    ]
+    assert counts[1][2] == f"{EVENTS_URL}?game__id__exact={game.pk}&amp;event_type=level_up"
+    assert "All 6 events of the game." in section
+
+
+def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install,
+                                                                    monkeypatch):  # fmt: skip
+    monkeypatch.setattr(dashboard, "TYPE_COUNT_CAP", 3)
+    accept_unknown_types(game_key[0].game)
+    old = store(game_key[0], [make_install(), make_install()])
+    Event.objects.filter(pk__in=[e.pk for e in old]).update(received_at=datetime(2026, 1, 1, tzinfo=UTC))
+    newest = store(game_key[0], [make_event("chest_opened", {}) for _ in range(3)])
+    Event.objects.filter(pk__in=[e.pk for e in newest]).update(received_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game_key[0].game_id])).content.decode()
+
+    assert 'id="type-count-chest_opened">3<' in html
+    assert 'id="type-count-install"' not in html
+    assert "Counted over the game's newest 3 events (received since 2026-03-02 09:30 UTC)" in html
+
+
+def test_game_event_counts_take_one_query_whatever_the_number_of_types(game_key, make_install, make_purchase,
+                                                                       django_assert_num_queries):  # fmt: skip
+    store(game_key[0], [make_install(), make_purchase(), ad_impression(), make_event("session_start", {},
+                                                                                     session_id="s-1")])  # fmt: skip
+
+    with django_assert_num_queries(1):
+        counts = dashboard.type_counts(game=game_key[0].game)
+
+    assert counts.counts == {"ad_impression": 1, "install": 1, "purchase": 1, "session_start": 1}
+    assert not counts.is_capped
+
+
+def test_a_game_without_events_or_custom_types_says_so(admin_client, db):
+    game = Game.objects.create(slug="star-farm")
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    assert 'id="no-custom-types"' in html
+    assert "No events from this game yet." in html
+
+
 def test_issuing_a_key_shows_the_plaintext_once_and_stores_only_its_hash(admin_client, game_key, api, make_install):
     game = game_key[0].game
     form = admin_client.get(reverse("admin:events_app_apikey_add"), {"game": game.pk})
@@ -547,6 +796,152 @@ def test_read_only_operator_cannot_issue_or_revoke_keys(operator, game_key):
     assert operator.get(reverse("admin:events_app_apikey_add")).status_code == 403
     assert operator.post(reverse("admin:events_app_apikey_revoke", args=[game_key[0].pk])).status_code == 403
     assert ApiKey.objects.get(pk=game_key[0].pk).revoked_at is None
+
+
+# -- custom event schemas -------------------------------------------------------------------------------------------
+
+
+def register_form(game: Game, event_type: str, schema: object | str) -> dict:
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    return {"game": game.pk, "event_type": event_type, "schema": text}
+
+
+def test_schema_list_shows_every_version_per_game_and_marks_the_latest(operator, game_key, other_game_key):
+    game, other = game_key[0].game, other_game_key[0].game
+    for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
+        schemas.register_schema(game=game, event_type="level_up", schema=schema)
+    schemas.register_schema(game=other, event_type="level_up", schema={"type": "object"})
+
+    everything = operator.get(SCHEMAS_URL)
+    one_game = operator.get(SCHEMAS_URL, {"game__id__exact": game.pk})
+
+    rows = [(row.game.slug, row.event_type, row.version) for row in everything.context["cl"].result_list]
+    assert rows == [("moon-miners", "level_up", 1), ("space-raiders", "level_up", 2), ("space-raiders", "level_up", 1)]
+    assert [row.version for row in one_game.context["cl"].result_list] == [2, 1]
+    html = one_game.content.decode()
+    assert html.count('<span class="state-badge schema-latest">latest</span>') == 1
+    assert 'id="register-schema-link"' not in html  # a reader may not register
+
+
+def test_schema_page_shows_the_schema_pretty_printed_and_cannot_be_edited(operator, game_key):
+    game = game_key[0].game
+    first = schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    url = reverse("admin:events_app_eventschema_change", args=[first.pk])
+
+    html = operator.get(url).content.decode()
+    post = operator.post(url, {"schema": "{}"})
+
+    assert '<pre class="json" id="schema-json">{\n  &quot;type&quot;: &quot;object&quot;,' in html
+    assert "&quot;minimum&quot;: 1" in html
+    assert "Superseded by version 2" in html
+    assert 'name="_save"' not in html
+    assert post.status_code == 403
+    assert EventSchema.objects.get(pk=first.pk).schema == LEVEL_UP_SCHEMA
+    assert operator.post(reverse("admin:events_app_eventschema_delete", args=[first.pk])).status_code == 403
+
+
+def test_registering_a_schema_in_the_admin_adds_the_next_version_and_says_so(admin_client, admin_user, game_key):
+    game = game_key[0].game
+    first = schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+
+    response = admin_client.post(REGISTER_URL, register_form(game, "level_up", LEVEL_UP_SCHEMA), follow=True)
+
+    latest = EventSchema.objects.get(game=game, event_type="level_up", version=2)
+    assert latest.schema == LEVEL_UP_SCHEMA
+    assert EventSchema.objects.get(pk=first.pk).schema == {"type": "object"}  # versions never change
+    assert response.redirect_chain[-1][0] == reverse("admin:events_app_eventschema_change", args=[latest.pk])
+    assert [str(m) for m in response.context["messages"]] == [
+        "Registered level_up version 2 for space-raiders: new events of this type are checked against it within "
+        "2 seconds on every server process."
+    ]
+    assert "The latest version: new events of this type from this game are checked against it." in (
+        response.content.decode()
+    )
+    entry = LogEntry.objects.get(user=admin_user, action_flag=ADDITION)
+    assert (entry.object_id, entry.get_change_message()) == (str(latest.pk), "Registered version 2.")
+
+
+def test_a_schema_registered_in_the_admin_checks_the_games_next_events(admin_client, api, game_key):
+    admin_client.post(REGISTER_URL, register_form(game_key[0].game, "level_up", LEVEL_UP_SCHEMA))
+
+    valid = api.post("/v1/events", make_event("level_up", {"level": 3}), format="json")
+    invalid = api.post("/v1/events", make_event("level_up", {"level": 0}), format="json")
+
+    assert valid.status_code == 202
+    assert invalid.status_code == 400
+    assert "level" in invalid.json()["properties"]
+    assert Event.objects.get(event_type="level_up").payload["event_schema_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event_type", "schema", "field", "reason"),
+    [
+        ("level_up", '{"type": "object",', "schema", "Not JSON: "),
+        ("level_up", {"type": "no-such-type"}, "schema", "Not a valid JSON Schema: "),
+        ("level_up", {"minimum": "one"}, "schema", "Not a valid JSON Schema: "),
+        ("level_up", '"object"', "schema", "A JSON Schema is an object (or true/false)."),
+        ("purchase", {"type": "object"}, "event_type", "&#x27;purchase&#x27; is a built-in event type; its rules are"),
+        ("Level Up", {"type": "object"}, "event_type", "&#x27;Level Up&#x27; is not a valid custom type name"),
+    ],
+)
+def test_registering_an_invalid_schema_shows_the_reason_and_stores_nothing(admin_client, game_key, event_type,
+                                                                          schema, field, reason):  # fmt: skip
+    response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, event_type, schema))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Not registered: please correct the errors below." in html
+    errors = html.split(f'class="form-row field-{field}"', 1)[1].split("</ul>", 1)[0]
+    assert reason in errors
+    assert not EventSchema.objects.exists()
+
+
+def test_register_form_is_prefilled_with_the_latest_version_of_the_type(admin_client, game_key):
+    game = game_key[0].game
+    for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
+        schemas.register_schema(game=game, event_type="level_up", schema=schema)
+
+    html = admin_client.get(REGISTER_URL, {"game": game.pk, "event_type": "level_up"}).content.decode()
+
+    assert "Prefilled with version 2, the latest of level_up for space-raiders" in html
+    assert "register it as version 3" in html
+    assert "&quot;required&quot;: [\n    &quot;level&quot;\n  ]" in html
+    assert 'value="level_up"' in html
+
+
+def test_registering_a_schema_needs_the_add_permission(operator, client, game_key):
+    form = register_form(game_key[0].game, "level_up", LEVEL_UP_SCHEMA)
+
+    reader_get, reader_post = operator.get(REGISTER_URL), operator.post(REGISTER_URL, form)
+    client.force_login(make_user("schema-author", [*READ_ONLY_PERMISSIONS, "add_eventschema"]))
+    author_page = client.get(SCHEMAS_URL).content.decode()
+    author_post = client.post(REGISTER_URL, form)
+
+    assert (reader_get.status_code, reader_post.status_code) == (403, 403)
+    assert 'id="register-schema-link"' in author_page
+    assert author_post.status_code == 302
+    assert list(EventSchema.objects.values_list("event_type", "version")) == [("level_up", 1)]
+
+
+# -- exchange rates -------------------------------------------------------------------------------------------------
+
+
+def test_rate_list_counts_purchases_and_ad_impressions_waiting_for_a_rate(admin_client, game_key, make_purchase):
+    store(game_key[0], [make_purchase(), ad_impression(revenue="0.25", currency="EUR"), ad_impression()])
+
+    html = admin_client.get(reverse("admin:events_app_exchangerate_changelist")).content.decode()
+
+    assert "1 purchase and 1 ad impression lack a rate</a> in the base currency USD" in html
+    assert f'href="{EVENTS_URL}?revenue__isnull=False&amp;revenue_base__isnull=True"' in html
+
+
+def test_rate_list_says_when_every_event_with_revenue_is_converted(admin_client, game_key):
+    store(game_key[0], [ad_impression()])  # no revenue: nothing to convert
+
+    html = admin_client.get(reverse("admin:events_app_exchangerate_changelist")).content.decode()
+
+    assert "Every purchase has its amount in the base currency USD. So has every ad impression with revenue." in html
 
 
 # -- rejected events ------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The pipeline dashboard: events over time by type, intake, delivery backlog, revenue, and its SVG charts."""
+"""The pipeline dashboard: events over time by type, intake, delivery backlog, revenue by type, its SVG charts."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events_app import charts
+from events_app.currency import clear_rate_cache
 from events_app.dashboard import build_dashboard
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
@@ -24,6 +26,14 @@ DASHBOARD_URL = reverse("admin:events_app_event_dashboard")
 def frozen():
     with time_machine.travel(NOW, tick=False):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rates():
+    """Rates are cached per process: forget what an earlier test looked up, so these events find none."""
+    clear_rate_cache()
+    yield
+    clear_rate_cache()
 
 
 @pytest.fixture
@@ -42,6 +52,20 @@ def store_at(api_key, raw_events: list[dict], received_at: datetime, **fields) -
     if fields:
         events.update(**fields)
     return list(events)
+
+
+def ad_impression(revenue: str | None = None) -> dict:
+    """Return an ad_impression event, with revenue in EUR if given."""
+    properties = {"ad_network": "admob", "ad_format": "rewarded"}
+    if revenue is not None:
+        properties.update(revenue=revenue, currency="EUR")
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "ad_impression",
+        "player_id": "player-1",
+        "occurred_at": NOW.isoformat(),
+        "properties": properties,
+    }
 
 
 def bars(html: str, chart_id: str) -> list[dict]:
@@ -143,12 +167,70 @@ def test_revenue_is_charted_per_day_and_game_in_the_base_currency(admin_client, 
     response = admin_client.get(DASHBOARD_URL)
 
     html = response.content.decode()
-    assert {(b["series"], b["bucket"], Decimal(b["value"])) for b in bars(html, "chart-revenue")} == {
+    assert {(b["series"], b["bucket"], Decimal(b["value"])) for b in bars(html, "chart-revenue-purchase")} == {
         ("space-raiders", "Nov 24", Decimal("11")),
         ("moon-miners", "Nov 25", Decimal("1.25")),
     }
     assert 'id="revenue-total">12.25 USD<' in html
-    assert "1 purchase without an exchange rate yet, not included." in html
+    assert 'id="revenue-total-purchase">12.25 USD<' in html
+    assert 'id="revenue-total-ad_impression">0.00 USD<' in html
+    assert "No ad_impression revenue with a known exchange rate in this period" in html
+    assert "Without an exchange rate yet, not included:" in html
+    assert '">1 purchase event</a>.' in html
+
+
+def test_ad_revenue_is_charted_beside_purchase_revenue_per_day_and_game(admin_client, game_key, other_game_key, frozen,
+                                                                       make_purchase):  # fmt: skip
+    day = NOW - timedelta(days=2)
+    store_at(game_key[0], [make_purchase()], day, revenue_base=Decimal("4.00"), base_currency="USD")
+    store_at(game_key[0], [ad_impression("0.02"), ad_impression("0.03")], day, revenue_base=Decimal("0.025"),
+             base_currency="USD")  # fmt: skip
+    store_at(other_game_key[0], [ad_impression("0.10")], NOW, revenue_base=Decimal("0.10"), base_currency="USD")
+    store_at(other_game_key[0], [ad_impression()], NOW)  # no revenue: counted as an event, earns nothing
+
+    response = admin_client.get(DASHBOARD_URL)
+
+    html = response.content.decode()
+    assert {(b["series"], b["bucket"], Decimal(b["value"])) for b in bars(html, "chart-revenue-ad_impression")} == {
+        ("space-raiders", "Nov 23", Decimal("0.05")),
+        ("moon-miners", "Nov 25", Decimal("0.10")),
+    }
+    assert {(b["series"], b["bucket"]) for b in bars(html, "chart-revenue-purchase")} == {("space-raiders", "Nov 23")}
+    assert 'id="revenue-total-purchase">4.00 USD<' in html
+    assert 'id="revenue-total-ad_impression">0.15 USD<' in html
+    assert 'id="revenue-total">4.15 USD<' in html
+    assert "Revenue from ad_impression events per day in USD, by game" in html
+    assert "Revenue from ad_impression per day (USD) as a table" in html
+    assert 'id="without-rate"' not in html
+    one_game = admin_client.get(DASHBOARD_URL, {"game": "moon-miners"}).content.decode()
+    assert {b["series"] for b in bars(one_game, "chart-revenue-ad_impression")} == {"moon-miners"}
+    assert 'id="revenue-total">0.10 USD<' in one_game
+
+
+def test_events_without_an_exchange_rate_are_counted_for_purchases_and_ad_impressions(admin_client, game_key,
+                                                                                     other_game_key, frozen,
+                                                                                     make_purchase):  # fmt: skip
+    store_at(game_key[0], [make_purchase()], NOW - timedelta(days=40))  # waiting, whatever its date
+    store_at(game_key[0], [ad_impression("0.02"), ad_impression("0.03")], NOW)
+    store_at(other_game_key[0], [ad_impression("0.05")], NOW)
+    store_at(game_key[0], [ad_impression()], NOW)  # no revenue: nothing to wait for
+
+    everything = admin_client.get(DASHBOARD_URL)
+    one_game = admin_client.get(DASHBOARD_URL, {"game": "space-raiders"})
+
+    assert everything.context["dashboard"].without_rate == {"purchase": 1, "ad_impression": 3}
+    assert one_game.context["dashboard"].without_rate == {"purchase": 1, "ad_impression": 2}
+    html = one_game.content.decode()
+    assert "Without an exchange rate yet, not included:" in html
+    link = html.split('id="without-rate-ad_impression"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
+    assert link == (
+        "/admin/events_app/event/?event_type=ad_impression&amp;revenue__isnull=False&amp;revenue_base__isnull=True"
+        f"&amp;game__id__exact={game_key[0].game_id}"
+    )
+    assert 'id="without-rate-ad_impression">2 ad_impression events</a>' in html
+    assert 'id="without-rate-purchase">1 purchase event</a>' in html
+    listed = admin_client.get(link.replace("&amp;", "&"))
+    assert listed.context["cl"].result_count == 2
 
 
 def test_dashboard_for_one_game_counts_only_its_events(admin_client, game_key, other_game_key, frozen, make_install):

@@ -1,15 +1,17 @@
-"""The operator console in a real browser: log in, filter failed events, resend them, read the dashboard."""
+"""The operator console in a real browser: filter and resend events, read the dashboard, register custom schemas."""
 
+import json
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from events_app import schemas
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
 from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, RejectedEvent
@@ -19,8 +21,21 @@ pytestmark = pytest.mark.e2e
 FX_TO_USD = {"USD": Decimal(1), "EUR": Decimal("1.08"), "GBP": Decimal("1.27")}
 
 
+LEVEL_UP = {"type": "object", "properties": {"level": {"type": "integer", "minimum": 1}}, "required": ["level"]}
+
+
+def custom_event(event_type: str, properties: dict) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": timezone.now().isoformat(),
+        "player_id": "player-1",
+        "properties": properties,
+    }
+
+
 def seed_pipeline(*, days: int = 30, per_day: int = 40, failed: int = 6, dead: int = 3) -> None:
-    """Store a month of installs and purchases for two games, mostly delivered, some failed, dead and pending."""
+    """Store a month of installs, purchases and ad impressions for two games, mostly delivered, some not yet."""
     rng = random.Random(7)
     now = timezone.now()
     keys = [issue_api_key(game_slug="space-raiders")[0], issue_api_key(game_slug="moon-miners")[0]]
@@ -59,7 +74,13 @@ def random_event(rng: random.Random, *, occurred_at) -> dict:
         "player_id": f"player-{rng.randint(1, 5000)}",
         "platform": rng.choice(["ios", "android", "web"]),
     }
-    if rng.random() < 0.25:
+    draw = rng.random()
+    if draw < 0.2:
+        event["event_type"] = "ad_impression"
+        event["properties"] = {"ad_network": rng.choice(["admob", "applovin"]), "ad_format": "rewarded"}
+        if rng.random() < 0.8:
+            event["properties"].update(revenue=rng.choice(["0.01", "0.02", "0.05"]), currency="USD")
+    elif draw < 0.45:
         event["event_type"] = "purchase"
         event["properties"] = {
             "transaction_id": f"GPA.{uuid.uuid4().hex[:12]}",
@@ -68,6 +89,11 @@ def random_event(rng: random.Random, *, occurred_at) -> dict:
             "currency": rng.choice(list(FX_TO_USD)),
         }
     return event
+
+
+def page_day_start():
+    """Return the start of the dashboard's 30 days (UTC midnight 29 days ago)."""
+    return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=29)
 
 
 def set_state(pks: list[int], state: str, *, attempts: int, now) -> None:
@@ -153,7 +179,7 @@ def test_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(operator_
     page.click("#dashboard-link")
     page.wait_for_url("**/dashboard/")
 
-    for chart in ("#chart-hourly", "#chart-daily", "#chart-revenue"):
+    for chart in ("#chart-hourly", "#chart-daily", "#chart-revenue-purchase", "#chart-revenue-ad_impression"):
         bars = page.locator(f"{chart} svg rect.bar")
         assert bars.count() > 10, chart
         box = bars.first.bounding_box()
@@ -161,12 +187,18 @@ def test_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(operator_
     assert page.locator("#accepted-month").inner_text() == f"{Event.objects.count():,}"
     assert page.locator("#backlog-failed").inner_text() == "6"
     assert page.locator("#revenue-total").inner_text().endswith("USD")
+    for event_type in ("purchase", "ad_impression"):
+        total = Event.objects.filter(event_type=event_type, received_at__gte=page_day_start()).aggregate(
+            total=Sum("revenue_base")
+        )["total"]
+        assert page.locator(f"#revenue-total-{event_type}").inner_text() == f"{total:,.2f} USD", event_type
     screenshot("dashboard.png", full_page=True)
 
     page.select_option("#dashboard-game", "moon-miners")
     page.wait_for_url("**game=moon-miners")
-    assert page.locator("#chart-revenue [data-series=space-raiders]").count() == 0
-    assert page.locator("#chart-revenue [data-series=moon-miners]").count() > 0
+    for chart in ("#chart-revenue-purchase", "#chart-revenue-ad_impression"):
+        assert page.locator(f"{chart} [data-series=space-raiders]").count() == 0, chart
+        assert page.locator(f"{chart} [data-series=moon-miners]").count() > 0, chart
 
 
 def test_read_only_operator_sees_events_but_no_way_to_resend(operator_login):
@@ -180,3 +212,45 @@ def test_read_only_operator_sees_events_but_no_way_to_resend(operator_login):
     assert page.locator("select[name=action] option[value=resend_selected]").count() == 0
     page.goto(f"/admin/events_app/event/{event.pk}/change/")
     assert page.locator("#resend-button").count() == 0
+
+
+def test_operator_registers_a_custom_schema_for_a_game_and_finds_its_events(operator_login, screenshot):
+    schemas.clear_cache()  # compiled schemas are cached per process, by game id
+    api_key, _ = issue_api_key(game_slug="space-raiders")
+    game = api_key.game
+    page = operator_login()
+
+    page.goto(f"/admin/events_app/game/{game.pk}/change/")
+    expect(page.locator("#no-custom-types")).to_be_visible()
+    page.click("#register-schema-link")
+    page.fill("#id_event_type", "level_up")
+    page.fill("#id_schema", '{"type": "object", "properties": {"level": {"type": "intgr"}}}')
+    page.click("#register-schema")
+    expect(page.locator(".field-schema .errorlist")).to_contain_text("Not a valid JSON Schema")
+    screenshot("schema-register.png", full_page=True)
+    page.fill("#id_schema", json.dumps(LEVEL_UP))
+    page.click("#register-schema")
+
+    expect(page.locator("ul.messagelist")).to_contain_text("Registered level_up version 1 for space-raiders")
+    expect(page.locator("#schema-json")).to_contain_text('"minimum": 1')
+    screenshot("schema-detail.png", full_page=True)
+    page.click("#register-version-link")
+    expect(page.locator("#prefilled-from")).to_contain_text("register it as version 2")
+
+    raw = [custom_event("level_up", {"level": n}) for n in (1, 2, 3)] + [custom_event("install", {})]
+    assert ingest_events(api_key=api_key, raw_events=raw, received_at=timezone.now()).rejected == 0
+    page.goto(f"/admin/events_app/game/{game.pk}/change/")
+    expect(page.locator("#custom-type-level_up")).to_contain_text("1")
+    expect(page.locator("#type-count-level_up")).to_have_text("3")
+    page.select_option("#id_unknown_events", "accept")
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully")
+    game.refresh_from_db()
+    assert game.unknown_events == "accept"
+    screenshot("game-detail.png", full_page=True)
+
+    page.click("#type-count-level_up")
+    expect(page.locator("#result_list tbody tr")).to_have_count(3)
+    expect(page.locator("#changelist-filter")).to_contain_text("level_up")
+    page.locator("#result_list tbody tr th a").first.click()
+    expect(page.locator(".field-event_schema")).to_contain_text("level_up version 1")

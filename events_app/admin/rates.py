@@ -1,14 +1,17 @@
-"""Django admin for exchange rates: browse and edit the daily rate table, see how many purchases lack a rate."""
+"""Exchange rates: browse and edit the daily rate table, see how many events with revenue still lack a rate."""
 
 from django import forms
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import conf
-from .codes import CURRENCY_CODES
-from .currency import clear_rate_cache, fx_rate_from, missing_rate_count
-from .models import ExchangeRate
+from .. import conf
+from ..codes import CURRENCY_CODES
+from ..currency import clear_rate_cache, fx_rate_from
+from ..dashboard import events_without_rate
+from ..event_types import revenue_types
+from ..models import ExchangeRate
+from .base import plural
 
 
 class ExchangeRateForm(forms.ModelForm):
@@ -61,22 +64,9 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return f"{fx_rate_from(obj.rate)} {obj.base_currency}"
 
     def changelist_view(self, request, extra_context=None):
-        # Purchases stored while no rate was known: the partial index makes this count cheap.
-        missing = missing_rate_count()
-        if missing:
-            events_url = reverse("admin:events_app_event_changelist")
-            subtitle = format_html(
-                '<a href="{}?revenue__isnull=False&amp;revenue_base__isnull=True">{} purchase{} lack{} a rate</a> '
-                "in the base currency {}: import rates, then run <code>manage.py reconvert</code>.",
-                events_url,
-                missing,
-                "" if missing == 1 else "s",
-                "s" if missing == 1 else "",
-                conf.base_currency(),
-            )
-        else:
-            subtitle = f"Every purchase has its amount in the base currency {conf.base_currency()}."
-        return super().changelist_view(request, extra_context={"subtitle": subtitle, **(extra_context or {})})
+        return super().changelist_view(
+            request, extra_context={"subtitle": missing_rates_note(), **(extra_context or {})}
+        )
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
@@ -89,3 +79,26 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         super().delete_queryset(request, queryset)
         clear_rate_cache()
+
+
+def missing_rates_note() -> str:
+    """Say how many events with revenue (per type: purchases, ad impressions, ...) still lack a rate, or that none do.
+
+    The count reads the partial index of events waiting for a rate, which stays small.
+    """
+    base = conf.base_currency()
+    waiting = events_without_rate()
+    nouns = {event_type: event_type.replace("_", " ") for event_type in revenue_types()}
+    if not waiting:
+        first, *others = nouns.values()
+        rest = "".join(f" So has every {noun} with revenue." for noun in others)
+        return f"Every {first} has its amount in the base currency {base}.{rest}"
+    counts = [plural(count, nouns[event_type]) for event_type, count in waiting.items()]
+    return format_html(
+        '<a href="{}?revenue__isnull=False&amp;revenue_base__isnull=True" id="missing-rates-link">{} {} a rate</a> '
+        "in the base currency {}: import rates, then run <code>manage.py reconvert</code>.",
+        reverse("admin:events_app_event_changelist"),
+        " and ".join(counts),
+        "lacks" if sum(waiting.values()) == 1 else "lack",
+        base,
+    )

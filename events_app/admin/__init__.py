@@ -1,0 +1,29 @@
+"""Django admin, the operator console: one module per concern, each registering the admins of its models."""
+
+from django.contrib import admin
+
+from . import events, games, keys, rates, rejections, schemas
+from .events import EventAdmin
+from .games import GameAdmin
+from .keys import ApiKeyAdmin
+from .rates import ExchangeRateAdmin
+from .rejections import RejectedEventAdmin
+from .schemas import EventSchemaAdmin
+
+__all__ = [
+    "ApiKeyAdmin",
+    "EventAdmin",
+    "EventSchemaAdmin",
+    "ExchangeRateAdmin",
+    "GameAdmin",
+    "RejectedEventAdmin",
+    "events",
+    "games",
+    "keys",
+    "rates",
+    "rejections",
+    "schemas",
+]
+
+# The admin index links the dashboard (the template adds one module above the app list).
+admin.site.index_template = "admin/events_app/index.html"

@@ -1,0 +1,106 @@
+"""The pipeline dashboard page: intake, backlog, events by type and revenue by type and game, as SVG and tables."""
+
+from collections.abc import Callable
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.timesince import timesince
+
+from ..charts import format_count, format_money, stacked_bar_chart
+from ..dashboard import TimeSeries, build_dashboard
+from ..models import DeliveryState, Game
+from ..rejections import keep_count as rejections_kept
+from .base import plural
+
+
+def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> HttpResponse:
+    """Render the dashboard for every game or one (`?game=slug`); the caller checked the view permission."""
+    games = list(Game.objects.order_by("slug"))
+    game = next((g for g in games if g.slug == request.GET.get("game")), None)
+    data = build_dashboard(game=game)
+    currency = data.base_currency
+    day_labels = [f"{start:%b %d}" for start in data.daily.buckets]
+    list_url = reverse("admin:events_app_event_changelist")
+    game_filter = {"game__id__exact": game.pk} if game else {}
+
+    def list_link(**filters) -> str:
+        return f"{list_url}?{urlencode({**filters, **game_filter})}"
+
+    backlog = data.backlog
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Pipeline dashboard" + (f": {game.slug}" if game else ""),
+        "opts": model_admin.opts,
+        "dashboard": data,
+        "charts": {
+            "hourly": stacked_bar_chart(
+                title="Events per hour, last 24 hours, by type",
+                labels=[f"{start:%H}h" for start in data.hourly.buckets],
+                series=data.hourly.series,
+            ),
+            "daily": stacked_bar_chart(
+                title=f"Events per day, last {len(data.daily.buckets)} days, by type",
+                labels=day_labels,
+                series=data.daily.series,
+            ),
+        },
+        # One chart per type with money (purchase, ad_impression, ...), side by side.
+        "revenue_charts": [
+            (
+                event_type,
+                stacked_bar_chart(
+                    title=f"Revenue from {event_type} events per day in {currency}, by game",
+                    labels=day_labels,
+                    series=series.series,
+                    value_format=format_money,
+                    empty_text=f"No {event_type} revenue with a known exchange rate in this period",
+                ),
+            )
+            for event_type, series in data.revenue.items()
+        ],
+        "revenue_rows": [(event_type, format_money(series.total())) for event_type, series in data.revenue.items()],
+        "revenue_total": format_money(data.revenue_total),
+        "without_rate": [
+            (
+                event_type,
+                plural(count, f"{event_type} event"),
+                list_link(event_type=event_type, revenue__isnull="False", revenue_base__isnull="True"),
+            )
+            for event_type, count in data.without_rate.items()
+        ],
+        "games": games,
+        "game": game,
+        "backlog_rows": [
+            ("pending", backlog.pending, list_link(delivery_state__exact=DeliveryState.PENDING)),
+            ("failed", backlog.failed, list_link(delivery_state__exact=DeliveryState.FAILED)),
+            ("dead", backlog.dead, list_link(delivery_state__exact=DeliveryState.DEAD)),
+        ],
+        "oldest_pending_age": timesince(backlog.oldest_pending_at, data.now) if backlog.oldest_pending_at else None,
+        "tables": [
+            dashboard_table("Events per hour", data.hourly, "%Y-%m-%d %H:00", format_count),
+            dashboard_table("Events per day", data.daily, "%Y-%m-%d", format_count),
+            *(
+                dashboard_table(f"Revenue from {event_type} per day ({currency})", series, "%Y-%m-%d", format_money)
+                for event_type, series in data.revenue.items()
+            ),
+        ],
+        "rejections_kept": rejections_kept(),
+        "changelist_url": list_url,
+    }
+    return TemplateResponse(request, "admin/events_app/event/dashboard.html", context)
+
+
+def dashboard_table(caption: str, series: TimeSeries, time_format: str, value_format: Callable) -> dict:
+    """Return a chart's numbers as a table: one row per bucket, one column per series."""
+    return {
+        "caption": caption,
+        "unit": series.unit,
+        "headers": list(series.series),
+        "rows": [
+            [start.strftime(time_format), *(value_format(values[i]) for values in series.series.values())]
+            for i, start in enumerate(series.buckets)
+        ],
+    }

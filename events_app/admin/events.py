@@ -1,0 +1,410 @@
+"""The event list and page: filters and search on indexes, the record as sent, delivery history, resends."""
+
+import uuid
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db import connections
+from django.db.models import F, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+
+from ..dashboard import distinct_values
+from ..event_types import builtin, revenue_types
+from ..models import DeliveryAttempt, DeliveryState, Event, EventSchema, Game, UnknownEventPolicy
+from ..paginators import EstimatedCountPaginator
+from ..records import LINE_FIELDS, encode_line
+from ..resend import ResendCounts, resend_event, resend_events
+from . import dashboard
+from .base import ADMIN_CSS, ReadOnlyAdmin, plural, pretty_json, state_badge, utc_time
+
+
+class DistinctValueFilter(admin.SimpleListFilter):
+    """Filter on a plain column by the values it holds, found by seeks on the index that leads with it.
+
+    Any value stored is offered, custom event types included; a value past the first
+    100 is not offered but still filters when given in the URL.
+    """
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in distinct_values(model=Event, field_name=self.parameter_name)]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset if value is None else queryset.filter(**{self.parameter_name: value})
+
+
+class EventTypeFilter(DistinctValueFilter):
+    title = "type"
+    parameter_name = "event_type"
+
+
+class PlatformFilter(DistinctValueFilter):
+    title = "platform"
+    parameter_name = "platform"
+
+
+class CurrencyFilter(DistinctValueFilter):
+    title = "currency"
+    parameter_name = "currency"
+
+
+class GameFilter(admin.RelatedFieldListFilter):
+    """Filter by game; beside a filter on an undelivered state, let SQLite read the state's index.
+
+    Undelivered states are rare by design, so (delivery_state, received_at) is the narrow
+    index; SQLite keeps no per-value statistics and would walk every event of the game
+    instead (most of a second per million events when counting). PostgreSQL's statistics see
+    it, and an index on (game, delivery_state, ...) would serve both: then this is off.
+    """
+
+    def queryset(self, request, queryset):
+        game_ids = self.used_parameters.get(self.lookup_kwarg)
+        if game_ids and request.GET.get("delivery_state__exact") in UNDELIVERED and _prefer_state_index(queryset):
+            try:
+                ids = [int(value) for value in game_ids]
+            except ValueError as exc:
+                raise IncorrectLookupParameters(exc) from exc
+            return queryset.alias(game_unindexed=F("game_id") + 0).filter(game_unindexed__in=ids)
+        return super().queryset(request, queryset)
+
+
+UNDELIVERED = {DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.DEAD}
+
+
+def _prefer_state_index(queryset: QuerySet) -> bool:
+    has_combined_index = any(list(index.fields[:2]) == ["game", "delivery_state"] for index in Event._meta.indexes)
+    return connections[queryset.db].vendor == "sqlite" and not has_combined_index
+
+
+class EventChangeList(ChangeList):
+    """The event list reads neither the payload nor the error text of the rows it shows."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        return super().get_queryset(request, exclude_parameters).defer("payload", "last_error")
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempted", "outcome", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Delivery attempts and resends (newest first)"
+    attempted = utc_time("attempted_at", "attempted at (UTC)")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Part of the event's record: whoever may see the event sees its attempts.
+        return request.user.has_perm("events_app.view_event")
+
+
+REVENUE = "Revenue"
+CUSTOM_TYPE = "Custom type"
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """Events and their delivery: read-only, fast at millions of rows; a resend is the only change.
+
+    Filters and search run on indexes, the list never counts the whole table
+    (EstimatedCountPaginator), distinct filter values and the date drill-down are
+    found by index seeks. A resend needs its own permission (`events_app.resend_event`)
+    and goes through events_app.resend.
+    """
+
+    list_display = ["received", "event_type", "game", "player_id", "delivery", "attempts"]
+    list_display_links = ["received"]
+    list_filter = [EventTypeFilter, ("game", GameFilter), "delivery_state", PlatformFilter, CurrencyFilter]
+    # Searched by exact value on indexed columns (see get_search_results).
+    search_fields = ["=event_id", "=player_id", "=transaction_id"]
+    search_help_text = "An exact event id, player id or purchase transaction id."
+    date_hierarchy = "received_at"
+    list_select_related = ["game"]
+    list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice is a scan per choice
+    sortable_by = ["received"]  # received time: the only order an index serves under every filter
+    paginator = EstimatedCountPaginator
+    actions = ["resend_selected"]
+    inlines = [DeliveryAttemptInline]
+    fieldsets = [
+        (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),
+        (CUSTOM_TYPE, {"fields": ["event_schema"]}),
+        (
+            "Times (UTC)",
+            {
+                "fields": ["occurred", "sent", "received_exact", "derived"],
+                "description": "derived = received - (sent - occurred) when the client gave sent_at, else occurred: "
+                "the client's clock error taken out.",
+            },
+        ),
+        (REVENUE, {"fields": ["transaction_id", "revenue_line", "revenue_base_line"]}),
+        (
+            "Delivery",
+            {"fields": ["delivery", "attempts", "next_attempt", "last_error", "emitted", "delivered", "claimed"]},
+        ),
+        ("Payload", {"fields": ["payload_json"]}),
+        ("Record sent to Firehose", {"fields": ["firehose_line"]}),
+    ]
+    readonly_fields = [
+        "occurred",
+        "sent",
+        "received_exact",
+        "derived",
+        "next_attempt",
+        "emitted",
+        "delivered",
+        "claimed",
+        "app_version_and_session",
+        "event_schema",
+        "revenue_line",
+        "revenue_base_line",
+        "delivery",
+        "payload_json",
+        "firehose_line",
+    ]
+
+    class Media:
+        css = ADMIN_CSS
+
+    received = utc_time("received_at", "received (UTC)", precise=False)
+    received_exact = utc_time("received_at", "received")
+    occurred = utc_time("occurred_at", "occurred (client clock)")
+    sent = utc_time("sent_at", "sent (client clock)")
+    derived = utc_time("derived_at", "derived")
+    next_attempt = utc_time("next_attempt_at", "next attempt")
+    emitted = utc_time("emitted_at", "last sent (emitted_at)")
+    delivered = utc_time("delivered_at", "delivered")
+    claimed = utc_time("claimed_until", "leased by a sender until")
+
+    # -- permissions -------------------------------------------------------------------------------------------
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may resend events (Event's `resend_event` permission)."""
+        return request.user.has_perm("events_app.resend_event")
+
+    # -- list --------------------------------------------------------------------------------------------------
+
+    def get_changelist(self, request, **kwargs):
+        return EventChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        """Match the term exactly against the event id, the player id and the transaction id.
+
+        Exact matches stay on indexes (an icontains would read every row). A term that
+        is not a UUID simply cannot match an event id, instead of failing the page.
+        """
+        term = search_term.strip()
+        if len(term) >= 2 and term[0] == term[-1] and term[0] in "\"'":
+            term = term[1:-1]
+        if not term:
+            return queryset, False
+        match = Q(player_id=term) | Q(transaction_id=term)
+        try:
+            event_id = uuid.UUID(term)
+        except ValueError:
+            pass
+        else:
+            # The event id's unique index leads with the game: naming every game lets the
+            # database seek it once per game instead of reading the table.
+            games = list(Game.objects.values_list("pk", flat=True))
+            match |= Q(game_id__in=games, event_id=event_id)
+        return queryset.filter(match), False
+
+    @admin.display(description="delivery", ordering="delivery_state")
+    def delivery(self, obj: Event) -> str:
+        return state_badge(obj.delivery_state, obj.get_delivery_state_display())
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_resend": self.has_resend_permission(request),
+            "dashboard_url": reverse("admin:events_app_event_dashboard"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    # -- detail ------------------------------------------------------------------------------------------------
+
+    def get_fieldsets(self, request, obj=None):
+        """Show the revenue of any type that carries money, and the schema version of a custom type's event."""
+        if obj is None:
+            return self.fieldsets
+        fieldsets = []
+        for name, options in self.fieldsets:
+            if name == REVENUE:
+                if obj.event_type not in revenue_types() or obj.revenue is None:
+                    continue
+                fields = [f for f in options["fields"] if f != "transaction_id" or obj.transaction_id is not None]
+                options = {**options, "fields": fields}
+            elif name == CUSTOM_TYPE and builtin(obj.event_type) is not None:
+                continue
+            fieldsets.append((name, options))
+        return fieldsets
+
+    @admin.display(description="app version / session")
+    def app_version_and_session(self, obj: Event) -> str:
+        payload = obj.payload or {}
+        return f"{payload.get('app_version') or '-'} / {payload.get('session_id') or '-'}"
+
+    @admin.display(description="checked against")
+    def event_schema(self, obj: Event) -> str:
+        """Name the schema version that validated a custom event (from its line), linked to that version."""
+        version = (obj.payload or {}).get("event_schema_version")
+        if version is None:
+            return (
+                f"no schema: accepted because the game's policy for custom types without one was "
+                f"“{UnknownEventPolicy.ACCEPT.label}” (event_schema_version null)"
+            )
+        schema = EventSchema.objects.filter(game_id=obj.game_id, event_type=obj.event_type, version=version).first()
+        label = f"{obj.event_type} version {version} (event_schema_version {version})"
+        if schema is None:
+            return label
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:events_app_eventschema_change", args=[schema.pk]), label
+        )
+
+    @admin.display(description="revenue")
+    def revenue_line(self, obj: Event) -> str:
+        payload = obj.payload or {}
+        if obj.revenue is None:
+            return "-"
+        if "price" in payload:  # a type with a quantity: price x quantity
+            return f"{payload['price']} x {payload.get('quantity', 1)} = {payload.get('revenue')} {obj.currency}"
+        return f"{payload.get('revenue', obj.revenue)} {obj.currency}"
+
+    @admin.display(description="revenue in base currency")
+    def revenue_base_line(self, obj: Event) -> str:
+        if obj.revenue_base is None:
+            return "no exchange rate known yet"
+        rate = f"rate {obj.fx_rate.normalize():f} on {obj.fx_date}" if obj.fx_rate is not None else "no rate"
+        return f"{obj.revenue_base.normalize():f} {obj.base_currency} ({rate})"
+
+    @admin.display(description="payload")
+    def payload_json(self, obj: Event) -> str:
+        return format_html('<pre class="json">{}</pre>', pretty_json(_in_line_order(obj.payload)))
+
+    @admin.display(description="line")
+    def firehose_line(self, obj: Event) -> str:
+        if obj.emitted_at is None:
+            return format_html(
+                '<p class="help">Not sent yet. It will be sent as this line, with emitted_at the time of sending '
+                '(shown here: now):</p><pre class="json line">{}</pre>',
+                encode_line(obj.payload, emitted_at=timezone.now()).decode(),
+            )
+        return format_html(
+            '<p class="help">Exactly as last sent, one NDJSON line:</p><pre class="json line">{}</pre>',
+            encode_line(obj.payload, emitted_at=obj.emitted_at).decode(),
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_resend": self.has_resend_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # -- resend ------------------------------------------------------------------------------------------------
+
+    @admin.action(description="Resend selected events to Firehose", permissions=["resend"])
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
+        counts = resend_events(queryset=queryset, user=request.user)
+        report_resend(request, counts)
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        wrap = self.admin_site.admin_view
+        return [
+            path("dashboard/", wrap(self.dashboard_view), name=f"{prefix}_dashboard"),
+            path("resend-matching/", wrap(self.resend_matching_view), name=f"{prefix}_resend_matching"),
+            path("<path:object_id>/resend/", wrap(require_POST(self.resend_view)), name=f"{prefix}_resend"),
+            *super().get_urls(),
+        ]
+
+    def resend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Resend one event (POST only), from the button on its page."""
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        event = self.get_object(request, unquote(object_id))
+        if event is None:
+            raise Http404("No such event.")
+        report_resend(request, resend_event(event=event, user=request.user))
+        return HttpResponseRedirect(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    def resend_matching_view(self, request: HttpRequest) -> HttpResponse:
+        """Resend every event the list's current filters and search match: GET asks, POST does it."""
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        changelist_url = reverse("admin:events_app_event_changelist")
+        try:
+            cl = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(f"{changelist_url}?{ERROR_FLAG}=1")
+        query_string = cl.get_query_string(remove=[IS_POPUP_VAR])
+        if request.method == "POST":
+            counts = resend_events(queryset=cl.queryset, user=request.user)
+            report_resend(request, counts)
+            return HttpResponseRedirect(changelist_url + query_string)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Resend all matching events?",
+            "opts": self.opts,
+            "cl": cl,
+            "conditions": describe_filters(cl),
+            "count": cl.paginator.display_count,
+            "changelist_url": changelist_url + query_string,
+        }
+        return TemplateResponse(request, "admin/events_app/event/resend_matching.html", context)
+
+    # -- dashboard ---------------------------------------------------------------------------------------------
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The pipeline's health at a glance, for every game or one (`?game=slug`); see admin.dashboard."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return dashboard.dashboard_view(request, model_admin=self)
+
+
+def report_resend(request: HttpRequest, counts: ResendCounts) -> None:
+    """Tell the operator what a resend did, in counts."""
+    text = f"Resent {plural(counts.resent, 'event')} (queued for the delivery worker)"
+    if counts.skipped:
+        text += f"; skipped {counts.skipped} already pending or being sent"
+    level = messages.SUCCESS if counts.resent else messages.WARNING
+    messages.add_message(request, level, text + ".")
+
+
+def describe_filters(cl: ChangeList) -> list[tuple[str, str]]:
+    """Return (what, value) pairs naming the list's active filters, search and date."""
+    described = []
+    for spec in cl.filter_specs:
+        if not any(parameter in cl.params for parameter in spec.expected_parameters()):
+            continue
+        for choice in spec.choices(cl):
+            if choice.get("selected"):
+                described.append((str(spec.title), str(choice["display"])))
+    field = cl.date_hierarchy
+    date = [cl.params.get(f"{field}__{part}") for part in ("year", "month", "day")]
+    if date[0]:
+        described.append(("received", "-".join(part.zfill(2) for part in date if part)))
+    if cl.query:
+        described.append(("search", cl.query))
+    return described
+
+
+def _in_line_order(payload: dict) -> dict:
+    ordered = {name: payload[name] for name in LINE_FIELDS if name in payload}
+    ordered.update(payload)
+    return ordered
