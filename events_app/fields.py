@@ -1,5 +1,6 @@
 """Custom DRF fields and the flat serializer base the event contract is built from."""
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,16 +17,66 @@ from sdk.contract import FORBIDDEN_CHARACTERS
 from .timeutil import parse_rfc3339
 
 
-def json_size(value: object) -> int:
-    """Return the size in bytes of `value` encoded as compact JSON.
+def json_encoded(value: object) -> bytes:
+    """Return `value` encoded as compact JSON.
 
     Raises ValidationError for values the record could not carry (integers beyond
-    64 bits, for one: the HTTP parser reads those as floats, but other callers may not).
+    64 bits, for one: the HTTP parser reads those as floats, but other callers may
+    not; lone surrogates, which are not UTF-8).
     """
     try:
-        return len(orjson.dumps(value))
+        return orjson.dumps(value)
     except TypeError as exc:
         raise serializers.ValidationError(f"Cannot be encoded as JSON: {exc}.", code="invalid") from exc
+
+
+def json_size(value: object) -> int:
+    """Return the size in bytes of `value` encoded as compact JSON (see json_encoded)."""
+    return len(json_encoded(value))
+
+
+# A NUL inside any string of an event, as orjson escapes it: "\u0000" after an even
+# number of backslashes (an odd number means the backslash itself was escaped).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_MESSAGE = "Contains a NUL character, which cannot be stored."
+
+
+def encoded_has_nul(encoded: bytes) -> bool:
+    """Return True if `encoded` (orjson's output) holds a NUL character in a key or a string."""
+    return b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded) is not None
+
+
+def nul_paths(value: object, path: tuple = ()) -> list[tuple]:
+    """Return the paths (keys and list indexes) of the keys and strings inside `value` that hold a NUL."""
+    found = []
+    if isinstance(value, str):
+        if "\x00" in value:
+            found.append(path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                found.append((*path, key))
+            found.extend(nul_paths(item, (*path, key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(nul_paths(item, (*path, index)))
+    return found
+
+
+def nest_error(errors: dict, path: list[str], message: str) -> None:
+    """Put `message` at `path` in nested DRF-style errors ({"a": {"b": ["..."]}}; the object: non_field_errors)."""
+    node = errors
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):  # a message already sits at this level: keep it beside the nested ones
+            child = node[part] = {api_settings.NON_FIELD_ERRORS_KEY: child}
+        node = child
+    leaf = path[-1] if path else api_settings.NON_FIELD_ERRORS_KEY
+    existing = node.setdefault(leaf, [])
+    if isinstance(existing, dict):
+        existing.setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).append(message)
+    elif message not in existing:
+        existing.append(message)
 
 
 def decimal_string(value: Decimal) -> str:

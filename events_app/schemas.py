@@ -23,6 +23,7 @@ from sdk.contract import CUSTOM_EVENT_TYPE_PATTERN, is_custom_type_name
 from . import conf
 from .dbwrite import write_transaction
 from .event_types import REGISTRY
+from .fields import nest_error
 from .models import EventSchema, Game
 
 _CACHE_MAX_ENTRIES = 10_000  # unregistered names are cached too; clients choose them
@@ -48,24 +49,8 @@ class CompiledSchema:
             path = [str(part) for part in error.instance_path]
             if isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Required):
                 path.append(str(error.kind.property))  # name the missing property itself
-            _insert(errors, path, error.message)
+            nest_error(errors, path, error.message)
         return errors
-
-
-def _insert(errors: dict, path: list[str], message: str) -> None:
-    """Put `message` at `path` in nested DRF-style errors ({"a": {"b": ["..."]}}; the object: non_field_errors)."""
-    node = errors
-    for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):  # a message already sits at this level: keep it beside the nested ones
-            child = node[part] = {"non_field_errors": child}
-        node = child
-    leaf = path[-1] if path else "non_field_errors"
-    existing = node.setdefault(leaf, [])
-    if isinstance(existing, dict):
-        existing.setdefault("non_field_errors", []).append(message)
-    else:
-        existing.append(message)
 
 
 def compile_schema(schema: object) -> object:

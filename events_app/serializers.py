@@ -13,12 +13,16 @@ from sdk.contract import CUSTOM_EVENT_TYPE_PATTERN, EVENT_STRINGS, PLATFORMS, PL
 from . import conf, schemas
 from .event_types import REGISTRY
 from .fields import (
+    NUL_MESSAGE,
     FlatSerializer,
     JSONObjectField,
     RFC3339DateTimeField,
     StrictCharField,
     StrictUUIDField,
-    json_size,
+    encoded_has_nul,
+    json_encoded,
+    nest_error,
+    nul_paths,
 )
 from .models import UnknownEventPolicy
 
@@ -108,15 +112,21 @@ class EventSerializer(FlatSerializer):
 
     def to_internal_value(self, data: object) -> dict:
         # Check the size before any field work so an oversized event costs little.
+        nul_inside = False
         if isinstance(data, dict):
             try:
-                size = json_size(data)
+                encoded = json_encoded(data)
             except serializers.ValidationError as exc:
                 raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.detail}) from exc
-            if size > conf.MAX_EVENT_BYTES:
-                message = self.error_messages["too_large"].format(size=size, max_size=conf.MAX_EVENT_BYTES)
+            if len(encoded) > conf.MAX_EVENT_BYTES:
+                message = self.error_messages["too_large"].format(size=len(encoded), max_size=conf.MAX_EVENT_BYTES)
                 raise serializers.ValidationError({"non_field_errors": [message]}, code="too_large")
+            # PostgreSQL cannot store a NUL in text or jsonb: one scan of the bytes we
+            # have anyway finds one at any depth; only then are the objects walked.
+            nul_inside = encoded_has_nul(encoded)
         attrs, errors = self.validate_fields(data)
+        if nul_inside:
+            self._name_nul_characters(data, errors)
         # Properties and clock checks run even when other fields failed, so one 400
         # names every bad field.
         if "event_type" in attrs:
@@ -126,6 +136,17 @@ class EventSerializer(FlatSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
+
+    def _name_nul_characters(self, data: dict, errors: dict) -> None:
+        """Name each key or string of `properties` and `context` that holds a NUL (top-level fields check their own)."""
+        for field_name in ("properties", "context"):
+            if field_name in errors or not isinstance(data.get(field_name), dict):
+                continue
+            paths = nul_paths(data[field_name])
+            if paths:
+                errors[field_name] = {}
+                for path in paths:
+                    nest_error(errors[field_name], [str(part) for part in path], NUL_MESSAGE)
 
     def _validate_by_type(self, attrs: dict, errors: dict) -> None:
         """Check what the event's type asks of it: its properties, and top-level fields it requires."""
