@@ -1,6 +1,6 @@
 """SDK benchmark: what one track_* call costs the caller's thread, persistence off and on.
 
-Usage: .venv/bin/python bench/sdk_track.py [--calls 100000] [--rate 0]
+Usage: .venv/bin/python bench/sdk_track.py [--calls 100000] [--rate 0] [--kinds install,purchase,...]
 
 Times each call with perf_counter_ns while the tracker's own threads run for real:
 the sender batches, gzips and posts to a stand-in tracker in another process (so the
@@ -52,18 +52,36 @@ server.serve_forever()
 """
 
 
+# One typical call of each helper: (helper, its keyword arguments for player n).
+PRICE = Decimal("4.99")
+CASES = {
+    "install": lambda n: {"store": "google_play", "country": "DE", "platform": "android"},
+    "purchase": lambda n: {
+        "transaction_id": f"GPA.{n}", "product_id": "gems_100", "price": PRICE, "currency": "EUR",
+        "platform": "android",
+    },
+    "session_start": lambda n: {"session_id": f"s-{n}", "platform": "android"},
+    "session_end": lambda n: {"session_id": f"s-{n}", "duration_ms": 61_000, "platform": "android"},
+    "progression": lambda n: {
+        "status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2, "session_id": f"s-{n}",
+    },
+    "resource": lambda n: {
+        "flow": "source", "resource": "coins", "amount": "50", "item_type": "reward", "session_id": f"s-{n}",
+    },
+    "ad_impression": lambda n: {
+        "ad_network": "admob", "ad_format": "rewarded", "ad_unit": "rewarded_main", "revenue": "0.012345",
+        "currency": "USD", "session_id": f"s-{n}",
+    },
+}  # fmt: skip
+
+
 def measure(url: str, *, kind: str, calls: int, rate: float, persist: Path | None) -> dict:
     tracker = Tracker(api_key="bench", base_url=url, persist=persist, max_queue_size=calls + 10_000)
-    price = Decimal("4.99")
+    helper = getattr(tracker, f"track_{kind}")
+    arguments = CASES[kind]
 
     def one(n: int) -> None:
-        if kind == "install":
-            tracker.track_install(f"player-{n}", store="google_play", country="DE", platform="android")
-        else:
-            tracker.track_purchase(
-                f"player-{n}", transaction_id=f"GPA.{n}", product_id="gems_100", price=price, currency="EUR",
-                platform="android",
-            )  # fmt: skip
+        helper(f"player-{n}", **arguments(n))
 
     for n in range(2000):  # warm-up: imports, caches, the first connection
         one(n)
@@ -98,22 +116,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100_000, help="timed calls per case")
     parser.add_argument("--rate", type=float, default=0, help="calls per second (0: back to back)")
+    parser.add_argument(
+        "--kinds", default="install,purchase", help=f"comma-separated helpers to time, of: {', '.join(CASES)}"
+    )
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.kinds.split(",")]
+    if unknown := set(kinds) - set(CASES):
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
 
     stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{stand_in.stdout.readline().strip()}"
         print(f"{args.calls:,} calls per case, {'back to back' if not args.rate else f'{args.rate:g}/s'}; "
               f"Python {sys.version.split()[0]}")  # fmt: skip
-        print(f"{'case':<28} {'median':>8} {'p90':>8} {'p99':>8} {'max':>9}  {'calls/s':>9}  all delivered")
+        print(f"{'case':<36} {'median':>8} {'p90':>8} {'p99':>8} {'max':>9}  {'calls/s':>9}  all delivered")
         with tempfile.TemporaryDirectory() as folder:
             for persistence in (False, True):
-                for kind in ("install", "purchase"):
+                for kind in kinds:
                     spool = Path(folder) / f"{kind}.sqlite3" if persistence else None
                     result = measure(url, kind=kind, calls=args.calls, rate=args.rate, persist=spool)
                     name = f"track_{kind}, persistence {'on' if persistence else 'off'}"
                     print(
-                        f"{name:<28} {result['median']:>6.1f}us {result['p90']:>6.1f}us {result['p99']:>6.1f}us "
+                        f"{name:<36} {result['median']:>6.1f}us {result['p90']:>6.1f}us {result['p99']:>6.1f}us "
                         f"{result['max']:>7.0f}us  {result['calls_per_second']:>9,.0f}  {result['delivered']}"
                     )
     finally:

@@ -138,15 +138,15 @@ class EventSerializer(FlatSerializer):
         return attrs
 
     def _name_nul_characters(self, data: dict, errors: dict) -> None:
-        """Name each key or string of `properties` and `context` that holds a NUL (top-level fields check their own)."""
+        """Name each property or context key whose key or value holds a NUL (top-level fields check their own)."""
         for field_name in ("properties", "context"):
             if field_name in errors or not isinstance(data.get(field_name), dict):
                 continue
             paths = nul_paths(data[field_name])
             if paths:
                 errors[field_name] = {}
-                for path in paths:
-                    nest_error(errors[field_name], [str(part) for part in path], NUL_MESSAGE)
+                for path in paths:  # named by the top-level key holding it, as the SDK names it
+                    nest_error(errors[field_name], [str(path[0])], NUL_MESSAGE)
 
     def _validate_by_type(self, attrs: dict, errors: dict) -> None:
         """Check what the event's type asks of it: its properties, and top-level fields it requires."""

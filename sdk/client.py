@@ -19,7 +19,9 @@ from typing import Any, Self
 import requests
 
 from . import __version__
-from .validation import encode_json, format_price, format_timestamp
+from .contract import MAX_BATCH_EVENTS, MAX_BODY_BYTES
+from .events import BuiltEvent, EventHelpers
+from .validation import InvalidEventError, encode_json, format_price, format_timestamp
 
 __all__ = [
     "BatchResult",
@@ -43,10 +45,9 @@ DEV_API_KEY_FILE = Path(".local") / "dev_api_key"
 
 EVENTS_PATH = "/v1/events"
 BATCH_PATH = "/v1/events/batch"
-MAX_BATCH_EVENTS = 500
 # The server answers 413 to a body over 1 MiB once decompressed; keep room for
 # the envelope around the events.
-MAX_BATCH_BYTES = 1024 * 1024 - 1024
+MAX_BATCH_BYTES = MAX_BODY_BYTES - 1024
 
 USER_AGENT = f"player-event-tracker-sdk/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -153,8 +154,14 @@ class BatchResult:
     bodies: list[dict[str, Any]]
 
 
-class TrackerClient:
-    """Send player events to the tracker over one reused HTTP session."""
+class TrackerClient(EventHelpers[dict[str, Any]]):
+    """Send player events to the tracker over one reused HTTP session.
+
+    `track` and the `track_*` helpers (also `install` and `purchase`) return a new
+    event, ready for `send` or `send_batch`; nothing is sent until then. Its event_id
+    is fixed there, so sending the same event again (a retry) is recognised by the
+    tracker as a duplicate.
+    """
 
     def __init__(
         self,
@@ -190,87 +197,21 @@ class TrackerClient:
         """Close the HTTP session and its pooled connections."""
         self.session.close()
 
-    def track(
-        self,
-        event_type: str,
-        player_id: str,
-        *,
-        occurred_at: datetime | str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        platform: str | None = None,
-        app_version: str | None = None,
-        session_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        event_id: str | uuid.UUID | None = None,
-    ) -> dict[str, Any]:
-        """Return a new event, ready for `send` or `send_batch`; nothing is sent yet.
+    def _take(self, built: BuiltEvent) -> dict[str, Any]:
+        """Return the built event; raise InvalidEventError if it could not be built as asked.
 
-        The event_id is fixed here, so sending the same event again (a retry) is
-        recognised by the tracker as a duplicate. `occurred_at` defaults to now;
-        a datetime must carry a time zone.
+        Only what the builder checks raises here (an event_id that is no UUID, a naive
+        or far-future occurred_at, an inexact price): this client sends what it is
+        given and leaves the other rules to the tracker (`validate_event` checks them).
         """
-        event: dict[str, Any] = {
-            "event_id": str(event_id or uuid.uuid4()),
-            "event_type": event_type,
-            "player_id": player_id,
-            "occurred_at": format_timestamp(occurred_at or _utc_now()),
-            "platform": platform,
-            "app_version": app_version,
-            "session_id": session_id,
-            "properties": dict(properties) if properties is not None else None,
-            "context": dict(context) if context is not None else None,
-        }
-        return _without_none(event)
+        event, errors, _ = built
+        if errors:
+            raise InvalidEventError(errors)
+        return event
 
-    def install(
-        self,
-        player_id: str,
-        *,
-        store: str | None = None,
-        campaign: str | None = None,
-        country: str | None = None,
-        device_model: str | None = None,
-        os_version: str | None = None,
-        **common: Any,
-    ) -> dict[str, Any]:
-        """Return a new `install` event; `common` takes the keyword arguments of `track`."""
-        known = {
-            "store": store,
-            "campaign": campaign,
-            "country": country,
-            "device_model": device_model,
-            "os_version": os_version,
-        }
-        properties = {**(common.pop("properties", None) or {}), **_without_none(known)}
-        return self.track("install", player_id, properties=properties, **common)
-
-    def purchase(
-        self,
-        player_id: str,
-        *,
-        transaction_id: str,
-        product_id: str,
-        price: Decimal | str,
-        currency: str,
-        quantity: int = 1,
-        store: str | None = None,
-        **common: Any,
-    ) -> dict[str, Any]:
-        """Return a new `purchase` event; `common` takes the keyword arguments of `track`.
-
-        The price goes out as a decimal string: a float cannot hold 4.99 exactly
-        (it is 4.99000000000000021...), and revenue must add up to the cent.
-        """
-        known = {
-            "transaction_id": transaction_id,
-            "product_id": product_id,
-            "price": format_price(price),
-            "currency": currency,
-            "quantity": quantity,
-            "store": store,
-        }
-        properties = {**(common.pop("properties", None) or {}), **_without_none(known)}
-        return self.track("purchase", player_id, properties=properties, **common)
+    # The names of SDK 0.2.
+    install = EventHelpers.track_install
+    purchase = EventHelpers.track_purchase
 
     def send(self, event: Mapping[str, Any]) -> SendResult:
         """Send one event; raise a TrackerError unless the tracker acknowledged it."""
@@ -343,10 +284,6 @@ class TrackerClient:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def _chunks(

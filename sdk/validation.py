@@ -1,10 +1,12 @@
-"""Local checks of an event: the server's rules (events_app/serializers.py), so a bad event fails in the caller's code.
+"""Local checks of an event against the contract (sdk/contract.py), so a bad event fails in the caller's code.
 
 A background SDK cannot raise once the event has left the caller: an event the
 server would refuse is only reported later, to a callback. Checking the same rules
 when the event is tracked turns those late reports into an exception at the line
-that made the mistake, naming every bad field. tests/test_sdk_validation.py runs
-each case through both this module and the server's serializer.
+that made the mistake, naming every bad field. Every rule is read from the contract
+module the server builds its serializers from; tests/test_sdk_validation.py runs
+each case through both this module and the server's serializer. Custom types are
+checked for their name, size and JSON-ness only: their schemas live on the server.
 """
 
 from __future__ import annotations
@@ -12,38 +14,41 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._codes import COUNTRY_CODES, CURRENCY_CODES, minor_units
+from .contract import (
+    BUILTIN_TYPES,
+    CODE_MAX_LENGTH,
+    CUSTOM_EVENT_TYPE_PATTERN,
+    DECIMAL_MAX_DIGITS,
+    DECIMAL_MAX_PLACES,
+    EVENT_STRINGS,
+    FORBIDDEN_CHARACTERS,
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_CONTEXT_BYTES,
+    MAX_EVENT_BYTES,
+    PLATFORMS,
+    PLAYER_ID_MAX_LENGTH,
+    RFC3339,
+    Prop,
+    TypeRules,
+    is_custom_type_name,
+)
 
-EVENT_TYPES = ("install", "purchase")
-PLATFORMS = ("ios", "android", "windows", "macos", "linux", "web", "playstation", "xbox", "switch", "other")
+MAX_CLOCK_SKEW = timedelta(seconds=MAX_CLOCK_SKEW_SECONDS)
+_SKEW_HOURS = MAX_CLOCK_SKEW_SECONDS / 3600
 
-# The contract's limits (events_app/conf.py holds the server's copy).
-MAX_EVENT_BYTES = 32 * 1024
-MAX_CONTEXT_BYTES = 8 * 1024
-MAX_CLOCK_SKEW = timedelta(hours=24)
-
-# Strings: (max length) per field, as the server declares them.
-_EVENT_STRINGS = {"app_version": 64, "session_id": 128}
-_INSTALL_STRINGS = {"store": 64, "campaign": 256, "device_model": 128, "os_version": 64}
-_PURCHASE_STRINGS = {"transaction_id": 256, "product_id": 256}
-_PRICE_MAX_DIGITS = 18
-_PRICE_MAX_PLACES = 6
-_QUANTITY_MAX = 1_000_000
-_CODE_MAX_LENGTH = 8
-_NUMBER_STRING_MAX = 1000  # DRF refuses longer numeric strings
-
-_FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-# RFC 3339 with a mandatory offset, as events_app/timeutil.py parses it.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+# DRF's number fields refuse longer strings (their MAX_STRING_LENGTH).
+_NUMBER_STRING_MAX = 1000
 _INTEGRAL = re.compile(r"\.0*\s*$")  # DRF's IntegerField takes "3.0" as 3
 # The server's record holds integers of 64 bits; its parser reads larger ones as
 # floats (and past ~1e308 as infinity, failing the whole batch).
 _INT_MIN, _INT_END = -(2**63), 2**64
+_EVENT_STRINGS = tuple(EVENT_STRINGS.items())  # iterated on every event: a tuple is quicker than the mapping
 
 
 class InvalidEventError(ValueError):
@@ -63,7 +68,9 @@ def validate_event(event: Mapping[str, Any], *, now: datetime | None = None) -> 
     """Raise InvalidEventError, naming every bad field, unless the tracker would accept `event`.
 
     `event` is the event as sent (see TrackerClient.track); `now` is this device's
-    clock, used for the rule that an event may not lie more than 24 h ahead.
+    clock, used for the rule that an event may not lie more than 24 h ahead. An
+    event of a custom type passes if its name, size and values are fit to send:
+    whether its properties fit the game's schema only the server knows.
     """
     errors = event_errors(event, now=now)
     if errors:
@@ -88,13 +95,17 @@ def event_errors(event: Any, *, now: datetime | None = None, checked: Collection
             errors["event_id"] = [message]
 
     event_type = event.get("event_type")
+    plan: _Plan | None = None
     if event_type is None:
         errors["event_type"] = ["is required"]
-    elif not isinstance(event_type, str) or event_type not in EVENT_TYPES:
-        errors["event_type"] = [f"must be one of {', '.join(EVENT_TYPES)}, not {event_type!r}"]
-        event_type = None
+    elif type(event_type) is str and event_type in _PLANS:
+        plan = _PLANS[event_type]
+    elif not is_custom_type_name(event_type):
+        errors["event_type"] = [
+            f"must be a built-in type or a custom type name ({CUSTOM_EVENT_TYPE_PATTERN}), not {event_type!r}"
+        ]
 
-    message = _string_problem(event.get("player_id"), 128, required=True)
+    message = _string_problem(event.get("player_id"), PLAYER_ID_MAX_LENGTH, required=True)
     if message:
         errors["player_id"] = [message]
 
@@ -108,7 +119,7 @@ def event_errors(event: Any, *, now: datetime | None = None, checked: Collection
         if not message and "sent_at" not in errors:
             reference = sent_at or now or datetime.now(UTC)
             if occurred_at - reference > MAX_CLOCK_SKEW:
-                message = "lies more than 24 h ahead of the clock (this device's, or sent_at)"
+                message = f"lies more than {_SKEW_HOURS:g} h ahead of the clock (this device's, or sent_at)"
         if message:
             errors["occurred_at"] = [message]
 
@@ -116,25 +127,23 @@ def event_errors(event: Any, *, now: datetime | None = None, checked: Collection
     if platform is not None and (not isinstance(platform, str) or platform not in PLATFORMS):
         errors["platform"] = [f"must be one of {', '.join(PLATFORMS)}, not {platform!r}"]
 
-    for field, max_length in _EVENT_STRINGS.items():
+    for field, max_length in _EVENT_STRINGS:
         value = event.get(field)
         if value is not None:
             message = _string_problem(value, max_length)
             if message:
                 errors[field] = [message]
+    if plan is not None:
+        for field in plan.rules.required_fields:
+            if event.get(field) is None and field not in errors:
+                errors[field] = [f"is required for {event_type} events"]
 
-    if "properties" in event:
-        properties = event["properties"]
-        if not isinstance(properties, (dict, Mapping)):
-            errors["properties"] = [_object_problem(properties)]
-            event_type = None  # the server skips the per-type checks too
+    properties = event.get("properties", {})
+    if not isinstance(properties, (dict, Mapping)):
+        errors["properties"] = [_object_problem(properties)]
     else:
-        properties = {}
-    if event_type == "install":
-        _check_install(properties, errors)
-    elif event_type == "purchase":
-        _check_purchase(properties, errors)
-    if isinstance(properties, (dict, Mapping)):
+        if plan is not None:
+            _check_properties(plan, properties, errors)
         _check_json_values(properties, "properties", errors)
 
     context = event.get("context")
@@ -228,13 +237,21 @@ def _check_json_values(value: Mapping[str, Any], path: str, errors: dict[str, li
 
     Non-string keys would be turned into strings and could collide, and the server
     refuses a body with duplicate keys; integers beyond 64 bits do not fit the
-    record, and huge ones turn into infinity and fail the whole batch.
+    record, and huge ones turn into infinity and fail the whole batch; a NUL in a
+    key or a string cannot be stored (the server refuses the event).
     """
     if type(value) is dict:  # the common case, cheaply: flat, with strings and small numbers
         for key, item in value.items():
             kind = type(item)
-            if type(key) is not str or not (
-                kind is str or kind is bool or item is None or (kind is int and _INT_MIN <= item < _INT_END)
+            if (
+                type(key) is not str
+                or "\x00" in key
+                or not (
+                    (kind is str and "\x00" not in item)
+                    or kind is bool
+                    or item is None
+                    or (kind is int and _INT_MIN <= item < _INT_END)
+                )
             ):
                 break
         else:
@@ -248,10 +265,18 @@ def _check_json_values(value: Mapping[str, Any], path: str, errors: dict[str, li
                 if not isinstance(key, str):
                     errors.setdefault(where, []).append(f"has a key that is not a string: {key!r}")
                     ok = False
-                elif isinstance(item, (Mapping, list, tuple, int, float)):
-                    stack.append((item, f"{where}.{key}" if where == path else where))
+                elif isinstance(item, (Mapping, list, tuple, int, float, str)):
+                    name = f"{where}.{key}" if where == path else where
+                    if "\x00" in key:
+                        errors.setdefault(name, []).append("has a key with a NUL character, which cannot be stored")
+                        ok = False
+                    stack.append((item, name))
         elif isinstance(current, (list, tuple)):
-            stack.extend((item, where) for item in current if isinstance(item, (Mapping, list, tuple, int, float)))
+            stack.extend((item, where) for item in current if isinstance(item, (Mapping, list, tuple, int, float, str)))
+        elif isinstance(current, str):
+            if "\x00" in current:
+                errors.setdefault(where, []).append("has a NUL character, which cannot be stored")
+                ok = False
         elif isinstance(current, int):
             if not isinstance(current, bool) and not _INT_MIN <= current < _INT_END:
                 errors.setdefault(where, []).append("has an integer beyond 64 bits")
@@ -262,44 +287,83 @@ def _check_json_values(value: Mapping[str, Any], path: str, errors: dict[str, li
     return ok
 
 
-def _check_install(properties: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
-    for field, max_length in _INSTALL_STRINGS.items():
-        if field in properties:
-            message = _string_problem(properties[field], max_length, required=True)
-            if message:
-                errors[f"properties.{field}"] = [message]
-    if "country" in properties:
-        message = _code_problem(properties["country"], COUNTRY_CODES, "ISO 3166-1 alpha-2 country")
+def _check_properties(plan: _Plan, properties: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
+    """Record the properties that break the rules of a built-in type, then its money rule."""
+    bad = False
+    for name, required, max_length, check in plan.checks:
+        if name in properties:
+            value = properties[name]
+            # The common case first, cheaply: a short ASCII string for a string property.
+            if type(value) is str and 0 < len(value) <= max_length and value.isascii() and "\x00" not in value:
+                continue
+            message = "may not be null" if value is None else check(value)
+        elif required:
+            message = "is required"
+        else:
+            continue
         if message:
-            errors["properties.country"] = [message]
+            errors[f"properties.{name}"] = [message]
+            bad = True
+    money = plan.rules.money
+    if money is None or bad:
+        return  # like the server: the money rule runs once each property is valid on its own
+    amount = properties.get(money.amount)
+    if amount is None:
+        return
+    currency = properties.get(money.currency)
+    if currency is None:
+        if money.currency_required:
+            errors[f"properties.{money.currency}"] = [f"is required when {money.amount} is given"]
+        return
+    if not money.minor_units:
+        return
+    currency = currency.upper()
+    allowed = minor_units(currency)
+    places = _decimal_places(Decimal(str(amount).strip()))  # valid: checked above
+    if allowed is not None and places > allowed:
+        message = f"{currency} allows at most {allowed} decimals (ISO 4217), not {places}"
+        errors[f"properties.{money.amount}"] = [message]
 
 
-def _check_purchase(properties: Mapping[str, Any], errors: dict[str, list[str]]) -> None:
-    for field, max_length in _PURCHASE_STRINGS.items():
-        message = _string_problem(properties.get(field), max_length, required=True)
-        if message:
-            errors[f"properties.{field}"] = [message]
-    amount, message = _price(properties.get("price"))
-    if message:
-        errors["properties.price"] = [message]
-    message = _code_problem(properties.get("currency"), CURRENCY_CODES, "ISO 4217 currency")
-    if message:
-        errors["properties.currency"] = [message]
-    if "quantity" in properties:
-        message = _quantity_problem(properties["quantity"])
-        if message:
-            errors["properties.quantity"] = [message]
-    if "store" in properties:
-        message = _string_problem(properties["store"], 64, required=True)
-        if message:
-            errors["properties.store"] = [message]
-    if not any(field.startswith("properties.") for field in errors):
-        # Like the server, only once each property is valid on its own.
-        currency = properties["currency"].upper()
-        allowed = minor_units(currency)
-        places = _decimal_places(amount)
-        if allowed is not None and places > allowed:
-            errors["properties.price"] = [f"{currency} allows at most {allowed} decimals (ISO 4217), not {places}"]
+def _property_check(prop: Prop) -> Callable[[Any], str | None]:
+    """Return the check of one property's (non-null) value, as the server's field for `prop` judges it."""
+    if prop.kind == "string":
+        max_length = prop.max_length or 0
+        return lambda value: _string_problem(value, max_length, required=True)
+    if prop.kind == "choice":
+        choices = prop.choices
+        message = f"must be one of {', '.join(choices)}, not "
+        return lambda value: None if isinstance(value, str) and value in choices else f"{message}{value!r}"
+    if prop.kind == "integer":
+        return lambda value: _integer_problem(value, prop.minimum, prop.maximum)
+    if prop.kind == "decimal":
+        minimum = prop.minimum or 0
+        return lambda value: _decimal(value, minimum, prop.inclusive)[1]
+    if prop.kind == "country":
+        return lambda value: _code_problem(value, COUNTRY_CODES, "ISO 3166-1 alpha-2 country")
+    if prop.kind == "currency":
+        return lambda value: _code_problem(value, CURRENCY_CODES, "ISO 4217 currency")
+    raise ValueError(f"unknown property kind {prop.kind!r}")
+
+
+class _Plan(NamedTuple):
+    """How to check one built-in type, made once from its contract rules."""
+
+    rules: TypeRules
+    # (property, required, the longest string that passes at once (0: none does), check of its value)
+    checks: tuple[tuple[str, bool, int, Callable[[Any], str | None]], ...]
+
+
+_PLANS: dict[str, _Plan] = {
+    name: _Plan(
+        rules,
+        tuple(
+            (prop_name, prop.required, (prop.max_length or 0) if prop.kind == "string" else 0, _property_check(prop))
+            for prop_name, prop in rules.properties.items()
+        ),
+    )
+    for name, rules in BUILTIN_TYPES.items()
+}
 
 
 def _string_problem(value: Any, max_length: int, *, required: bool = False) -> str | None:
@@ -314,13 +378,13 @@ def _string_problem(value: Any, max_length: int, *, required: bool = False) -> s
         return "may not be blank"
     if len(value) > max_length:
         return f"has {len(value)} characters; at most {max_length} are allowed"
-    if _FORBIDDEN_CHARACTERS.search(value):
+    if FORBIDDEN_CHARACTERS.search(value):
         return "contains a character that is not allowed (NUL or a lone surrogate)"
     return None
 
 
 def _code_problem(value: Any, codes: frozenset[str], standard: str) -> str | None:
-    message = _string_problem(value, _CODE_MAX_LENGTH, required=True)
+    message = _string_problem(value, CODE_MAX_LENGTH, required=True)
     if message:
         return message
     if value.upper() not in codes:
@@ -349,7 +413,7 @@ def _timestamp(value: Any) -> tuple[datetime | None, str | None]:
             return None, "has no time zone; use an aware datetime"
         return value, None
     message = "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z"
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
         return None, message
     text = value.upper()
     dot = text.find(".")
@@ -367,10 +431,11 @@ def _timestamp(value: Any) -> tuple[datetime | None, str | None]:
     return parsed, None
 
 
-def _price(value: Any) -> tuple[Decimal, None] | tuple[None, str]:
-    """Return (the price, None) if the server would take it, else (None, why not)."""
-    if value is None:
-        return None, "is required"
+def _decimal(value: Any, minimum: int, inclusive: bool) -> tuple[Decimal, None] | tuple[None, str]:
+    """Return (the amount, None) if the server's decimal field would take it, else (None, why not).
+
+    Above `minimum`, or at least it when `inclusive`; within the contract's digits.
+    """
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         return None, f"must be a decimal number (a string such as '4.99'), not {type(value).__name__}"
     text = str(value).strip()
@@ -389,14 +454,16 @@ def _price(value: Any) -> tuple[Decimal, None] | tuple[None, str]:
         total, places = len(digits), -exponent
     else:
         total = places = -exponent
-    if total > _PRICE_MAX_DIGITS:
-        return None, f"has more than {_PRICE_MAX_DIGITS} digits"
-    if places > _PRICE_MAX_PLACES:
-        return None, f"has more than {_PRICE_MAX_PLACES} decimal places"
-    if total - places > _PRICE_MAX_DIGITS - _PRICE_MAX_PLACES:
-        return None, f"has more than {_PRICE_MAX_DIGITS - _PRICE_MAX_PLACES} digits before the decimal point"
-    if amount <= 0:
-        return None, "must be greater than 0"
+    if total > DECIMAL_MAX_DIGITS:
+        return None, f"has more than {DECIMAL_MAX_DIGITS} digits"
+    if places > DECIMAL_MAX_PLACES:
+        return None, f"has more than {DECIMAL_MAX_PLACES} decimal places"
+    if total - places > DECIMAL_MAX_DIGITS - DECIMAL_MAX_PLACES:
+        return None, f"has more than {DECIMAL_MAX_DIGITS - DECIMAL_MAX_PLACES} digits before the decimal point"
+    if inclusive and amount < minimum:
+        return None, f"must be at least {minimum}"
+    if not inclusive and amount <= minimum:
+        return None, f"must be greater than {minimum}"
     return amount, None
 
 
@@ -406,15 +473,19 @@ def _decimal_places(amount: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
-def _quantity_problem(value: Any) -> str | None:
+def _integer_problem(value: Any, minimum: int | None, maximum: int | None) -> str | None:
     if isinstance(value, str) and len(value) > _NUMBER_STRING_MAX:
         return "is too long"
     try:
         number = int(_INTEGRAL.sub("", str(value)))
     except (TypeError, ValueError):
         return f"must be an integer, not {value!r}"
-    if not 1 <= number <= _QUANTITY_MAX:
-        return f"must be between 1 and {_QUANTITY_MAX}"
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        if maximum is None:
+            return f"must be at least {minimum}"
+        if minimum is None:
+            return f"must be at most {maximum}"
+        return f"must be between {minimum} and {maximum}"
     return None
 
 

@@ -297,6 +297,13 @@ class LiveTracker:
                     found[original] = json.loads(payload)
         return found
 
+    def all_payloads(self) -> list[dict]:
+        """Return the stored record of every event, in the order they were stored."""
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
+            return [
+                json.loads(payload) for (payload,) in db.execute("SELECT payload FROM events_app_event ORDER BY id")
+            ]
+
     def row_count(self) -> int:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
             return db.execute("SELECT count(*) FROM events_app_event").fetchone()[0]

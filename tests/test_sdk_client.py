@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sdk import __version__
+from sdk import InvalidEventError, __version__, validate_event
 from sdk.client import (
     TrackerClient,
     TrackerConnectionError,
@@ -20,6 +21,7 @@ from sdk.client import (
     TrackerUnavailableError,
     main,
 )
+from sdk.gameplay import Play, PlayerBase, Tally
 from tests.sdk_helpers import Answer, FakeTracker, RecordedRequest, answer, unused_port
 
 API_KEY = "test-key"
@@ -250,7 +252,7 @@ def test_purchase_price_in_exponent_notation_is_sent_as_plain_digits(client):
 
 
 def test_purchase_price_given_as_a_float_is_refused(client):
-    with pytest.raises(TypeError, match="float"):
+    with pytest.raises(InvalidEventError, match=r"properties\.price: .*float"):
         client.purchase(
             "player-1",
             transaction_id="tx-1",
@@ -269,6 +271,110 @@ def test_purchase_price_that_is_not_a_number_is_refused(client):
             price="4,99",
             currency="EUR",
         )
+
+
+HELPERS = {
+    "track_session_start": (
+        {"session_id": "s-1"}, "session_start", {"session_id": "s-1"}, {},
+    ),
+    "track_session_end": (
+        {"session_id": "s-1", "duration_ms": 61_000}, "session_end", {"session_id": "s-1"}, {"duration_ms": 61_000},
+    ),
+    "track_progression": (
+        {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2}, "progression", {},
+        {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2},
+    ),
+    "track_resource": (
+        {"flow": "sink", "resource": "gems", "amount": Decimal("25"), "item_type": "booster", "item_id": "hammer"},
+        "resource", {},
+        {"flow": "sink", "resource": "gems", "amount": "25", "item_type": "booster", "item_id": "hammer"},
+    ),
+    "track_ad_impression": (
+        {"ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": Decimal("0.0125"),
+         "currency": "USD"},
+        "ad_impression", {},
+        {"ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": "0.0125",
+         "currency": "USD"},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("helper", "case"), HELPERS.items(), ids=HELPERS.keys())
+def test_each_typed_helper_builds_its_type_with_its_properties(client, tracker, helper, case):
+    arguments, event_type, top_level, properties = case
+
+    event = getattr(client, helper)("player-1", platform="ios", **arguments)
+    client.send(event)
+
+    assert event["event_type"] == event_type
+    assert event["properties"] == properties
+    assert {name: event[name] for name in top_level} == top_level
+    assert event["platform"] == "ios"
+    sent = tracker.requests[0].json
+    assert sent.pop("sent_at")
+    assert sent == event
+
+
+def test_optional_properties_left_out_are_not_sent(client):
+    event = client.track_ad_impression("player-1", ad_network="applovin", ad_format="banner")
+
+    assert event["properties"] == {"ad_network": "applovin", "ad_format": "banner"}
+
+
+def test_helper_properties_are_merged_with_extra_properties(client):
+    event = client.track_progression(
+        "player-1", status="fail", level="w1:l2", properties={"boss": "slime", "status": "ignored"}
+    )
+
+    assert event["properties"] == {"boss": "slime", "status": "fail", "level": "w1:l2"}
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"), [(Decimal("2.50"), "2.50"), (Decimal("1E-5"), "0.00001"), (500, "500"), ("0.25", "0.25")]
+)
+def test_amount_and_revenue_go_out_as_decimal_strings(client, value, sent):
+    resource = client.track_resource("player-1", flow="source", resource="gems", amount=value)
+    ad = client.track_ad_impression("player-1", ad_network="admob", ad_format="native", revenue=value, currency="EUR")
+
+    assert resource["properties"]["amount"] == sent
+    assert ad["properties"]["revenue"] == sent
+
+
+@pytest.mark.parametrize(
+    ("helper", "arguments", "field"),
+    [
+        ("track_resource", {"flow": "source", "resource": "gems", "amount": 2.5}, "properties.amount"),
+        ("track_ad_impression", {"ad_network": "x", "ad_format": "banner", "revenue": 0.01}, "properties.revenue"),
+        ("track_resource", {"flow": "source", "resource": "gems", "amount": "many"}, "properties.amount"),
+    ],
+)
+def test_an_inexact_or_non_numeric_amount_is_refused(client, helper, arguments, field):
+    with pytest.raises(InvalidEventError) as caught:
+        getattr(client, helper)("player-1", **arguments)
+
+    assert set(caught.value.errors) == {field}
+
+
+def test_track_takes_a_custom_type_name(client):
+    event = client.track("level_up", "player-1", properties={"level": 3})
+
+    assert (event["event_type"], event["properties"]) == ("level_up", {"level": 3})
+
+
+def test_install_and_purchase_keep_their_names_beside_track_install_and_track_purchase(client):
+    install = client.install("player-1", country="FR")
+    purchase = client.track_purchase("player-1", transaction_id="tx", product_id="p", price="1", currency="EUR")
+
+    assert (install["event_type"], install["properties"]) == ("install", {"country": "FR"})
+    assert purchase["properties"]["price"] == "1"
+    assert TrackerClient.install is TrackerClient.track_install
+    assert TrackerClient.purchase is TrackerClient.track_purchase
+
+
+def test_the_client_leaves_the_other_rules_to_the_tracker(client):
+    event = client.track_progression("player-1", status="won", level="")
+
+    assert event["properties"] == {"status": "won", "level": ""}
 
 
 def test_decimals_and_datetimes_in_context_are_sent_as_strings(client, tracker):
@@ -584,3 +690,35 @@ def test_main_exits_1_with_one_line_when_no_key_is_found(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert ".local/dev_api_key" in err
+
+
+# The simulator's players, built with this client's helpers
+
+
+def test_simulated_players_make_valid_events_and_every_session_ends_under_its_own_id():
+    events: list[dict] = []
+    with TrackerClient(base_url="http://127.0.0.1:1", api_key=API_KEY) as builder:
+
+        def track(kind: str, arguments: dict) -> str:
+            events.append(getattr(builder, f"track_{kind}")(**arguments))
+            return events[-1]["event_id"]
+
+        rng = random.Random(4)
+        tally = Tally()
+        play = Play(PlayerBase(40, rng), rng, track, tally, offline_share=0.05, duplicate_share=0.05)
+        for _ in range(1500):
+            play.step()
+        play.end_all()
+
+    for event in events:
+        validate_event(event)
+    kinds = {event["event_type"] for event in events}
+    assert kinds == {"install", "session_start", "progression", "resource", "ad_impression", "purchase", "session_end"}
+    starts = {event["session_id"]: event for event in events if event["event_type"] == "session_start"}
+    ends = {event["session_id"]: event for event in events if event["event_type"] == "session_end"}
+    assert set(starts) == set(ends)
+    for session_id, end in ends.items():
+        lasted = parse_timestamp(end["occurred_at"]) - parse_timestamp(starts[session_id]["occurred_at"])
+        assert abs(end["properties"]["duration_ms"] - lasted // timedelta(milliseconds=1)) <= 1  # ms rounding
+    assert tally.offline_sessions > 0 and tally.duplicate_retries > 0
+    assert tally.tracked == len(events)

@@ -12,13 +12,15 @@ import re
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from sdk import EventRejectedError, RetryPolicy, Tracker, TrackerRejectedError
+from sdk import EventRejectedError, InvalidEventError, RetryPolicy, Tracker, TrackerRejectedError, validate_event
 from sdk.simulate import main as simulate
 from tests.sdk_helpers import (
     FakeTracker,
@@ -92,6 +94,118 @@ def test_events_arrive_with_the_right_fields(live):
     assert (purchase["price"], purchase["quantity"], purchase["currency"]) == ("1200", 3, "JPY")
     assert purchase["revenue"] == "3600"
     assert purchase["context"] == {"level": 7}
+
+
+def test_the_helpers_of_the_other_builtin_types_are_stored_with_their_fields(live):
+    session = f"sess-{uuid.uuid4()}"
+    with Tracker(base_url=live.url, api_key=live.key, flush_interval=3600) as tracker:
+        ids = {
+            "session_start": tracker.track_session_start("player-7", session_id=session, platform="ios"),
+            "progression": tracker.track_progression(
+                "player-7", status="complete", level="world1:level3", score=1200, attempt=2, session_id=session
+            ),
+            "resource": tracker.track_resource(
+                "player-7", flow="sink", resource="gems", amount=Decimal("25"), item_type="booster",
+                item_id="hammer", session_id=session,
+            ),
+            "ad_impression": tracker.track_ad_impression(
+                "player-7", ad_network="admob", ad_format="rewarded", ad_unit="level_end",
+                revenue=Decimal("0.0125"), currency="usd", session_id=session,
+            ),
+            "session_end": tracker.track_session_end("player-7", session_id=session, duration_ms=61_000),
+        }  # fmt: skip
+        assert tracker.flush(timeout=60)
+    assert (tracker.stats().accepted, tracker.stats().failed) == (5, 0)
+
+    stored = live.payloads(ids.values())
+    lines = {event_type: stored[event_id] for event_type, event_id in ids.items()}
+    assert {line["event_type"] for line in lines.values()} == set(ids)
+    assert {line["session_id"] for line in lines.values()} == {session}
+    assert {line["player_id"] for line in lines.values()} == {"player-7"}
+    assert lines["session_start"]["platform"] == "ios"
+    assert lines["session_end"]["properties"] == {"duration_ms": 61_000}
+    assert lines["progression"]["properties"] == {
+        "status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2,
+    }  # fmt: skip
+    assert lines["resource"]["properties"] == {
+        "flow": "sink", "resource": "gems", "amount": "25", "item_type": "booster", "item_id": "hammer",
+    }  # fmt: skip
+    ad = lines["ad_impression"]
+    assert ad["properties"] == {
+        "ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": "0.0125", "currency": "USD",
+    }  # fmt: skip
+    assert (ad["revenue"], ad["currency"]) == ("0.0125", "USD")  # sub-cent ad revenue is kept
+
+
+def test_the_server_names_the_same_bad_fields_as_the_sdk_for_each_new_type(live, proxy):
+    errors = Errors()
+    bad = {
+        "session_start": ({"event_type": "session_start"}, {"session_id"}),
+        "session_end": ({"event_type": "session_end", "session_id": "s", "properties": {"duration_ms": -1}},
+                        {"properties.duration_ms"}),
+        "progression": ({"event_type": "progression", "properties": {"status": "won", "level": ""}},
+                        {"properties.status", "properties.level"}),
+        "resource": ({"event_type": "resource", "properties": {"flow": "source", "resource": "gems", "amount": "0"}},
+                     {"properties.amount"}),
+        "ad_impression": ({"event_type": "ad_impression",
+                           "properties": {"ad_network": "admob", "ad_format": "banner", "revenue": "0.01"}},
+                          {"properties.currency"}),
+        "custom type name": ({"event_type": "Level Up"}, {"event_type"}),
+    }  # fmt: skip
+    local: dict[str, set[str]] = {}
+    for name, (fields, _) in bad.items():
+        event = {"player_id": "player-1", "occurred_at": "2025-01-01T00:00:00Z", **fields}
+        with pytest.raises(InvalidEventError) as caught:
+            validate_event(event)
+        local[name] = set(caught.value.errors)
+    # validate=False: what the server says of the same events.
+    with Tracker(base_url=proxy.url, api_key=live.key, flush_interval=3600, on_error=errors, validate=False) as tracker:
+        ids = {
+            name: tracker.track(fields["event_type"], "player-1", session_id=fields.get("session_id"),
+                                properties=fields.get("properties"))
+            for name, (fields, _) in bad.items()
+        }  # fmt: skip
+        assert tracker.flush(timeout=60)
+
+    by_id = {error.event_id: error.errors for error, _ in errors.calls}
+    server = {name: flat_fields(by_id[event_id]) for name, event_id in ids.items()}
+    assert server == local == {name: fields for name, (_, fields) in bad.items()}
+    assert set(live.copies(ids.values()).values()) == {0}
+
+
+def flat_fields(errors: dict, prefix: str = "") -> set[str]:
+    """Return the dotted paths of the server's nested errors ({"properties": {"level": [...]}} -> properties.level)."""
+    fields = set()
+    for key, value in errors.items():
+        fields |= flat_fields(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+    return fields
+
+
+def test_a_custom_type_is_stored_with_its_schema_version_and_a_bad_one_is_named_by_path(live, tmp_path):
+    schema = {
+        "type": "object",
+        "properties": {"level": {"type": "integer", "minimum": 1}, "hero": {"type": "string"}},
+        "required": ["level"],
+    }
+    path = tmp_path / "level_up.json"
+    path.write_text(json.dumps(schema))
+    version = int(live.manage("event_schema", "sdk-game", "level_up", str(path)).stdout.splitlines()[-1])
+    errors = Errors()
+
+    with Tracker(base_url=live.url, api_key=live.key, flush_interval=3600, on_error=errors) as tracker:
+        good = tracker.track("level_up", "player-1", properties={"level": 4, "hero": "mage"})
+        bad = tracker.track("level_up", "player-1", properties={"level": 0})
+        unregistered = tracker.track("boss_defeated", "player-1", properties={"boss": "slime"})
+        assert tracker.flush(timeout=60)
+
+    line = live.payloads([good])[good]
+    assert (line["event_type"], line["properties"]) == ("level_up", {"level": 4, "hero": "mage"})
+    assert line["event_schema_version"] == version
+    reasons = {error.event_id: error.errors for error, _ in errors.calls}
+    assert set(reasons) == {bad, unregistered}
+    assert set(reasons[bad]["properties"]) == {"level"}
+    assert set(reasons[unregistered]) == {"event_type"}  # the game's default policy: reject
+    assert live.copies([good, bad, unregistered]) == {good: 1, bad: 0, unregistered: 0}
 
 
 def test_server_down_then_up_delivers_everything_once(live):
@@ -274,3 +388,15 @@ def test_the_simulator_reports_what_the_tracker_stored(live, capsys, tmp_path: P
     assert "rejected 0, failed 0, dropped 0" in out
     assert "events/s" in out
     assert live.row_count() - before == accepted
+    lines = [line for line in live.all_payloads() if line["player_id"].startswith("sim-")]
+    assert {line["event_type"] for line in lines} == {
+        "install", "session_start", "progression", "resource", "ad_impression", "purchase", "session_end",
+    }  # fmt: skip
+    starts = {line["session_id"]: line for line in lines if line["event_type"] == "session_start"}
+    ends = {line["session_id"]: line for line in lines if line["event_type"] == "session_end"}
+    assert set(starts) == set(ends)  # every session ends, under its own id
+    for session_id, end in ends.items():
+        lasted = datetime.fromisoformat(end["occurred_at"]) - datetime.fromisoformat(starts[session_id]["occurred_at"])
+        assert abs(end["properties"]["duration_ms"] - lasted // timedelta(milliseconds=1)) <= 1  # ms rounding
+    in_session = [line for line in lines if line["event_type"] not in ("install", "session_start", "session_end")]
+    assert {line["session_id"] for line in in_session} <= set(starts)

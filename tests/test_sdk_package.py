@@ -14,7 +14,8 @@ SDK_DIR = Path(sdk.__file__).parent
 def test_importing_the_whole_sdk_pulls_in_nothing_of_the_server():
     code = (
         "import json, sys\n"
-        "import sdk.client, sdk.retry, sdk.simulate, sdk.spool, sdk.tracker, sdk.validation\n"
+        "import sdk.client, sdk.contract, sdk.events, sdk.gameplay, sdk.outbox, sdk.retry, sdk.sender, sdk.simulate\n"
+        "import sdk.spool, sdk.tracker, sdk.validation\n"
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=SDK_DIR.parent, capture_output=True, text=True, check=True)
@@ -31,3 +32,13 @@ def test_the_package_depends_on_requests_only_and_takes_its_version_from_the_cod
     assert project["dynamic"] == ["version"]
     assert (SDK_DIR / project["readme"]).exists()
     assert project["scripts"]["tracker-simulate"] == "sdk.simulate:main"
+
+
+def test_the_public_names_import_from_the_package_and_from_their_old_modules():
+    from sdk import DROP_OLDEST, Tracker, TrackerClient, TrackerStats, tracker
+
+    assert DROP_OLDEST is tracker.DROP_OLDEST
+    assert TrackerStats is tracker.TrackerStats
+    for name in ("track_session_start", "track_session_end", "track_progression", "track_resource",
+                 "track_ad_impression", "track_install", "track_purchase", "track"):  # fmt: skip
+        assert callable(getattr(Tracker, name)) and callable(getattr(TrackerClient, name))

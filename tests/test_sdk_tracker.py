@@ -316,6 +316,123 @@ def test_without_validation_types_the_sdk_does_not_know_yet_go_out(make_tracker,
     assert fake.requests[0].json["events"][0]["event_type"] == "level_up"
 
 
+# The typed helpers of the other built-in types, and custom types
+
+
+def test_each_typed_helper_queues_its_type_with_its_properties(make_tracker, fake):
+    tracker = make_tracker(flush_interval=3600)
+
+    ids = [
+        tracker.track_session_start("player-1", session_id="s-1", platform="ios"),
+        tracker.track_progression("player-1", status="start", level="world1:level3", session_id="s-1"),
+        tracker.track_progression(
+            "player-1", status="complete", level="world1:level3", score=1200, attempt=2, session_id="s-1"
+        ),
+        tracker.track_resource(
+            "player-1", flow="source", resource="gems", amount=Decimal("25"), item_type="reward", session_id="s-1"
+        ),
+        tracker.track_ad_impression(
+            "player-1", ad_network="admob", ad_format="rewarded", ad_unit="level_end", revenue="0.0125",
+            currency="USD", session_id="s-1",
+        ),
+        tracker.track_session_end("player-1", session_id="s-1", duration_ms=61_000),
+    ]  # fmt: skip
+    assert tracker.flush(timeout=30)
+
+    events = fake.requests[0].json["events"]
+    assert [event["event_id"] for event in events] == ids
+    assert [event["event_type"] for event in events] == [
+        "session_start", "progression", "progression", "resource", "ad_impression", "session_end",
+    ]  # fmt: skip
+    assert {event["session_id"] for event in events} == {"s-1"}
+    assert [event.get("properties", {}) for event in events] == [
+        {},
+        {"status": "start", "level": "world1:level3"},
+        {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2},
+        {"flow": "source", "resource": "gems", "amount": "25", "item_type": "reward"},
+        {
+            "ad_network": "admob",
+            "ad_format": "rewarded",
+            "ad_unit": "level_end",
+            "revenue": "0.0125",
+            "currency": "USD",
+        },
+        {"duration_ms": 61_000},
+    ]
+    assert events[0]["platform"] == "ios"
+
+
+@pytest.mark.parametrize(
+    ("helper", "arguments", "fields"),
+    [
+        ("track_session_start", {"session_id": ""}, {"session_id"}),
+        ("track_session_end", {"session_id": "s-1", "duration_ms": -1}, {"properties.duration_ms"}),
+        ("track_session_end", {"session_id": None, "duration_ms": 8e8}, {"session_id", "properties.duration_ms"}),
+        ("track_progression", {"status": "won", "level": ""}, {"properties.status", "properties.level"}),
+        ("track_progression", {"status": "fail", "level": "w1", "attempt": 0}, {"properties.attempt"}),
+        ("track_resource", {"flow": "spend", "resource": "g", "amount": "0"}, {"properties.flow", "properties.amount"}),
+        ("track_resource", {"flow": "sink", "resource": "gems", "amount": 2.5}, {"properties.amount"}),
+        ("track_ad_impression", {"ad_network": "admob", "ad_format": "video"}, {"properties.ad_format"}),
+        ("track_ad_impression", {"ad_network": "x", "ad_format": "banner", "revenue": "0.01"}, {"properties.currency"}),
+        ("track_ad_impression", {"ad_network": "x", "ad_format": "banner", "revenue": 0.01, "currency": "USD"},
+         {"properties.revenue"}),
+    ],
+)  # fmt: skip
+def test_a_helper_given_bad_values_raises_naming_them_and_queues_nothing(make_tracker, fake, helper, arguments, fields):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError) as caught:
+        getattr(tracker, helper)("player-1", **arguments)
+
+    assert set(caught.value.errors) == fields
+    assert tracker.stats().queued == 0
+    assert fake.requests == []
+
+
+def test_a_float_amount_is_refused_as_inexact(make_tracker):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError, match="float"):
+        tracker.track_resource("player-1", flow="source", resource="gems", amount=0.1)
+
+
+def test_a_custom_type_is_checked_for_its_name_size_and_json_only(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+
+    event_id = tracker.track("level_up", "player-1", properties={"level": 3, "hero": {"class": "mage"}})
+
+    (sent,) = fake.requests[0].json["events"]
+    assert (sent["event_id"], sent["event_type"]) == (event_id, "level_up")
+    assert sent["properties"] == {"level": 3, "hero": {"class": "mage"}}
+
+
+@pytest.mark.parametrize(
+    ("event_type", "properties", "field"),
+    [
+        ("Level Up", {}, "event_type"),
+        ("a" * 65, {}, "event_type"),
+        ("level_up", {"ratio": float("nan")}, "properties.ratio"),
+        ("level_up", {"blob": "x" * 40_000}, "event"),
+    ],
+)
+def test_a_custom_event_that_cannot_be_sent_raises_naming_why(make_tracker, fake, event_type, properties, field):
+    tracker = make_tracker(sync=True)
+
+    with pytest.raises(InvalidEventError) as caught:
+        tracker.track(event_type, "player-1", properties=properties)
+
+    assert field in caught.value.errors
+    assert fake.requests == []
+
+
+def test_segment_call_types_take_free_form_properties(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+
+    tracker.track("identify", "player-1", properties={"name": "Ada", "vip": True})
+
+    assert fake.requests[0].json["events"][0]["properties"] == {"name": "Ada", "vip": True}
+
+
 # Delivery: retries, rejections
 
 

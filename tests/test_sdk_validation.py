@@ -1,8 +1,9 @@
-"""The SDK's local checks agree with the server's serializer: same events refused, same fields named."""
+"""The SDK's local checks agree with the server's serializer: same events refused, same fields named, every type."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,61 +13,82 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
+from events_app import schemas
 from events_app.codes import COUNTRY_CODES, CURRENCY_CODES
 from events_app.currency import MINOR_UNITS
+from events_app.models import Game, UnknownEventPolicy
 from events_app.serializers import EventSerializer
 from sdk import _codes
+from sdk.contract import BUILTIN_TYPES, MAX_EVENT_BYTES
 from sdk.validation import InvalidEventError, encode_json, validate_event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+MISSING = object()
+
+# A valid event of each type: its top-level fields beyond the common ones, and its properties.
+BASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "install": ({"platform": "android"}, {"store": "google_play", "country": "DE"}),
+    "purchase": ({}, {"transaction_id": "GPA.1", "product_id": "gems_100", "price": "4.99", "currency": "EUR"}),
+    "session_start": ({"session_id": "s-1"}, {}),
+    "session_end": ({"session_id": "s-1"}, {"duration_ms": 61_000}),
+    "progression": ({}, {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2}),
+    "resource": ({}, {"flow": "source", "resource": "gems", "amount": "25", "item_type": "reward", "item_id": "x"}),
+    "ad_impression": (
+        {},
+        {
+            "ad_network": "admob",
+            "ad_format": "rewarded",
+            "ad_unit": "level_end",
+            "revenue": "0.0125",
+            "currency": "USD",
+        },
+    ),
+    "identify": ({}, {"name": "Ada", "vip": True}),
+    "page": ({}, {"url": "https://example.com/shop"}),
+    "screen": ({}, {"name": "Shop"}),
+    "group": ({}, {"group_id": "guild-7"}),
+    "alias": ({}, {"previous_id": "anon-1"}),
+    "level_up": ({}, {"level": 3, "hero": {"class": "mage"}}),  # a custom type
+}
 
 
 def at(delta: timedelta) -> str:
     return (NOW + delta).isoformat().replace("+00:00", "Z")
 
 
-def install(**changes: Any) -> dict:
-    event = {
+def event(kind: str, /, **changes: Any) -> dict:
+    """Return a valid event of type `kind`; `properties__x` sets a property, MISSING removes a key."""
+    top, properties = BASES[kind]
+    built = {
         "event_id": str(uuid.uuid4()),
-        "event_type": "install",
+        "event_type": kind,
         "player_id": "player-1",
         "occurred_at": at(timedelta(minutes=-5)),
-        "platform": "android",
-        "properties": {"store": "google_play", "country": "DE"},
+        **top,
+        "properties": dict(properties),
     }
-    return apply(event, changes)
-
-
-def purchase(**changes: Any) -> dict:
-    event = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "purchase",
-        "player_id": "player-1",
-        "occurred_at": at(timedelta(minutes=-5)),
-        "properties": {"transaction_id": "GPA.1", "product_id": "gems_100", "price": "4.99", "currency": "EUR"},
-    }
-    return apply(event, changes)
-
-
-MISSING = object()
-
-
-def apply(event: dict, changes: dict) -> dict:
-    """Set fields; `properties__x` sets a property; MISSING removes the key."""
     for name, value in changes.items():
-        target, key = (event["properties"], name.removeprefix("properties__")) if "__" in name else (event, name)
+        target, key = (built["properties"], name.removeprefix("properties__")) if "__" in name else (built, name)
         if value is MISSING:
             target.pop(key, None)
         else:
             target[key] = value
-    return event
+    return built
 
 
-def server_fields(event: Any) -> set[str]:
-    """Return the fields the server's serializer names for `event` (dotted; "event" for the whole)."""
-    serializer = EventSerializer(context={"received_at": NOW, "batch_sent_at": None})
+def install(**changes: Any) -> dict:
+    return event("install", **changes)
+
+
+def purchase(**changes: Any) -> dict:
+    return event("purchase", **changes)
+
+
+def server_fields(value: Any, game: Game | None = None) -> set[str]:
+    """Return the fields the server's serializer names for `value` (dotted; "event" for the whole)."""
+    serializer = EventSerializer(context={"received_at": NOW, "batch_sent_at": None, "game": game})
     try:
-        serializer.run_validation(event)
+        serializer.run_validation(value)
     except serializers.ValidationError as exc:
         return flatten(exc.detail)
     return set()
@@ -82,34 +104,24 @@ def flatten(detail: Any, prefix: str = "") -> set[str]:
     return {prefix.rstrip(".") or "event"}
 
 
-def sdk_fields(event: Any) -> set[str]:
+def sdk_fields(value: Any) -> set[str]:
     try:
-        validate_event(event, now=NOW)
+        validate_event(value, now=NOW)
     except InvalidEventError as exc:
         return set(exc.errors)
     return set()
 
 
+@pytest.fixture
+def game(db) -> Iterator[Game]:
+    """A game that accepts custom types without a schema: the server then checks what the SDK checks."""
+    schemas.clear_cache()
+    yield Game.objects.create(slug="parity", unknown_events=UnknownEventPolicy.ACCEPT)
+    schemas.clear_cache()
+
+
 VALID = {
-    "install": install(),
-    "install without properties": install(properties=MISSING),
-    "install with only unknown properties": install(properties={"referrer": "friend", "level": 3}),
-    "install with a lower-case country": install(properties__country="de"),
-    "purchase": purchase(),
-    "purchase with quantity": purchase(properties__quantity=3),
-    "purchase with quantity as a string": purchase(properties__quantity="3"),
-    "purchase with quantity 3.0": purchase(properties__quantity=3.0),
-    "purchase with an integer price": purchase(properties__price=1200),
-    "purchase with a JSON number price": purchase(properties__price=4.99),
-    "purchase with the smallest price": purchase(properties__price="0.000001", properties__currency="XAU"),
-    "purchase with the largest price": purchase(properties__price="999999999999.99"),
-    "purchase with trailing zeros": purchase(properties__price="4.990000"),
-    "purchase in yen": purchase(properties__price="1200", properties__currency="JPY"),
-    "purchase in Kuwaiti dinars": purchase(properties__price="1.125", properties__currency="KWD"),
-    "purchase with spaces around the price": purchase(properties__price=" 4.99 "),
-    "purchase with price in exponent form": purchase(properties__price="1E+2"),
-    "purchase with a lower-case currency": purchase(properties__price="1200", properties__currency="jpy"),
-    "purchase with unknown and nested properties": purchase(properties__extra={"a": [1, {"b": None}]}),
+    # The common fields.
     "event_id in braces": install(event_id="{" + str(uuid.uuid4()) + "}"),
     "event_id without dashes": install(event_id=uuid.uuid4().hex),
     "no event_id": install(event_id=MISSING),
@@ -124,12 +136,94 @@ VALID = {
     "player_id in Japanese": install(player_id="プレイヤー"),
     "context": install(context={"level": 7, "flags": [True, None], "ratio": 0.5}),
     "unknown top-level field": install(level=3),
+    # install
+    "install": install(),
+    "install without properties": install(properties=MISSING),
+    "install with only unknown properties": install(properties={"referrer": "friend", "level": 3}),
+    "install with a lower-case country": install(properties__country="de"),
+    "install with every property at its limit": install(
+        properties__store="s" * 64, properties__campaign="c" * 256, properties__os_version="o" * 64
+    ),
+    "install with the longest device_model": install(properties__device_model="d" * 128),
+    # purchase
+    "purchase": purchase(),
+    "purchase with quantity": purchase(properties__quantity=3),
+    "purchase with quantity as a string": purchase(properties__quantity="3"),
+    "purchase with quantity 3.0": purchase(properties__quantity=3.0),
+    "purchase with the largest quantity": purchase(properties__quantity=1_000_000),
+    "purchase with an integer price": purchase(properties__price=1200),
+    "purchase with a JSON number price": purchase(properties__price=4.99),
+    "purchase with the smallest price": purchase(properties__price="0.000001", properties__currency="XAU"),
+    "purchase with the largest price": purchase(properties__price="999999999999.99"),
+    "purchase with trailing zeros": purchase(properties__price="4.990000"),
+    "purchase in yen": purchase(properties__price="1200", properties__currency="JPY"),
+    "purchase in Kuwaiti dinars": purchase(properties__price="1.125", properties__currency="KWD"),
+    "purchase with spaces around the price": purchase(properties__price=" 4.99 "),
+    "purchase with price in exponent form": purchase(properties__price="1E+2"),
+    "purchase with a lower-case currency": purchase(properties__price="1200", properties__currency="jpy"),
+    "purchase with unknown and nested properties": purchase(properties__extra={"a": [1, {"b": None}]}),
+    "purchase with a store": purchase(properties__store="app_store"),
+    # session_start
+    "session_start": event("session_start"),
+    "session_start without properties": event("session_start", properties=MISSING),
+    "session_start with free-form properties": event("session_start", properties={"reason": "cold_start"}),
+    "session_start with the longest session_id": event("session_start", session_id="s" * 128),
+    # session_end
+    "session_end": event("session_end"),
+    "session_end of 0 ms": event("session_end", properties__duration_ms=0),
+    "session_end of 7 days": event("session_end", properties__duration_ms=604_800_000),
+    "session_end with duration as a string": event("session_end", properties__duration_ms="61000"),
+    "session_end with duration 61000.0": event("session_end", properties__duration_ms=61000.0),
+    "session_end with unknown properties": event("session_end", properties__screens=4),
+    # progression
+    "progression": event("progression"),
+    "progression start without score or attempt": event(
+        "progression", properties__status="start", properties__score=MISSING, properties__attempt=MISSING
+    ),
+    "progression fail": event("progression", properties__status="fail"),
+    "progression with a level of 128 characters": event("progression", properties__level="l" * 128),
+    "progression with a negative score": event("progression", properties__score=-50),
+    "progression with a score as a string": event("progression", properties__score="10"),
+    "progression with a huge score": event("progression", properties__score=2**62),
+    "progression at the first attempt": event("progression", properties__attempt=1),
+    # resource
+    "resource": event("resource"),
+    "resource sink": event("resource", properties__flow="sink"),
+    "resource without item fields": event("resource", properties__item_type=MISSING, properties__item_id=MISSING),
+    "resource with the smallest amount": event("resource", properties__amount="0.000001"),
+    "resource with an integer amount": event("resource", properties__amount=500),
+    "resource with a JSON number amount": event("resource", properties__amount=2.5),
+    "resource with fields at their limits": event(
+        "resource", properties__resource="r" * 64, properties__item_type="t" * 64, properties__item_id="i" * 128
+    ),
+    # ad_impression
+    "ad_impression": event("ad_impression"),
+    "ad_impression without revenue or currency": event(
+        "ad_impression", properties__revenue=MISSING, properties__currency=MISSING, properties__ad_unit=MISSING
+    ),
+    "ad_impression earning nothing": event("ad_impression", properties__revenue="0"),
+    "ad_impression earning a fraction of a cent": event("ad_impression", properties__revenue="0.000123"),
+    "ad_impression with a currency but no revenue": event("ad_impression", properties__revenue=MISSING),
+    "ad_impression with a lower-case currency": event("ad_impression", properties__currency="eur"),
+    "ad_impression in yen with decimals": event("ad_impression", properties__revenue="0.5", properties__currency="JPY"),
+    **{
+        f"ad_impression {ad_format}": event("ad_impression", properties__ad_format=ad_format)
+        for ad_format in ("banner", "interstitial", "native", "app_open", "other")
+    },
+    # Segment's calls: free-form properties.
+    **{name: event(name) for name in ("identify", "page", "screen", "group", "alias")},
+    "identify without properties": event("identify", properties=MISSING),
+    # Custom types: name, size and JSON-ness only.
+    "custom type": event("level_up"),
+    "custom type without properties": event("level_up", properties=MISSING),
+    "custom type with the longest name": event("level_up", event_type="a" + "_" * 63),
+    "custom type with digits": event("level_up", event_type="boss2_defeated"),
 }
 
 INVALID = {
+    # The common fields.
     "event that is a list": [],
     "no event_type": install(event_type=MISSING),
-    "unknown event_type": install(event_type="level_up"),
     "event_type that is a number": install(event_type=5),
     "no player_id": install(player_id=MISSING),
     "blank player_id": install(player_id=""),
@@ -150,15 +244,32 @@ INVALID = {
     "properties null": install(properties=None),
     "context that is a string": install(context="level 7"),
     "context over 8 KiB": install(context={"blob": "x" * 9000}),
+    "a NUL in a property": install(properties={"note": "a\x00b"}),
+    "a NUL in a property key": install(properties={"k\x00": "v"}),
+    "a NUL in a nested list of the context": install(context={"tags": ["ok", "\x00"]}),
+    "a NUL in a custom type's nested property": event("level_up", properties={"hero": {"name": "\x00"}}),
     "event over 32 KiB": install(properties={"blob": "x" * 33000}),
     "event_id not a UUID": install(event_id="not-a-uuid"),
     "event_id that is a number": install(event_id=42),
     "event_id null": install(event_id=None),
+    "many bad fields at once": purchase(
+        player_id="", platform="amiga", properties__price="-1", properties__currency="ZZZ", context=[]
+    ),
+    # install
     "unknown country": install(properties__country="ZZ"),
+    "country that is a number": install(properties__country=276),
     "store of 65 characters": install(properties__store="s" * 65),
+    "campaign of 257 characters": install(properties__campaign="c" * 257),
+    "device_model of 129 characters": install(properties__device_model="d" * 129),
+    "blank os_version": install(properties__os_version=""),
     "store null": install(properties__store=None),
+    # purchase
     "purchase without transaction_id": purchase(properties__transaction_id=MISSING),
+    "purchase without product_id": purchase(properties__product_id=MISSING),
+    "purchase without price": purchase(properties__price=MISSING),
+    "purchase without currency": purchase(properties__currency=MISSING),
     "purchase without properties": purchase(properties=MISSING),
+    "transaction_id of 257 characters": purchase(properties__transaction_id="t" * 257),
     "price 0": purchase(properties__price="0"),
     "negative price": purchase(properties__price="-1.00"),
     "price that is not a number": purchase(properties__price="4,99"),
@@ -180,52 +291,221 @@ INVALID = {
     "quantity 2.5": purchase(properties__quantity="2.5"),
     "quantity true": purchase(properties__quantity=True),
     "quantity null": purchase(properties__quantity=None),
-    "many bad fields at once": purchase(
-        player_id="", platform="amiga", properties__price="-1", properties__currency="ZZZ", context=[]
+    "purchase store of 65 characters": purchase(properties__store="s" * 65),
+    # session_start
+    "session_start without session_id": event("session_start", session_id=MISSING),
+    "session_start with session_id null": event("session_start", session_id=None),
+    "session_start with a blank session_id": event("session_start", session_id=""),
+    "session_start with a session_id of 129 characters": event("session_start", session_id="s" * 129),
+    "session_start without session_id and with properties that are a list": event(
+        "session_start", session_id=MISSING, properties=[1]
     ),
+    # session_end
+    "session_end without session_id": event("session_end", session_id=MISSING),
+    "session_end without duration_ms": event("session_end", properties__duration_ms=MISSING),
+    "session_end without properties": event("session_end", properties=MISSING),
+    "session_end without anything": event("session_end", session_id=MISSING, properties=MISSING),
+    "session_end of -1 ms": event("session_end", properties__duration_ms=-1),
+    "session_end over 7 days": event("session_end", properties__duration_ms=604_800_001),
+    "session_end with a fractional duration": event("session_end", properties__duration_ms="1.5"),
+    "session_end with duration true": event("session_end", properties__duration_ms=True),
+    "session_end with duration null": event("session_end", properties__duration_ms=None),
+    "session_end with duration in words": event("session_end", properties__duration_ms="a minute"),
+    # progression
+    "progression without status": event("progression", properties__status=MISSING),
+    "progression with an unknown status": event("progression", properties__status="finish"),
+    "progression with a capitalised status": event("progression", properties__status="Start"),
+    "progression with a blank status": event("progression", properties__status=""),
+    "progression with status null": event("progression", properties__status=None),
+    "progression with a numeric status": event("progression", properties__status=1),
+    "progression without level": event("progression", properties__level=MISSING),
+    "progression with a blank level": event("progression", properties__level=""),
+    "progression with a level of 129 characters": event("progression", properties__level="l" * 129),
+    "progression with a numeric level": event("progression", properties__level=3),
+    "progression with a fractional score": event("progression", properties__score=1.5),
+    "progression with a score in words": event("progression", properties__score="ten"),
+    "progression with score null": event("progression", properties__score=None),
+    "progression at attempt 0": event("progression", properties__attempt=0),
+    "progression with attempt true": event("progression", properties__attempt=True),
+    "progression without properties": event("progression", properties=MISSING),
+    # resource
+    "resource without flow": event("resource", properties__flow=MISSING),
+    "resource with an unknown flow": event("resource", properties__flow="spend"),
+    "resource without resource": event("resource", properties__resource=MISSING),
+    "resource with a resource of 65 characters": event("resource", properties__resource="r" * 65),
+    "resource without amount": event("resource", properties__amount=MISSING),
+    "resource amount 0": event("resource", properties__amount="0"),
+    "resource with a negative amount": event("resource", properties__amount=-5),
+    "resource amount in words": event("resource", properties__amount="lots"),
+    "resource amount with 7 decimal places": event("resource", properties__amount="0.0000001"),
+    "resource amount with 19 digits": event("resource", properties__amount="1234567890123.123456"),
+    "resource amount true": event("resource", properties__amount=True),
+    "resource amount null": event("resource", properties__amount=None),
+    "resource with an item_type of 65 characters": event("resource", properties__item_type="t" * 65),
+    "resource with an item_id of 129 characters": event("resource", properties__item_id="i" * 129),
+    "resource with item_type null": event("resource", properties__item_type=None),
+    "resource without properties": event("resource", properties=MISSING),
+    # ad_impression
+    "ad_impression without ad_network": event("ad_impression", properties__ad_network=MISSING),
+    "ad_impression with a blank ad_network": event("ad_impression", properties__ad_network=""),
+    "ad_impression with an ad_network of 65 characters": event("ad_impression", properties__ad_network="n" * 65),
+    "ad_impression without ad_format": event("ad_impression", properties__ad_format=MISSING),
+    "ad_impression with an unknown ad_format": event("ad_impression", properties__ad_format="video"),
+    "ad_impression with a blank ad_unit": event("ad_impression", properties__ad_unit=""),
+    "ad_impression with an ad_unit of 129 characters": event("ad_impression", properties__ad_unit="u" * 129),
+    "ad_impression with negative revenue": event("ad_impression", properties__revenue="-0.01"),
+    "ad_impression with revenue but no currency": event("ad_impression", properties__currency=MISSING),
+    "ad_impression with revenue and a null currency": event("ad_impression", properties__currency=None),
+    "ad_impression with an unknown currency": event("ad_impression", properties__currency="XYZ"),
+    "ad_impression with an unknown currency and no revenue": event(
+        "ad_impression", properties__revenue=MISSING, properties__currency="XYZ"
+    ),
+    "ad_impression revenue NaN": event("ad_impression", properties__revenue="NaN"),
+    "ad_impression revenue with 7 decimal places": event("ad_impression", properties__revenue="0.0000001"),
+    "ad_impression revenue null": event("ad_impression", properties__revenue=None),
+    "ad_impression revenue true": event("ad_impression", properties__revenue=True),
+    "ad_impression with two bad fields and no currency": event(
+        "ad_impression", properties__ad_format="video", properties__currency=MISSING
+    ),
+    "ad_impression without properties": event("ad_impression", properties=MISSING),
+    # Segment's calls
+    "identify with properties that are a list": event("identify", properties=["Ada"]),
+    "screen with properties over 32 KiB": event("screen", properties={"blob": "x" * 33000}),
+    # Custom types
+    "custom type name with capitals": event("level_up", event_type="Level_Up"),
+    "custom type name with a dash": event("level_up", event_type="level-up"),
+    "custom type name with a space": event("level_up", event_type="level up"),
+    "custom type name starting with a digit": event("level_up", event_type="1st_level"),
+    "custom type name starting with an underscore": event("level_up", event_type="_level"),
+    "custom type name of 65 characters": event("level_up", event_type="a" * 65),
+    "blank event_type": event("level_up", event_type=""),
+    "custom type with properties that are a list": event("level_up", properties=[3]),
+    "custom type with properties null": event("level_up", properties=None),
+    "custom type over 32 KiB": event("level_up", properties__blob="x" * MAX_EVENT_BYTES),
+    "custom type with a bad common field": event("level_up", player_id="", platform="amiga"),
 }
 
 
-@pytest.mark.parametrize("event", VALID.values(), ids=VALID.keys())
-def test_events_the_server_accepts_pass_the_local_checks(event):
-    assert server_fields(event) == set()
-    assert sdk_fields(event) == set()
+@pytest.mark.parametrize("case", VALID.values(), ids=VALID.keys())
+def test_events_the_server_accepts_pass_the_local_checks(case, game):
+    assert server_fields(case, game) == set()
+    assert sdk_fields(case) == set()
 
 
-@pytest.mark.parametrize("event", INVALID.values(), ids=INVALID.keys())
-def test_events_the_server_refuses_fail_locally_naming_the_same_fields(event):
-    expected = server_fields(event)
+@pytest.mark.parametrize("case", INVALID.values(), ids=INVALID.keys())
+def test_events_the_server_refuses_fail_locally_naming_the_same_fields(case, game):
+    expected = server_fields(case, game)
 
     assert expected, "the case is meant to be invalid on the server"
-    assert sdk_fields(event) == expected
+    assert sdk_fields(case) == expected
 
 
-@settings(max_examples=300, deadline=None)
+def test_every_rule_of_every_builtin_type_has_a_case_the_server_refuses(game):
+    named: dict[str, set[str]] = {name: set() for name in BUILTIN_TYPES}
+    for case in INVALID.values():
+        if isinstance(case, dict) and case.get("event_type") in named:
+            named[case["event_type"]] |= server_fields(case, game)
+
+    for name, rules in BUILTIN_TYPES.items():
+        wanted = {f"properties.{prop}" for prop in rules.properties} | set(rules.required_fields)
+        assert wanted <= named[name], f"{name}: no refused case for {sorted(wanted - named[name])}"
+        valid = [case for case in VALID.values() if case.get("event_type") == name]
+        assert valid, f"{name}: no accepted case"
+
+
+def test_an_unregistered_custom_type_is_judged_by_the_server_alone():
+    level_up = event("level_up")
+
+    assert sdk_fields(level_up) == set()  # the SDK cannot know the game's schemas or policy
+    assert server_fields(level_up, game=None) == {"event_type"}  # rejected by default
+
+
+DECIMALS = [
+    ("purchase", "price", {"properties__currency": "EUR"}),
+    ("purchase", "price", {"properties__currency": "JPY"}),
+    ("purchase", "price", {"properties__currency": "KWD"}),
+    ("purchase", "price", {"properties__currency": "CLF"}),
+    ("purchase", "price", {"properties__currency": "XAU"}),
+    ("resource", "amount", {}),
+    ("ad_impression", "revenue", {"properties__currency": "USD"}),
+    ("ad_impression", "revenue", {"properties__currency": "JPY"}),
+]
+
+
+@settings(max_examples=400, deadline=None)
 @given(
-    currency=st.sampled_from(["EUR", "JPY", "KWD", "CLF", "XAU"]),
-    price=st.one_of(
+    case=st.sampled_from(DECIMALS),
+    value=st.one_of(
         st.from_regex(r"[ -]?\d{0,14}(\.\d{0,8})?([eE][+-]?\d{1,2})? ?", fullmatch=True),
         st.decimals(allow_nan=True, allow_infinity=True, places=None).map(str),
         st.integers(min_value=-(10**14), max_value=10**14),
     ),
 )
-def test_prices_are_judged_as_the_server_judges_them(currency, price):
-    event = purchase(properties__price=price, properties__currency=currency)
+def test_decimals_are_judged_as_the_server_judges_them(case, value):
+    event_type, name, changes = case
+    sent = event(event_type, **{f"properties__{name}": value, **changes})
 
-    assert ("properties.price" in sdk_fields(event)) == ("properties.price" in server_fields(event))
+    field = f"properties.{name}"
+    assert (field in sdk_fields(sent)) == (field in server_fields(sent))
+
+
+INTEGERS = [
+    ("session_end", "duration_ms"),
+    ("progression", "attempt"),
+    ("progression", "score"),
+    ("purchase", "quantity"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.sampled_from(INTEGERS),
+    value=st.one_of(
+        st.integers(min_value=-(10**10), max_value=10**10),
+        st.from_regex(r" ?-?\d{0,10}(\.0*)?(\.\d)? ?", fullmatch=True),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+        st.booleans(),
+    ),
+)
+def test_integers_are_judged_as_the_server_judges_them(case, value):
+    event_type, name = case
+    sent = event(event_type, **{f"properties__{name}": value})
+
+    field = f"properties.{name}"
+    assert (field in sdk_fields(sent)) == (field in server_fields(sent))
 
 
 def test_the_error_names_every_bad_field_and_why():
-    event = purchase(player_id="", properties__price="-1", properties__currency="ZZZ")
+    sent = purchase(player_id="", properties__price="-1", properties__currency="ZZZ")
 
     with pytest.raises(InvalidEventError) as caught:
-        validate_event(event)
+        validate_event(sent)
 
     assert set(caught.value.errors) == {"player_id", "properties.price", "properties.currency"}
     message = str(caught.value)
     assert "player_id: may not be blank" in message
     assert "properties.price: must be greater than 0" in message
     assert "'ZZZ' is not a valid ISO 4217 currency code" in message
+
+
+def test_the_errors_of_the_new_types_say_what_is_wrong():
+    cases = {
+        "session_id": (event("session_end", session_id=MISSING), "is required for session_end events"),
+        "properties.status": (event("progression", properties__status="won"), "must be one of start, complete, fail"),
+        "properties.duration_ms": (
+            event("session_end", properties__duration_ms=-1),
+            "must be between 0 and 604800000",
+        ),
+        "properties.attempt": (event("progression", properties__attempt=0), "must be at least 1"),
+        "properties.revenue": (event("ad_impression", properties__revenue="-1"), "must be at least 0"),
+        "properties.currency": (event("ad_impression", properties__currency=MISSING), "required when revenue is given"),
+        "event_type": (event("level_up", event_type="Level Up"), "custom type name"),
+    }
+    for field, (sent, words) in cases.items():
+        with pytest.raises(InvalidEventError) as caught:
+            validate_event(sent)
+
+        assert words in " ".join(caught.value.errors[field]), field
 
 
 def test_the_sdks_code_lists_are_the_servers():
@@ -237,10 +517,10 @@ def test_the_sdks_code_lists_are_the_servers():
 
 
 def test_a_lone_surrogate_is_refused_naming_its_field():
-    event = install(player_id="a\ud800b")
+    sent = install(player_id="a\ud800b")
 
-    assert server_fields(event) == {"event"}  # the server cannot even measure it
-    assert sdk_fields(event) == {"player_id"}
+    assert server_fields(sent) == {"event"}  # the server cannot even measure it
+    assert sdk_fields(sent) == {"player_id"}
 
 
 # Stricter than the server on purpose: each would make the whole batch unreadable.
@@ -260,6 +540,22 @@ def test_a_lone_surrogate_is_refused_naming_its_field():
 def test_values_json_cannot_carry_are_refused_locally(context, field):
     with pytest.raises(InvalidEventError) as caught:
         validate_event(install(context=context))
+
+    assert field in caught.value.errors
+
+
+@pytest.mark.parametrize(
+    ("properties", "field"),
+    [
+        ({"ratio": float("inf")}, "properties.ratio"),
+        ({"big": 2**64}, "properties.big"),
+        ({"hero": {1: "a", "1": "b"}}, "properties.hero"),
+        ({"when": object()}, "properties.when"),
+    ],
+)
+def test_custom_properties_json_cannot_carry_are_refused_locally(properties, field):
+    with pytest.raises(InvalidEventError) as caught:
+        validate_event(event("level_up", properties=properties))
 
     assert field in caught.value.errors
 
