@@ -41,6 +41,7 @@ import uuid
 from datetime import UTC, datetime
 from django.utils import timezone
 from events_app import ingest
+from events_app.dbwrite import insert_events
 from events_app.keys import issue_api_key
 from events_app.records import build_payload
 from events_app.serializers import EventSerializer
@@ -62,12 +63,10 @@ for n in range({count}):
     rows.append(ingest._row(game_id=api_key.game_id, event_id=event_id, data=data, payload=payload,
                             claim_token=None, claimed_until=None))
     if len(rows) == 500:
-        with ingest.write_transaction():
-            ingest._insert_new_rows(rows)
+        insert_events(rows)
         rows = []
 if rows:
-    with ingest.write_transaction():
-        ingest._insert_new_rows(rows)
+    insert_events(rows)
 """
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True)
 

@@ -19,6 +19,7 @@ drift of this noisy machine shows as a gap between its two figures. Needs wrk
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import re
 import shutil
@@ -97,13 +98,33 @@ def prepare(root: Path, env: dict, *, fresh: bool, custom_schema: bool) -> str:
     return key
 
 
+def server_flags(root: Path, args: argparse.Namespace) -> list[str]:
+    """Return gunicorn's flags: the tree's own gunicorn.conf.py, with what the command line overrides.
+
+    A tree from before gunicorn.conf.py (a baseline commit) gets the shipped values
+    as flags, so both sides run the same server configuration.
+    """
+    workers, threads, worker_class = args.workers, args.threads, args.worker_class
+    if not (root / "gunicorn.conf.py").exists():
+        workers = workers or multiprocessing.cpu_count() + 1
+        worker_class = worker_class or "sync"
+    flags = ["--backlog", "2048"]
+    if workers:
+        flags += ["-w", str(workers)]
+    if threads:
+        flags += ["--threads", str(threads)]
+    if worker_class:
+        flags += ["-k", worker_class]
+    return flags
+
+
 @contextlib.contextmanager
 def serving(root: Path, env: dict, args: argparse.Namespace) -> Iterator[str]:
     """Run gunicorn on the code in `root`; yield its URL."""
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "tracking_project.wsgi", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-         "--backlog", "2048", "--threads", str(args.threads), "-k", args.worker_class, "--no-control-socket"],
+        [str(BIN / "gunicorn"), "tracking_project.wsgi", "-b", f"127.0.0.1:{port}", "--no-control-socket",
+         *server_flags(root, args)],
         env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -136,9 +157,9 @@ def report(label: str, single: dict, batched: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
-    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (gthread: keep-alive)")
+    parser.add_argument("--workers", type=int, default=0, help="gunicorn worker processes (default: gunicorn.conf.py)")
+    parser.add_argument("--threads", type=int, default=0, help="threads per worker (default: gunicorn.conf.py)")
+    parser.add_argument("--worker-class", default="", help="gunicorn worker class (default: gunicorn.conf.py)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     parser.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated traffic profiles")
@@ -193,9 +214,8 @@ def main() -> None:
         calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
     shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} {args.worker_class} workers "
-          f"x {args.threads} threads, "
-          f"wrk: 1 thread, {args.connections} connections, {args.duration} s per run")  # fmt: skip
+    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {' '.join(server_flags(ROOT, args))} "
+          f"(+ gunicorn.conf.py), wrk: 1 thread, {args.connections} connections, {args.duration} s a run")  # fmt: skip
     if baseline_runs:
         report(f"{args.baseline_ref[:10]} before", *baseline_runs[0])
     for profile in profiles:

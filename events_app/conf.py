@@ -63,16 +63,53 @@ def fx_cache_seconds() -> float:
 
 
 def inline_delivery() -> bool:
-    """Return True if requests forward their own events after commit (EVENTS_INLINE_DELIVERY)."""
+    """Return True if server processes forward committed events themselves (EVENTS_INLINE_DELIVERY).
+
+    They do it in a background forwarder that batches across requests; no request
+    waits on the destination. Off: only the worker sends.
+    """
     return settings.EVENTS_INLINE_DELIVERY
 
 
+def destination() -> str:
+    """Return where events are sent (EVENTS_DESTINATION): `firehose`, `kinesis`, or a dotted class path."""
+    return settings.EVENTS_DESTINATION
+
+
+def kinesis_stream_name() -> str:
+    """Return the Kinesis data stream events go to with EVENTS_DESTINATION=kinesis (KINESIS_STREAM_NAME)."""
+    return settings.KINESIS_STREAM_NAME
+
+
+def forward_max_delay_seconds() -> float:
+    """Return how long the forwarder holds an event for more to batch with it (EVENTS_FORWARD_MAX_DELAY_MS).
+
+    A full call's worth (500 records or the call's byte limit) goes at once. Firehose
+    buffers for a minute before writing to S3 anyway, so this costs no visible latency.
+    """
+    return settings.EVENTS_FORWARD_MAX_DELAY_MS / 1000
+
+
+def forward_max_queued() -> int:
+    """Return how many events one process's forwarder may hold (EVENTS_FORWARD_MAX_QUEUED).
+
+    Beyond it (a slow or failing destination) requests store their events unleased
+    and the worker sends them: memory stays bounded, nothing is dropped.
+    """
+    return settings.EVENTS_FORWARD_MAX_QUEUED
+
+
+def forward_timeout_seconds() -> float:
+    """Return the read timeout of the forwarder's calls (EVENTS_FORWARD_TIMEOUT_SECONDS)."""
+    return settings.EVENTS_FORWARD_TIMEOUT_SECONDS
+
+
 def record_target_bytes() -> int:
-    """Return the size event lines are packed up to in one Firehose record.
+    """Return the size event lines are packed up to in one record.
 
     Firehose bills each record rounded up to 5 KB; packing ~300-byte lines into
     records of this size keeps billed bytes close to real bytes. Capped at the
-    1,000 KiB record limit.
+    1,000 KiB record limit (each destination caps it at its own limit too).
     """
     return max(1, min(settings.EVENTS_RECORD_TARGET_BYTES, FIREHOSE_MAX_RECORD_BYTES))
 
@@ -105,11 +142,11 @@ def claim_lease_seconds() -> float:
     return settings.EVENTS_CLAIM_LEASE_SECONDS
 
 
-def inline_timeout_seconds() -> float:
-    """Return the connect and read timeout of in-request Firehose calls.
+def forward_connect_timeout_seconds() -> float:
+    """Return the connect timeout of the forwarder's calls (EVENTS_INLINE_TIMEOUT_SECONDS).
 
-    Small so that a Firehose outage costs a request about a second at most; the
-    worker, which nobody waits on, uses longer ones.
+    Connecting takes milliseconds when the destination is healthy; while it hangs,
+    a short timeout keeps the forwarder's queue from growing for long.
     """
     return settings.EVENTS_INLINE_TIMEOUT_SECONDS
 
@@ -121,3 +158,97 @@ def schema_cache_seconds() -> float:
     time (EVENTS_SCHEMA_CACHE_SECONDS).
     """
     return settings.EVENTS_SCHEMA_CACHE_SECONDS
+
+
+# --- Operations: metrics, logs, retention (docs/operations.md) -----------------------
+
+
+def metrics_token() -> str:
+    """Return the bearer token `/metrics` asks for, or "" to serve it to anyone (EVENTS_METRICS_TOKEN)."""
+    return settings.EVENTS_METRICS_TOKEN
+
+
+def metrics_cache_seconds() -> float:
+    """Return how long the database figures of `/metrics` are reused (EVENTS_METRICS_CACHE_SECONDS).
+
+    The backlog and oldest-event gauges cost a few index lookups; however often
+    Prometheus scrapes, and however many processes answer, they are computed at most
+    once per this many seconds (per process, or per deployment with REDIS_URL).
+    """
+    return settings.EVENTS_METRICS_CACHE_SECONDS
+
+
+def log_format() -> str:
+    """Return how log lines are written (EVENTS_LOG_FORMAT): `text`, or `json` (one object per line).
+
+    Applied once at startup (the LOGGING setting, and gunicorn's own logs through
+    tracking_project/gunicorn_hooks.py, which reads the environment variable itself).
+    """
+    return settings.EVENTS_LOG_FORMAT
+
+
+def retention_days() -> float:
+    """Return the age after which `purge_events` deletes delivered events with their attempts (EVENTS_RETENTION_DAYS).
+
+    Also the idempotency window: an event_id or transaction_id is recognised as a
+    duplicate only while its event is stored. `--older-than` overrides it per run.
+    """
+    return settings.EVENTS_RETENTION_DAYS
+
+
+def attempt_retention_days() -> float:
+    """Return the age after which delivery attempts of events still stored are deleted (EVENTS_ATTEMPT_RETENTION_DAYS).
+
+    Dead and failing events keep their row (its attempt count and last error); only
+    their older attempt history goes. Never less than the events' age of the run, so
+    `purge_events --older-than 90` keeps 90 days of attempts too.
+    """
+    return settings.EVENTS_ATTEMPT_RETENTION_DAYS
+
+
+def duplicate_tally_retention_days() -> float:
+    """Return the age after which the dashboard's duplicate tallies are deleted (EVENTS_DUPLICATE_TALLY_RETENTION_DAYS).
+
+    Counts only: the duplicate-detection keys are the stored events' own ids.
+    """
+    return settings.EVENTS_DUPLICATE_TALLY_RETENTION_DAYS
+
+
+def rejection_retention_days() -> float:
+    """Return the age after which rejected events are deleted (EVENTS_REJECTION_RETENTION_DAYS).
+
+    On top of the count bound EVENTS_REJECTIONS_KEPT, whichever removes more.
+    """
+    return settings.EVENTS_REJECTION_RETENTION_DAYS
+
+
+def purge_batch_size() -> int:
+    """Return how many rows `purge_events` deletes per transaction (EVENTS_PURGE_BATCH_SIZE).
+
+    Each batch holds the write lock (SQLite) or its rows' locks (PostgreSQL) only for
+    its own delete, so ingest waits at most one batch's time.
+    """
+    return settings.EVENTS_PURGE_BATCH_SIZE
+
+
+def purge_pause_factor() -> float:
+    """Return how long the purge rests after each batch, as a multiple of the batch's time (EVENTS_PURGE_PAUSE_FACTOR).
+
+    1 (the default) holds the database at most half the time, so ingest keeps its
+    latency (docs/operations.md has the figures); 0 purges as fast as it can.
+    """
+    return settings.EVENTS_PURGE_PAUSE_FACTOR
+
+
+def worker_metrics_port() -> int:
+    """Return the port the delivery worker serves its own `/metrics` on, or 0 for none (EVENTS_WORKER_METRICS_PORT)."""
+    return settings.EVENTS_WORKER_METRICS_PORT
+
+
+def rates_url() -> str:
+    """Return where the scheduler's `rates` job downloads exchange rates from, or "" for no download (EVENTS_RATES_URL).
+
+    By default the ECB's full history (a zip of eurofxref-hist.csv): importing it again
+    changes nothing, and a day the job missed is filled the next time.
+    """
+    return settings.EVENTS_RATES_URL

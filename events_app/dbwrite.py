@@ -1,4 +1,4 @@
-"""Write transactions, with SQLite's writers queued on a file lock instead of sleeping and retrying.
+"""Database writes: SQLite's writers queued on a file lock, and the audit-row insert behind one function.
 
 SQLite lets one writer in at a time; the others wait in its busy handler, which
 sleeps 1, 2, 5, 10... ms between tries, so a writer that finishes after 0.3 ms can
@@ -9,11 +9,18 @@ at once. It is only a speed-up: SQLite's own locking still guarantees correctnes
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+import orjson
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+
+from .models import Event
 
 _local = threading.local()
 
@@ -41,3 +48,201 @@ def write_transaction(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
             yield
     finally:
         fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+# --- Inserting audit rows ----------------------------------------------------------
+#
+# Raw SQL, per-vendor conversions and the driver cursor live here, behind
+# insert_events(), so that ingestion reads as rules. Unknown vendors take the plain
+# ORM path, which stores the same rows (tests/test_dbwrite.py checks both).
+
+_INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
+# Columns whose Python values every supported driver takes as they are.
+_RAW_TYPES = {"CharField", "TextField", "PositiveIntegerField", "ForeignKey"}
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    # What Django's SQLite backend stores for an aware datetime: naive UTC text.
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    return None if value is None else value.hex
+
+
+def _json_text(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+_SQLITE_CONVERTERS = {"DateTimeField": _sqlite_datetime, "UUIDField": _sqlite_uuid, "JSONField": _json_text}
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """How to insert audit rows on one database: the statement and each column's conversion."""
+
+    vendor: str
+    head: str  # INSERT INTO ... up to the rows
+    row_placeholders: str  # one row's "(?, ...)", repeated per row (SQLite only)
+    tail: str  # ON CONFLICT DO NOTHING RETURNING id, game_id, event_id
+    columns: list  # (attribute name, converter or None, memoise: the same value recurs across rows)
+
+
+@functools.cache
+def _insert_plan(vendor: str, alias: str) -> _InsertPlan:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(model_field.column) for model_field in _INSERT_FIELDS)
+    pk_column = quote(Event._meta.pk.column)
+    game_column = quote(Event._meta.get_field("game").column)
+    event_id_column = quote(Event._meta.get_field("event_id").column)
+    tail = f" ON CONFLICT DO NOTHING RETURNING {pk_column}, {game_column}, {event_id_column}"
+    columns = []
+    for model_field in _INSERT_FIELDS:
+        internal = model_field.get_internal_type()
+        if internal in _RAW_TYPES or (vendor == "postgresql" and internal in ("DateTimeField", "UUIDField")):
+            converter = None
+        elif vendor == "sqlite" and internal in _SQLITE_CONVERTERS:
+            converter = _SQLITE_CONVERTERS[internal]
+        elif vendor == "postgresql" and internal == "JSONField":
+            converter = _json_text  # cast to jsonb by the statement
+        else:
+            converter = functools.partial(_prep_with_field, model_field, alias)
+        columns.append((model_field.attname, converter, internal == "DateTimeField"))
+    table = quote(Event._meta.db_table)
+    if vendor == "postgresql":
+        # One row per statement, sent by psycopg's pipelined executemany: the SQL text
+        # stays small, so psycopg prepares it once instead of re-parsing thousands of
+        # placeholders on every request.
+        values = ", ".join("%s::jsonb" if converter is _json_text else "%s" for _, converter, _ in columns)
+        return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ({values})", "", tail, columns)
+    # "?" as sqlite3 takes it: the driver is called directly, without Django's "%s" rewriting.
+    row = "(" + ", ".join(["?"] * len(_INSERT_FIELDS)) + ")"
+    return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ", row, tail, columns)
+
+
+def _prep_with_field(model_field, alias: str, value: object) -> object:
+    return None if value is None else model_field.get_db_prep_save(value, connections[alias])
+
+
+def insert_events(
+    rows: list[dict],
+    *,
+    after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> dict[uuid.UUID, int]:
+    """Insert one game's audit rows (column values by attribute name); return {event_id: pk} of those inserted.
+
+    Rows whose ids the game already has are skipped. The values are converted before
+    the write lock is taken, so other writers wait only for the database's own work.
+    `after_commit(inserted)` runs once the rows are committed (never if they roll
+    back; inside an outer atomic block, once that one commits). On SQLite and
+    PostgreSQL one statement does it; elsewhere the ORM.
+    """
+    if not rows:
+        return {}
+    connection = connections[using]
+    if connection.vendor not in ("sqlite", "postgresql"):
+        with write_transaction(using):
+            inserted = insert_events_orm(rows, using=using)
+            _after_commit(after_commit, inserted, using=using)
+        return inserted
+    plan = _insert_plan(connection.vendor, using)
+    params = _sql_params(plan, rows)
+    with write_transaction(using):
+        inserted = _insert(plan, rows, params, using=using)
+        _after_commit(after_commit, inserted, using=using)
+    return inserted
+
+
+def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: str) -> dict[uuid.UUID, int]:
+    """Insert `rows` (converted as `params`) in the current transaction; return {event_id: pk} of those stored."""
+    returned: dict[tuple[int, uuid.UUID], int] = {}
+    for start in range(0, len(params), _MAX_ROWS_PER_STATEMENT):
+        returned.update(_sql_execute(plan, params[start : start + _MAX_ROWS_PER_STATEMENT], using=using))
+    return {row["event_id"]: returned[(row["game_id"], row["event_id"])] for row in rows
+            if (row["game_id"], row["event_id"]) in returned}  # fmt: skip
+
+
+# SQLite binds at most 32,766 values per statement; 25 columns a row.
+_MAX_ROWS_PER_STATEMENT = 1000
+
+
+def _after_commit(callback, inserted: dict, *, using: str) -> None:
+    if callback is not None and inserted:
+        # robust: a failing callback is logged, never raised into a request already committed.
+        transaction.on_commit(functools.partial(callback, inserted), using=using, robust=True)
+
+
+def insert_events_sql(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
+    """Insert with `ON CONFLICT DO NOTHING ... RETURNING` (SQLite 3.35+, PostgreSQL); call inside a transaction.
+
+    Checks and inserts in one round trip under the unique constraints, so two
+    requests racing with the same id cannot both store it. Plain SQL because the
+    ORM cannot return what an ignore-conflicts insert stored, and its per-value
+    preparation cost more than the database's work; values are converted into the
+    same forms the ORM stores.
+    """
+    plan = _insert_plan(connections[using].vendor, using)
+    return _insert(plan, rows, _sql_params(plan, rows), using=using)
+
+
+def _sql_params(plan: _InsertPlan, rows: list[dict]) -> list[list]:
+    """Return each row's values in the statement's column order, converted for the driver."""
+    params = [[] for _ in rows]
+    for name, convert, memoise in plan.columns:
+        if convert is None:
+            for values, row in zip(params, rows, strict=True):
+                values.append(row[name])
+        elif memoise:  # received_at, next_attempt_at, claimed_until: one value for the whole request
+            seen: dict = {}
+            for values, row in zip(params, rows, strict=True):
+                value = row[name]
+                if value not in seen:
+                    seen[value] = convert(value)
+                values.append(seen[value])
+        else:
+            for values, row in zip(params, rows, strict=True):
+                values.append(convert(row[name]))
+    return params
+
+
+def _sql_execute(plan: _InsertPlan, params: list[list], *, using: str) -> dict[tuple[int, uuid.UUID], int]:
+    """Run the insert for `params`; return {(game_id, event_id): pk} of the rows it stored."""
+    connection = connections[using]
+    connection.ensure_connection()
+    # Django's error translation (so a lost connection answers 503, not 500).
+    with connection.wrap_database_errors:
+        if plan.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                driver_cursor = cursor.cursor  # psycopg's own: Django's wrapper cannot return rows from executemany
+                driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
+                returned = []
+                while True:
+                    returned += driver_cursor.fetchall()
+                    if not driver_cursor.nextset():
+                        break
+        else:
+            sql = plan.head + ", ".join([plan.row_placeholders] * len(params)) + plan.tail
+            returned = connection.connection.execute(sql, [value for row in params for value in row]).fetchall()
+    # A UUID comes back as hex text from SQLite and as a UUID from PostgreSQL.
+    return {
+        (game_id, value if isinstance(value, uuid.UUID) else uuid.UUID(value)): pk for pk, game_id, value in returned
+    }
+
+
+def insert_events_orm(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
+    """Insert row by row through the ORM, each in a savepoint that a unique-constraint clash rolls back."""
+    inserted = {}
+    for row in rows:
+        try:
+            with transaction.atomic(using=using):
+                event = Event.objects.using(using).create(**row)
+        except IntegrityError:
+            continue
+        inserted[event.event_id] = event.pk
+    return inserted

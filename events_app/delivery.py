@@ -1,30 +1,43 @@
-"""Delivery to Firehose: claim due events, pack their lines into records, send, record outcomes.
+"""Delivery: claim due events, pack their lines into records, send them to the destination, record outcomes.
 
-One engine serves the request path (events a request just stored) and the worker
-(`deliver_events`: everything pending or due for retry). Rows are claimed with a
-lease in a short transaction, AWS is called outside any transaction, and results are
-written in another short one, so a slow Firehose never holds a database lock.
+One engine serves the per-process forwarder (events requests just stored, already
+leased to it) and the worker (`deliver_events`: everything pending or due for retry);
+a SendPolicy says how each one calls the destination. Rows are claimed with a lease
+in a short transaction, the destination is called outside any transaction, and
+results are written in another short one, only for rows still held.
 """
 
 import logging
+import math
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import breaker, conf, firehose
+from . import breaker, conf, metrics
 from .dbwrite import write_transaction
-from .exceptions import FirehoseError
-from .firehose import RecordError
+from .destinations import Destination, Limits, PackedRecord, RecordError, get_destination
+from .exceptions import DestinationError
 from .models import DUE_STATES, AttemptOutcome, DeliveryAttempt, DeliveryState, Event
+from .policies import BreakerFeedback, SendPolicy, worker_policy
 from .records import encode_line
 
 logger = logging.getLogger(__name__)
+
+
+class Claimed(Protocol):
+    """A row a sender holds the lease of: an Event, or the forwarder's lighter copy of one."""
+
+    pk: int
+    payload: dict
+    attempts: int
 
 
 @dataclass
@@ -37,51 +50,66 @@ class DeliveryCounts:
     deferred: int = 0
     calls: int = 0
     records: int = 0
+    bytes: int = 0  # of the records sent
+    billed_bytes: int = 0  # the same, each record rounded up to the destination's billing unit
 
     @property
     def claimed(self) -> int:
         return self.delivered + self.failed + self.dead + self.deferred
 
-
-@dataclass
-class PackedRecord:
-    """One Firehose record: several NDJSON lines, and the positions of the events they carry."""
-
-    data: bytes
-    members: list[int] = field(default_factory=list)
+    def add(self, other: "DeliveryCounts") -> None:
+        """Add `other`'s counts to these."""
+        for name in ("delivered", "failed", "dead", "deferred", "calls", "records", "bytes", "billed_bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def pack_records(lines: list[bytes], *, target_bytes: int) -> list[PackedRecord]:
-    """Pack whole lines, in order, into records of at most `target_bytes` (a longer line goes alone)."""
+def pack_records(lines: list[bytes], *, target_bytes: int, keys: list[str | None] | None = None) -> list[PackedRecord]:
+    """Pack whole lines, in order, into records of at most `target_bytes` (a longer line goes alone).
+
+    With `keys` (a partition key per line), a record carries lines of one key only,
+    in their order; records come in the order of each key's first line.
+    """
+    if keys is None:
+        return _pack(lines, range(len(lines)), target_bytes=target_bytes, key=None)
+    by_key: dict[str | None, list[int]] = {}
+    for index, key in enumerate(keys):
+        by_key.setdefault(key, []).append(index)
+    return [
+        record
+        for key, members in by_key.items()
+        for record in _pack(lines, members, target_bytes=target_bytes, key=key)
+    ]
+
+
+def _pack(lines: list[bytes], members: Sequence[int], *, target_bytes: int, key: str | None) -> list[PackedRecord]:
     records: list[PackedRecord] = []
     parts: list[bytes] = []
-    members: list[int] = []
+    current: list[int] = []
     size = 0
-    for index, line in enumerate(lines):
+    for index in members:
+        line = lines[index]
         if parts and size + len(line) > target_bytes:
-            records.append(PackedRecord(b"".join(parts), members))
-            parts, members, size = [], [], 0
+            records.append(PackedRecord(b"".join(parts), current, key))
+            parts, current, size = [], [], 0
         parts.append(line)
-        members.append(index)
+        current.append(index)
         size += len(line)
     if parts:
-        records.append(PackedRecord(b"".join(parts), members))
+        records.append(PackedRecord(b"".join(parts), current, key))
     return records
 
 
-def plan_calls(records: list[PackedRecord]) -> list[list[PackedRecord]]:
-    """Group records into PutRecordBatch calls of at most 500 records and 4 MiB."""
+def plan_calls(records: list[PackedRecord], *, limits: Limits) -> list[list[PackedRecord]]:
+    """Group records into calls within the destination's record and byte limits (Firehose: 500 and 4 MiB)."""
     calls: list[list[PackedRecord]] = []
     current: list[PackedRecord] = []
     size = 0
     for record in records:
-        if current and (
-            len(current) == conf.FIREHOSE_MAX_BATCH_RECORDS or size + len(record.data) > conf.FIREHOSE_MAX_BATCH_BYTES
-        ):
+        if current and (len(current) == limits.max_call_records or size + record.size > limits.max_call_bytes):
             calls.append(current)
             current, size = [], 0
         current.append(record)
-        size += len(record.data)
+        size += record.size
     if current:
         calls.append(current)
     return calls
@@ -128,55 +156,74 @@ def deliver_due(*, limit: int | None = None) -> DeliveryCounts:
     token, events = claim_due(limit=limit or conf.delivery_batch_size())
     if not events:
         return DeliveryCounts()
-    return deliver_claimed(events=events, claim_token=token, inline=False)
+    return deliver_claimed(events=events, claim_token=token, policy=worker_policy())
 
 
-def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool) -> DeliveryCounts:
+def deliver_claimed(
+    *,
+    events: Sequence[Claimed],
+    claim_token: uuid.UUID,
+    policy: SendPolicy,
+    claimed_until: datetime | None = None,
+    destination: Destination | None = None,
+) -> DeliveryCounts:
     """Send events this process holds the lease of, and record each one's outcome.
 
-    In a request (`inline`) sending stops after about a second; events not sent by
-    then stay pending for the worker, unharmed. Failures Firehose calls permanent
-    (and lines too large for any record) make events dead at once, with the reason.
+    No call starts once less than half of the lease (ending at `claimed_until`, by
+    default a full lease from now) is left: events not sent by then are released to
+    the worker, unharmed. Failures the destination calls permanent (and lines too
+    large for any record) make events dead at once, with the reason.
     """
+    destination = destination or get_destination()
+    limits = destination.limits
     emitted_at = timezone.now()
     lines = [encode_line(event.payload, emitted_at=emitted_at) for event in events]
     errors: dict[int, RecordError] = {
-        index: RecordError(f"record of {len(line)} bytes is over Firehose's 1,000 KiB limit", permanent=True)
+        index: RecordError(
+            f"record of {len(line)} bytes is over the {destination.name} limit of {limits.max_record_bytes}",
+            permanent=True,
+        )
         for index, line in enumerate(lines)
-        if len(line) > conf.FIREHOSE_MAX_RECORD_BYTES
+        if len(line) > limits.max_record_bytes
     }
     sendable = [index for index in range(len(lines)) if index not in errors]
-    records = pack_records([lines[index] for index in sendable], target_bytes=conf.record_target_bytes())
+    keys = [destination.partition_key(events[index].payload) for index in sendable]
+    records = pack_records(
+        [lines[index] for index in sendable],
+        target_bytes=min(conf.record_target_bytes(), limits.max_record_bytes),
+        keys=keys if any(key is not None for key in keys) else None,
+    )
     for record in records:
         record.members = [sendable[member] for member in record.members]
-    client = firehose.get_client(inline=inline)
-    stream = conf.stream_name()
-    # In a request, about a second; in the worker, half the lease, so no call starts
-    # once another worker could take these rows over. Unsent events wait, unharmed.
-    budget = conf.inline_timeout_seconds() * 2 if inline else conf.claim_lease_seconds() / 2
-    deadline = time.monotonic() + budget
-    firehose_failed = False
+    lease = conf.claim_lease_seconds()
+    left = (claimed_until - emitted_at).total_seconds() if claimed_until else lease
+    deadline = time.monotonic() + left - lease / 2
+    destination_failed = False
 
     deferred: set[int] = set()
-    counts = DeliveryCounts(records=len(records))
-    for call in plan_calls(records):
+    counts = DeliveryCounts()
+    for call in plan_calls(records, limits=limits):
         if time.monotonic() > deadline:
             deferred.update(index for record in call for index in record.members)
             continue
         counts.calls += 1
+        counts.records += len(call)
+        counts.bytes += sum(len(record.data) for record in call)
+        unit = limits.billing_unit_bytes
+        counts.billed_bytes += sum(math.ceil(len(record.data) / unit) * unit for record in call)
         try:
-            outcomes = firehose.put_record_batch(client, stream=stream, records=[r.data for r in call])
-        except FirehoseError as exc:
+            outcomes = metrics.timed_send(destination, call, policy=policy)
+        except DestinationError as exc:
             outcomes = [RecordError(str(exc), permanent=exc.permanent)] * len(call)
         for record, error in zip(call, outcomes, strict=True):
             if error:
-                firehose_failed = True
+                destination_failed = True
                 for index in record.members:
                     errors.setdefault(index, error)
 
-    if inline and counts.calls:
-        breaker.record_failure() if firehose_failed else breaker.record_success()
-    elif not inline and len(errors) + len(deferred) < len(events):
+    if policy.breaker is BreakerFeedback.FAILURES_AND_SUCCESSES and counts.calls:
+        breaker.record_failure() if destination_failed else breaker.record_success()
+    elif policy.breaker is BreakerFeedback.SUCCESSES_ONLY and len(errors) + len(deferred) < len(events):
         breaker.record_success()  # the worker's send is the probe that ends an outage
 
     delivered = [e for i, e in enumerate(events) if i not in errors and i not in deferred]
@@ -192,23 +239,62 @@ def deliver_claimed(*, events: list[Event], claim_token: uuid.UUID, inline: bool
     first_error = next(iter(errors.values())).message[:200] if errors else ""
     logger.log(
         level,
-        "delivery batch delivered=%d failed=%d dead=%d deferred=%d calls=%d records=%d bytes=%d%s",
-        counts.delivered, counts.failed, counts.dead, counts.deferred, counts.calls, counts.records,
-        sum(len(line) for line in lines), f" first_error={first_error!r}" if errors else "",
+        "delivery batch sender=%s destination=%s delivered=%d failed=%d dead=%d deferred=%d calls=%d records=%d "
+        "bytes=%d billed_bytes=%d%s",
+        policy.name, destination.name, counts.delivered, counts.failed, counts.dead, counts.deferred, counts.calls,
+        counts.records, counts.bytes, counts.billed_bytes, f" first_error={first_error!r}" if errors else "",
+    )  # fmt: skip
+    metrics.record_delivery(sender=policy.name, destination=destination.name, counts=counts)
+    return counts
+
+
+def release_claimed(*, events: Sequence[Claimed], claim_token: uuid.UUID) -> DeliveryCounts:
+    """Give up the lease of events without sending them, so the worker takes them at once."""
+    counts = DeliveryCounts()
+    _record_outcomes(
+        claim_token=claim_token, emitted_at=timezone.now(), delivered=[], failed=[], deferred=list(events),
+        counts=counts,
     )  # fmt: skip
     return counts
+
+
+# Events whose outcomes one transaction records: a long write transaction would hold
+# SQLite's write lock while requests wait to commit their events.
+OUTCOMES_PER_TRANSACTION = 250
 
 
 def _record_outcomes(
     *,
     claim_token: uuid.UUID,
     emitted_at: datetime,
-    delivered: list[Event],
-    failed: list[tuple[Event, RecordError]],
-    deferred: list[Event],
+    delivered: list[Claimed],
+    failed: list[tuple[Claimed, RecordError]],
+    deferred: list[Claimed],
     counts: DeliveryCounts,
 ) -> None:
-    """Write the results of one send in one short transaction, only for rows still ours."""
+    """Write the results of one send in short transactions, only for rows still ours."""
+    step = OUTCOMES_PER_TRANSACTION
+    for start in range(0, len(delivered), step):
+        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=delivered[start : start + step],
+                     failed=[], deferred=[], counts=counts)  # fmt: skip
+    for start in range(0, len(failed), step):
+        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=[],
+                     failed=failed[start : start + step], deferred=[], counts=counts)  # fmt: skip
+    for start in range(0, len(deferred), step):
+        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=[], failed=[],
+                     deferred=deferred[start : start + step], counts=counts)  # fmt: skip
+
+
+def _record_some(
+    *,
+    claim_token: uuid.UUID,
+    emitted_at: datetime,
+    delivered: list[Claimed],
+    failed: list[tuple[Claimed, RecordError]],
+    deferred: list[Claimed],
+    counts: DeliveryCounts,
+) -> None:
+    """Write the results of some events of one send in one short transaction, only for rows still ours."""
     now = timezone.now()
     ours = Event.objects.filter(claim_token=claim_token)
     attempts_log: list[DeliveryAttempt] = []
@@ -235,9 +321,9 @@ def _record_outcomes(
                 DeliveryAttempt(event_id=e.pk, attempted_at=emitted_at, outcome=AttemptOutcome.DELIVERED)
                 for e in delivered
             ]
-            counts.delivered = len(delivered)
+            counts.delivered += len(delivered)
         # Events that failed alike share a backoff, so they are retried together too.
-        by_attempts: dict[tuple[int, str, bool], list[Event]] = {}
+        by_attempts: dict[tuple[int, str, bool], list[Claimed]] = {}
         for event, error in failed:
             by_attempts.setdefault((event.attempts + 1, error.message, error.permanent), []).append(event)
         for (attempts, message, permanent), group in by_attempts.items():
@@ -262,5 +348,5 @@ def _record_outcomes(
                 counts.failed += len(group)
         if deferred:
             ours.filter(pk__in=[e.pk for e in deferred]).update(claim_token=None, claimed_until=None)
-            counts.deferred = len(deferred)
+            counts.deferred += len(deferred)
         DeliveryAttempt.objects.bulk_create(attempts_log, batch_size=500)

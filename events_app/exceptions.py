@@ -31,15 +31,23 @@ class DatabaseUnavailable(APIException):
     retry_after_seconds = 2
 
 
-class FirehoseError(Exception):
-    """A PutRecordBatch call failed as a whole; the cause is chained.
+class DestinationError(Exception):
+    """A call to the destination failed as a whole; the cause is chained.
 
-    `permanent` when Firehose refused the request itself (retrying cannot help).
+    `permanent` when the destination refused the request itself (retrying cannot help).
     """
 
     def __init__(self, message: str, *, permanent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+
+
+class FirehoseError(DestinationError):
+    """A PutRecordBatch call failed as a whole."""
+
+
+class KinesisError(DestinationError):
+    """A Kinesis Data Streams PutRecords call failed as a whole."""
 
 
 def api_exception_handler(exc, context):

@@ -1,48 +1,18 @@
-"""The seam in front of AWS Kinesis Data Firehose: clients, PutRecordBatch, and stream setup."""
+"""The Kinesis Data Firehose destination: PutRecordBatch, its errors, and stream setup."""
 
-import functools
 import logging
-from dataclasses import dataclass
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import conf
+from . import aws, conf
+from .destinations import Limits, PackedRecord, RecordError
 from .exceptions import FirehoseError
+from .policies import SendPolicy
 
 logger = logging.getLogger(__name__)
 
-
-def get_client(*, inline: bool):
-    """Return a Firehose client for the request path (`inline`) or for the worker.
-
-    In a request a Firehose outage must cost about a second at most, so those calls
-    get short timeouts and no retries (the worker retries later); the worker, which
-    nobody waits on, gets patient ones. Both set the retry mode explicitly because
-    the botocore default depends on its version.
-    """
-    if inline:
-        timeout = conf.inline_timeout_seconds()
-        # Connecting takes milliseconds when Firehose is healthy; half the budget is plenty.
-        settings_key = (timeout / 2, timeout, 1)
-    else:
-        settings_key = (5.0, 30.0, 3)
-    return _client(conf.aws_region(), conf.aws_endpoint_url(), *settings_key)
-
-
-@functools.lru_cache(maxsize=8)
-def _client(region: str, endpoint_url: str | None, connect_timeout: float, read_timeout: float, attempts: int):
-    # A session per client: boto3's default session is not safe to share across threads.
-    session = boto3.session.Session()
-    config = Config(
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"mode": "standard", "total_max_attempts": attempts},
-        max_pool_connections=4,
-    )
-    return session.client("firehose", region_name=region, endpoint_url=endpoint_url, config=config)
-
+# Cleared by the tests around moto; the cache is shared by every destination.
+_client = aws.client
 
 # Per-record error codes that mean Firehose will never take this record. Anything else
 # (throttling, internal failures, KMS key trouble an operator can fix) is retried
@@ -52,12 +22,9 @@ PERMANENT_RECORD_ERRORS = frozenset({"InvalidArgumentException", "ValidationExce
 PERMANENT_CALL_ERRORS = frozenset({"InvalidArgumentException", "ValidationException", "SerializationException"})
 
 
-@dataclass(frozen=True)
-class RecordError:
-    """Why Firehose did not take a record, and whether trying again could help."""
-
-    message: str
-    permanent: bool = False
+def get_client(*, policy: SendPolicy):
+    """Return the Firehose client that sends under `policy`."""
+    return aws.client_for("firehose", policy)
 
 
 def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[RecordError | None]:
@@ -87,13 +54,38 @@ def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[Recor
     ]
 
 
+class FirehoseDestination:
+    """Events as NDJSON records of a Firehose delivery stream (FIREHOSE_STREAM_NAME), which lands them in S3."""
+
+    name = "firehose"
+    limits = Limits(
+        max_record_bytes=conf.FIREHOSE_MAX_RECORD_BYTES,
+        max_call_records=conf.FIREHOSE_MAX_BATCH_RECORDS,
+        max_call_bytes=conf.FIREHOSE_MAX_BATCH_BYTES,
+        billing_unit_bytes=conf.FIREHOSE_BILLING_UNIT_BYTES,
+    )
+    keyed = False
+
+    def partition_key(self, payload: dict) -> None:
+        return None  # Firehose has no partitions: any lines may share a record
+
+    def open(self, *, policy: SendPolicy) -> None:
+        get_client(policy=policy)
+
+    def send(self, records: list[PackedRecord], *, policy: SendPolicy) -> list[RecordError | None]:
+        return put_record_batch(
+            get_client(policy=policy), stream=conf.stream_name(), records=[record.data for record in records]
+        )
+
+    def ensure(self) -> list[str]:
+        return ensure_stream(stream=conf.stream_name(), bucket=conf.s3_bucket(), prefix=conf.s3_prefix())
+
+
 def ensure_stream(*, stream: str, bucket: str, prefix: str) -> list[str]:
     """Create the S3 bucket and the delivery stream into it if missing; return what was created."""
-    session = boto3.session.Session()
-    endpoint_url = conf.aws_endpoint_url()
     region = conf.aws_region()
-    s3 = session.client("s3", region_name=region, endpoint_url=endpoint_url)
-    firehose = session.client("firehose", region_name=region, endpoint_url=endpoint_url)
+    s3 = aws.setup_client("s3")
+    firehose = aws.setup_client("firehose")
     created = []
     try:
         s3.head_bucket(Bucket=bucket)

@@ -28,8 +28,7 @@ def run_worker(*, once: bool, idle_seconds: float = 1.0, stop: threading.Event |
         if not connection.in_atomic_block:
             close_old_connections()
         counts = deliver_due()
-        for name in ("delivered", "failed", "dead", "deferred", "calls", "records"):
-            setattr(totals, name, getattr(totals, name) + getattr(counts, name))
+        totals.add(counts)
         if counts.claimed == 0:
             if once:
                 break

@@ -206,8 +206,8 @@ start_worker() {
 
 start_web() {
     log "starting gunicorn on $WEB_ADDR"
-    .venv/bin/gunicorn tracking_project.wsgi -k gthread -w 2 -b "$WEB_ADDR" --access-logfile - \
-        --no-control-socket &
+    # Worker class, workers, threads and keep-alive come from gunicorn.conf.py.
+    .venv/bin/gunicorn -b "$WEB_ADDR" --access-logfile - --no-control-socket &
     web_pid=$!
     wait_for_http "$WEB_URL/healthz" "$web_pid" "gunicorn"
 }

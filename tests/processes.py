@@ -111,8 +111,9 @@ class App:
     def serve(self, *, workers: int = 2, **env) -> str:
         """Start gunicorn; return its base URL."""
         port = free_port()
+        # gunicorn.conf.py (read from ROOT) gives the rest of the shipped configuration.
         process = start(
-            [str(BIN / "gunicorn"), "tracking_project.wsgi", "-k", "gthread", "-w", str(workers),
+            [str(BIN / "gunicorn"), "tracking_project.wsgi", "-w", str(workers),
              "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5"],
             {**self.env, **env},
         )  # fmt: skip
@@ -140,6 +141,22 @@ class App:
                 body = s3.get_object(Bucket=self.env["FIREHOSE_S3_BUCKET"], Key=item["Key"])["Body"].read()
                 assert body.endswith(b"\n")
                 lines.extend(orjson.loads(line) for line in body.splitlines())
+        return lines
+
+    def kinesis_lines(self, stream: str) -> list[tuple[str, dict]]:
+        """Return (partition key, parsed line) for every NDJSON line in the data stream `stream`."""
+        kinesis = boto3.client(
+            "kinesis", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        lines = []
+        for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            for record in kinesis.get_records(ShardIterator=iterator, Limit=10000)["Records"]:
+                assert record["Data"].endswith(b"\n")
+                lines += [(record["PartitionKey"], orjson.loads(line)) for line in record["Data"].splitlines()]
         return lines
 
     def s3_event_ids(self) -> list[str]:

@@ -12,6 +12,8 @@ from django.utils import timezone
 from events_app import conf, delivery, firehose
 from events_app.ingest import ingest_events
 from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event
+from events_app.policies import worker_policy
+from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 
 RECORD_FIELDS = {
     "schema_version", "event_id", "event_type", "game", "player_id", "occurred_at", "sent_at",
@@ -56,14 +58,13 @@ class PutRecordBatchSpy:
 
 
 def test_accepted_events_reach_s3_as_newline_terminated_json_with_the_record_fields(
-    api, settings, moto_firehose, make_install, make_purchase
+    api, forwarder, moto_firehose, make_install, make_purchase
 ):
-    settings.EVENTS_INLINE_DELIVERY = True
     install = make_install()
     purchase = make_purchase(properties={"transaction_id": "t-1", "product_id": "gems", "price": "2.50",
                                          "currency": "EUR", "quantity": 3})  # fmt: skip
 
-    response = api.post("/v1/events/batch", {"events": [install, purchase]}, format="json")
+    response = forwarder.post(api, "/v1/events/batch", {"events": [install, purchase]})
 
     assert response.status_code == 200
     lines = [orjson.loads(line) for line in read_s3_lines(moto_firehose)]
@@ -96,7 +97,7 @@ def test_1200_events_cost_one_call_at_the_default_packing_and_billed_bytes_stay_
     game_key, moto_firehose, make_install, make_purchase
 ):
     store(game_key, [make_install() if i % 3 else make_purchase() for i in range(1200)])
-    spy = PutRecordBatchSpy(firehose.get_client(inline=False))
+    spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
     assert delivery.deliver_due(limit=1200).delivered == 1200
 
@@ -119,7 +120,7 @@ def test_one_event_per_record_splits_1200_events_into_calls_of_500_records(
 ):
     settings.EVENTS_RECORD_TARGET_BYTES = 1  # every line alone in its record
     store(game_key, [make_install() for _ in range(1200)])
-    spy = PutRecordBatchSpy(firehose.get_client(inline=False))
+    spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
     assert delivery.deliver_due(limit=1200).delivered == 1200
 
@@ -130,7 +131,7 @@ def test_large_records_split_calls_at_4_mib(game_key, settings, moto_firehose, m
     settings.EVENTS_RECORD_TARGET_BYTES = 1
     padding = "x" * 30_000  # each event close to the 32 KiB limit
     store(game_key, [make_install(properties={"note": padding}) for _ in range(300)])
-    spy = PutRecordBatchSpy(firehose.get_client(inline=False))
+    spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
     assert delivery.deliver_due(limit=300).delivered == 300
 
@@ -170,7 +171,7 @@ def test_partial_failure_leaves_exactly_the_failed_records_events_pending_for_re
     settings.EVENTS_RECORD_TARGET_BYTES = 1
     events = [make_install(player_id=f"p{i}") for i in range(5)]
     store(game_key, events)
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {1, 3}, 5):
         counts = delivery.deliver_due()
@@ -196,7 +197,7 @@ def test_partial_failure_leaves_exactly_the_failed_records_events_pending_for_re
 
 def test_a_failed_packed_record_retries_all_of_its_events(game_key, moto_firehose, make_install):
     store(game_key, [make_install() for _ in range(10)])  # default packing: one record
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {0}, 1):
         counts = delivery.deliver_due()
@@ -207,7 +208,7 @@ def test_a_failed_packed_record_retries_all_of_its_events(game_key, moto_firehos
 def test_events_give_up_as_dead_after_the_last_attempt(game_key, settings, moto_firehose, make_install):
     settings.EVENTS_MAX_ATTEMPTS = 2
     store(game_key, [make_install()])
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {0}, 1):
         delivery.deliver_due()
@@ -223,11 +224,12 @@ def test_events_give_up_as_dead_after_the_last_attempt(game_key, settings, moto_
         assert delivery.deliver_due().claimed == 0
 
 
-def test_firehose_unreachable_still_acknowledges_and_leaves_events_for_the_worker(api, settings, make_install):
-    settings.EVENTS_INLINE_DELIVERY = True
+def test_firehose_unreachable_still_acknowledges_and_leaves_events_for_the_worker(
+    api, forwarder, settings, make_install
+):
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
 
-    response = api.post("/v1/events", make_install(), format="json")
+    response = forwarder.post(api, "/v1/events", make_install())
 
     assert response.status_code == 202
     event = Event.objects.get()

@@ -3,6 +3,7 @@
 import pytest
 
 from sdk.client import TrackerClient
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -20,6 +21,8 @@ def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployme
 
     assert (batch.accepted, batch.duplicates, batch.rejected) == (2, 0, 0)
     assert again.status == "duplicate"
+    # The forwarder sends soon after the commit, never within the request.
+    wait_for(lambda: len(deployment.s3_lines()) >= 2, timeout=30, what="both lines in S3")
     lines = {line["event_id"]: line for line in deployment.s3_lines()}
     assert set(lines) == {install["event_id"], purchase["event_id"]}
     assert lines[install["event_id"]]["properties"]["country"] == "DE"
@@ -41,3 +44,21 @@ def test_worker_process_delivers_events_the_server_only_stored(deployment):
 
     assert "delivered=50" in worker.stdout
     assert sorted(line["event_id"] for line in deployment.s3_lines()) == sorted(e["event_id"] for e in events)
+
+
+def test_events_reach_a_kinesis_data_stream_keyed_by_game_and_player(deployment):
+    deployment.manage("ensure_firehose", EVENTS_DESTINATION="kinesis", KINESIS_STREAM_NAME="e2e-stream")
+    key = deployment.create_key("e2e-kinesis")
+    url = deployment.serve(
+        EVENTS_INLINE_DELIVERY="1", EVENTS_DESTINATION="kinesis", KINESIS_STREAM_NAME="e2e-stream",
+        EVENTS_FORWARD_MAX_DELAY_MS="50",
+    )  # fmt: skip
+    with TrackerClient(base_url=url, api_key=key) as client:
+        events = [client.install(f"player-{i % 4}") for i in range(40)]
+        assert client.send_batch(events).accepted == 40
+
+    wait_for(lambda: len(deployment.kinesis_lines("e2e-stream")) >= 40, timeout=30, what="40 lines in the stream")
+    lines = deployment.kinesis_lines("e2e-stream")
+    assert sorted(line["event_id"] for _, line in lines) == sorted(e["event_id"] for e in events)
+    assert all(key == f"e2e-kinesis:{line['player_id']}" for key, line in lines)
+    assert deployment.s3_lines() == []  # nothing went to Firehose

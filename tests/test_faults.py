@@ -148,6 +148,36 @@ def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
            delivered_twice=sum(1 for count in in_s3.values() if count > 1))  # fmt: skip
 
 
+def test_server_killed_while_its_forwarder_holds_unsent_events_loses_none_and_sends_each_once(deployment):
+    key = deployment.create_key()
+    # A long batching delay (capped at a quarter of the lease) keeps the events in the
+    # forwarder's memory when the process dies; the worker must send them after the lease.
+    url = deployment.serve(EVENTS_INLINE_DELIVERY="1", EVENTS_FORWARD_MAX_DELAY_MS="600000",
+                           EVENTS_CLAIM_LEASE_SECONDS="16")  # fmt: skip
+    sender = Sender(url, key)
+    for i in range(10):
+        assert sender.post_batch([install(f"p{i}-{j}") for j in range(20)]).status_code == 200
+    for i in range(20):
+        response = sender.session.post(f"{url}/v1/events", json=install(f"single-{i}"), timeout=30)
+        assert response.status_code == 202
+        sender.acknowledged.add(response.json()["event_id"])
+    held = deployment.query(
+        "SELECT COUNT(*) FROM events_app_event WHERE delivery_state = 'pending' AND claim_token IS NOT NULL"
+    )[0][0]
+    stop(deployment.server, signal.SIGKILL)
+
+    assert len(sender.acknowledged) == held == 220
+    assert deployment.s3_lines() == [], "the forwarder sent before the kill: nothing was held"
+    assert deployment.stored_event_ids() == sender.acknowledged
+    run_worker_until_delivered(deployment, 220, timeout=90)
+
+    in_s3 = Counter(deployment.s3_event_ids())
+    assert set(in_s3) == sender.acknowledged
+    assert max(in_s3.values()) == 1
+    report("server_sigkill_forwarder_holding", deployment.env["DATABASE_URL"], sent=220, acknowledged=220,
+           held_at_kill=held, delivered=len(in_s3), delivered_twice=0)  # fmt: skip
+
+
 def seed(deployment: App, count: int) -> set[str]:
     """Store `count` events through the API with forwarding deferred; return their ids."""
     url = deployment.serve(EVENTS_INLINE_DELIVERY="0", workers=2)

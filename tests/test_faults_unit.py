@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from events_app import breaker, conf, delivery, firehose
 from events_app.models import AttemptOutcome, DeliveryState, Event
+from events_app.policies import forwarder_policy, worker_policy
+from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.test_delivery import read_s3_lines, store
 
 
@@ -36,7 +38,7 @@ def test_a_record_firehose_refuses_for_good_goes_dead_at_once_while_throttled_on
 ):
     settings.EVENTS_RECORD_TARGET_BYTES = 1
     store(game_key, [make_install(player_id=f"p{i}") for i in range(3)])
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
 
     with _stub_record_errors(client, [None, "InvalidArgumentException", "ServiceUnavailableException"]):
         counts = delivery.deliver_due()
@@ -53,7 +55,7 @@ def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
     game_key, settings, moto_firehose, make_install
 ):
     store(game_key, [make_install()])
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
     stubber = Stubber(client)
     stubber.add_client_error("put_record_batch", service_error_code="ResourceNotFoundException", http_status_code=400)
     with stubber:
@@ -68,37 +70,53 @@ def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
     ]
 
 
-def test_the_breaker_opens_after_repeated_inline_failures_and_requests_then_only_store(api, settings, make_install):
-    settings.EVENTS_INLINE_DELIVERY = True
+def test_the_breaker_opens_after_repeated_forwarder_failures_and_requests_then_only_store(
+    api, forwarder, settings, make_install
+):
     settings.EVENTS_BREAKER_FAILURES = 2
     settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens: every send fails
     spy_calls = []
-    client = firehose.get_client(inline=True)
+    client = firehose.get_client(policy=forwarder_policy())
     client.meta.events.register("before-call.firehose.PutRecordBatch", lambda **kw: spy_calls.append(1))
 
     for _ in range(2):
-        assert api.post("/v1/events", make_install(), format="json").status_code == 202
-    assert not breaker.inline_allowed()
-    assert api.post("/v1/events", make_install(), format="json").status_code == 202
+        assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
+    assert not breaker.forwarding_allowed()
+    assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
 
-    assert len(spy_calls) == 2  # the third request did not try Firehose
+    assert len(spy_calls) == 2  # the third request's event never went to the forwarder
     third = Event.objects.order_by("-id").first()
     assert third.delivery_state == DeliveryState.PENDING
     assert third.claim_token is None  # left for the worker at once, no lease to wait out
     assert Event.objects.filter(delivery_state=DeliveryState.FAILED).count() == 2
 
 
-def test_the_breaker_half_opens_after_its_cooldown_and_a_success_closes_it(api, settings, moto_firehose, make_install):
-    settings.EVENTS_INLINE_DELIVERY = True
+def test_events_queued_when_the_breaker_opens_are_released_to_the_worker_unsent(
+    api, forwarder, moto_firehose, settings, make_install
+):
+    settings.EVENTS_BREAKER_FAILURES = 1
+    forwarder.post(api, "/v1/events", make_install(), flush=False)
+    breaker.record_failure()
+
+    assert forwarder.queue.flush().calls == 0
+
+    event = Event.objects.get()
+    assert (event.delivery_state, event.claim_token, event.attempts) == (DeliveryState.PENDING, None, 0)
+    assert delivery.deliver_due().delivered == 1
+
+
+def test_the_breaker_half_opens_after_its_cooldown_and_a_success_closes_it(
+    api, forwarder, settings, moto_firehose, make_install
+):
     settings.EVENTS_BREAKER_FAILURES = 1
     breaker.record_failure()
-    assert not breaker.inline_allowed()
+    assert not breaker.forwarding_allowed()
 
     with time_machine.travel(timezone.now() + timedelta(seconds=settings.EVENTS_BREAKER_COOLDOWN_SECONDS + 1)):
-        assert breaker.inline_allowed()
-        assert api.post("/v1/events", make_install(), format="json").status_code == 202
+        assert breaker.forwarding_allowed()
+        assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
 
-    assert breaker.inline_allowed()
+    assert breaker.forwarding_allowed()
     assert Event.objects.get().delivery_state == DeliveryState.DELIVERED
     assert len(read_s3_lines(moto_firehose)) == 1
 
@@ -110,7 +128,7 @@ def test_a_worker_delivery_closes_an_open_breaker(game_key, settings, moto_fireh
 
     assert delivery.deliver_due().delivered == 1
 
-    assert breaker.inline_allowed()
+    assert breaker.forwarding_allowed()
 
 
 def test_requests_over_the_rate_limit_get_429_with_retry_after(api, settings, make_install):
@@ -200,14 +218,12 @@ def test_wrong_content_types_get_415(api, content_type):
     assert Event.objects.count() == 0
 
 
-def test_a_failure_after_the_commit_never_fails_the_request(api, settings, make_install, monkeypatch):
-    settings.EVENTS_INLINE_DELIVERY = True
+def test_a_failure_after_the_commit_never_fails_the_request(api, forwarder, make_install, monkeypatch):
+    def broken(items):
+        raise RuntimeError("forwarder gone after the commit")
 
-    def broken(**kwargs):
-        raise RuntimeError("cache or database gone after the commit")
-
-    monkeypatch.setattr(delivery, "deliver_claimed", broken)
-    response = api.post("/v1/events", make_install(), format="json")
+    monkeypatch.setattr(forwarder.queue, "submit", broken)
+    response = forwarder.post(api, "/v1/events", make_install())
 
     assert response.status_code == 202
     event = Event.objects.get()
@@ -217,10 +233,37 @@ def test_a_failure_after_the_commit_never_fails_the_request(api, settings, make_
 
 def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_firehose, make_install):
     store(game_key, [make_install()])
-    client = firehose.get_client(inline=False)
+    client = firehose.get_client(policy=worker_policy())
 
     with _stub_record_errors(client, ["KMS.ThrottlingException"]):
         counts = delivery.deliver_due()
 
     assert (counts.failed, counts.dead) == (1, 0)
     assert Event.objects.get().delivery_state == DeliveryState.FAILED
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": "x:y", "b": {"c": "2026-01-01T00:00:00Z"}}',
+        b'{"a\\u003a": 1, "b": "\\u003A"}',
+        b'[{"k": 1}, {"k": 1}]',
+        b'{"t": "\\\\u003a", "x": 1}',
+    ],
+)
+def test_bodies_without_repeated_keys_skip_the_second_parse_or_pass_it(body, monkeypatch):
+    from events_app import parsers
+
+    parsers.reject_duplicate_keys(body)  # never raises for these
+    data = json.loads(body)
+
+    assert parsers.might_repeat_keys(body, data) is (b"\\\\u003a" in body)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"a": 1, "a": 2}', b'{"a": {"b": 1, "b": "x:y"}}', b'{"a\\u003ab": 1, "a:b": 2}', b'[{"k":1,"k":1}]']
+)
+def test_every_repeated_key_is_caught_by_the_colon_count(body):
+    from events_app import parsers
+
+    assert parsers.might_repeat_keys(body, json.loads(body))

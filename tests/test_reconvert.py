@@ -14,6 +14,7 @@ from django.utils import timezone
 from events_app import conf, currency, delivery
 from events_app.ingest import ingest_events
 from events_app.models import AttemptOutcome, DeliveryState, Event
+from events_app.policies import worker_policy
 from events_app.rates import import_rates
 
 pytestmark = pytest.mark.django_db
@@ -123,7 +124,7 @@ def test_reconvert_takes_the_claim_of_a_sender_holding_the_old_line(game_key, mo
     kwd_rates(tmp_path, "2026-01-12")
 
     assert currency.reconvert_missing().converted == 1
-    delivery.deliver_claimed(events=claimed, claim_token=token, inline=False)  # the old line goes out
+    delivery.deliver_claimed(events=claimed, claim_token=token, policy=worker_policy())  # the old line goes out
 
     event = Event.objects.get()
     assert event.delivery_state == DeliveryState.PENDING  # its outcome was not recorded: no longer its claim

@@ -1,4 +1,4 @@
-"""Run the delivery worker: forward pending and due-for-retry events to Firehose."""
+"""Run the delivery worker: forward pending and due-for-retry events to the destination (Firehose by default)."""
 
 from django.core.management.base import BaseCommand
 
@@ -6,7 +6,9 @@ from events_app.worker import run_worker
 
 
 class Command(BaseCommand):
-    help = "Forward pending and due-for-retry events to Firehose in batches; --once drains what is due and exits."
+    help = (
+        "Forward pending and due-for-retry events to the destination in batches; --once drains what is due, then exits."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Drain what is due now, then exit.")

@@ -1,16 +1,23 @@
-"""Create the S3 bucket and Firehose delivery stream on a local AWS emulator if missing."""
+"""Create the S3 bucket and Firehose delivery stream (and the Kinesis data stream, if that is the destination)."""
 
 from django.core.management.base import BaseCommand
 
 from events_app import conf
-from events_app.firehose import ensure_stream
+from events_app.destinations import get_destination
+from events_app.firehose import FirehoseDestination
 
 
 class Command(BaseCommand):
-    help = "For a local AWS emulator: create the S3 bucket and the delivery stream if missing."
+    help = (
+        "For a local AWS emulator: create the S3 bucket and the delivery stream if missing, and the Kinesis data "
+        "stream too with EVENTS_DESTINATION=kinesis."
+    )
 
     def handle(self, *args, **options):
-        created = ensure_stream(stream=conf.stream_name(), bucket=conf.s3_bucket(), prefix=conf.s3_prefix())
+        created = FirehoseDestination().ensure()
+        destination = get_destination()
+        if not isinstance(destination, FirehoseDestination):
+            created += destination.ensure()
         if created:
             self.stdout.write("Created " + ", ".join(created) + ".")
         else:

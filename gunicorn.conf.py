@@ -1,0 +1,43 @@
+"""gunicorn's settings for the tracker, read by default from the project folder (`gunicorn tracking_project.wsgi`).
+
+Measured with bench/server_config.py on the 2-core machine (docs/delivery.md has
+the figures). Every value can be overridden on the command line or in
+GUNICORN_CMD_ARGS; WEB_CONCURRENCY sets the number of workers.
+"""
+
+import multiprocessing
+import os
+import sys
+
+wsgi_app = "tracking_project.wsgi"
+# sync workers: each accepts one connection at a time, so requests spread over all
+# processes. With gthread and one thread, one process accepted every keep-alive
+# connection while the others idled (all 3,104 requests of a run in one pid); more
+# threads per process spread them but measured slower still, the thread holding
+# SQLite's write lock waiting for the GIL behind threads parsing other requests.
+# sync workers do not keep connections alive: put a load balancer or reverse proxy in
+# front, as for any sync worker, so slow clients never hold a worker.
+worker_class = "sync"
+# One process per core plus one: while one waits on its commit (fsync) or the write
+# lock, another has the core. 3 beat 2, 4 and 6 here.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+threads = 1
+backlog = 2048
+# Enough for a slow client's 1 MiB body; the API never waits on the destination.
+timeout = 30
+graceful_timeout = 15
+
+
+def post_worker_init(worker):
+    """Load the destination's client before the first request, so no request waits on importing boto3."""
+    if "events_app" in sys.modules:  # absent in apps that are not the tracker
+        from events_app import forwarder
+
+        forwarder.warm_up()
+
+
+def worker_exit(server, worker):
+    """Send what this worker's forwarder still holds before the process exits (the rest waits for the worker)."""
+    forwarder = sys.modules.get("events_app.forwarder")  # absent in apps that are not the tracker
+    if forwarder is not None:
+        forwarder.stop_process_forwarder()
