@@ -46,6 +46,21 @@ def _find_active_key(digest: str) -> ApiKey | None:
     return api_key
 
 
+def active_key(plaintext: str) -> ApiKey | None:
+    """Return the active API key `plaintext` names, stamping its last use; None if it names none."""
+    digest = ApiKey.hash(plaintext)
+    api_key = _find_active_key(digest)
+    # The lookup is by hash, so timing reveals nothing about the key; compare anyway.
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+        logger.info("rejected an unknown or revoked API key")
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        api_key.last_used_at = now
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Authenticate by API key; `request.auth` is the ApiKey, its game is the events' game."""
 
@@ -61,16 +76,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             plaintext = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.") from None
-        digest = ApiKey.hash(plaintext)
-        api_key = _find_active_key(digest)
-        # The lookup is by hash, so timing reveals nothing about the key; compare anyway.
-        if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
-            logger.info("rejected an unknown or revoked API key")
+        api_key = active_key(plaintext)
+        if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
-        now = timezone.now()
-        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-            api_key.last_used_at = now
-            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return (None, api_key)
 
     def authenticate_header(self, request) -> str:

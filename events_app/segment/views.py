@@ -1,0 +1,178 @@
+"""HTTP views of Segment's Tracking API: thin shells over the Segment service, plus the SDK settings."""
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..throttling import ApiKeyRateThrottle
+from . import (
+    mapping,
+    schema,  # noqa: F401  (registers the OpenAPI write-key schemes)
+)
+from .auth import PathWriteKeyAuthentication, WriteKeyAuthentication
+from .cdn import sdk_settings
+from .errors import BatchTooLarge, MalformedBatch, MalformedCall, segment_exception_handler
+from .parsers import SegmentJSONParser, buffer_chunked_body
+from .service import ingest_segment_call, ingest_segment_calls
+
+SUCCESS = {"success": True}
+
+_ERROR = inline_serializer(
+    "SegmentError",
+    {"success": serializers.BooleanField(), "code": serializers.CharField(), "message": serializers.CharField()},
+)
+_SUCCESS = inline_serializer("SegmentSuccess", {"success": serializers.BooleanField()})
+_ANSWERS = {
+    200: OpenApiResponse(_SUCCESS, description="The valid messages are stored; invalid ones are listed in the admin."),
+    400: OpenApiResponse(_ERROR, description="Malformed body, or over Segment's size limits."),
+    401: OpenApiResponse(_ERROR, description="Missing, unknown or revoked write key."),
+    413: OpenApiResponse(_ERROR, description="Body over 1 MiB (after decompression)."),
+    415: OpenApiResponse(_ERROR, description="Not JSON (application/json, text/plain or untyped), or not gzip."),
+    429: OpenApiResponse(_ERROR, description="Rate limit of the key exceeded; see Retry-After."),
+    503: OpenApiResponse(_ERROR, description="Database unavailable; see Retry-After."),
+}
+
+
+class HasWriteKey(BasePermission):
+    """Allow calls that carried a valid write key, and browsers' preflight requests."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.method == "OPTIONS" or request.auth is not None
+
+
+class _SegmentAnswers(APIView):
+    """Errors in Segment's body, and answers any web page may read."""
+
+    def get_exception_handler(self):
+        return segment_exception_handler
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        _allow_any_origin(response)
+        return response
+
+
+class _SegmentAPIView(_SegmentAnswers):
+    authentication_classes = [WriteKeyAuthentication]
+    permission_classes = [HasWriteKey]
+    throttle_classes = [ApiKeyRateThrottle]
+    parser_classes = [SegmentJSONParser]
+
+    def initialize_request(self, request: HttpRequest, *args, **kwargs) -> Request:
+        buffer_chunked_body(request)
+        return super().initialize_request(request, *args, **kwargs)
+
+    def options(self, request: Request, *args, **kwargs) -> Response:
+        """Answer a browser's CORS preflight (analytics.js with custom headers)."""
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        response["Access-Control-Allow-Methods"] = "POST, PUT, OPTIONS"
+        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
+        response["Access-Control-Max-Age"] = "86400"
+        return response
+
+
+class SegmentBatchView(_SegmentAPIView):
+    """POST /v1/batch (also /v1/b, /v1/import): Segment's batch of calls."""
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses=_ANSWERS,
+        description='Segment\'s batch: `{"batch": [messages], "sentAt", "context", "writeKey"}` (docs/segment.md).',
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        body = request.data
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            raise MalformedBatch()
+        context = body.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise MalformedBatch('"context" of a batch must be an object.')
+        size = mapping.json_size(body)
+        if size is None:
+            raise MalformedBatch(mapping.NESTED_TOO_DEEPLY)
+        if size > mapping.MAX_BATCH_BYTES:
+            raise BatchTooLarge()
+        ingest_segment_calls(
+            api_key=request.auth,
+            messages=body["batch"],
+            received_at=received_at,
+            envelope=mapping.Envelope(sent_at=body.get("sentAt"), context=context or {}),
+        )
+        return Response(SUCCESS)
+
+    @extend_schema(exclude=True)
+    def put(self, request: Request) -> Response:
+        """Take PUT as POST: Unity's sample HTTP client for analytics-csharp uploads with PUT."""
+        return self.post(request)
+
+
+class SegmentCallView(_SegmentAPIView):
+    """POST /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias (and /v1/t, /v1/i...): one call."""
+
+    call_type: str = ""
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses=_ANSWERS,
+        description="One Segment call of this endpoint's type (docs/segment.md).",
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        if not isinstance(request.data, dict):
+            raise MalformedCall()
+        ingest_segment_call(
+            api_key=request.auth, message=request.data, call_type=self.call_type, received_at=received_at
+        )
+        return Response(SUCCESS)
+
+    @extend_schema(exclude=True)
+    def put(self, request: Request) -> Response:
+        """Take PUT as POST, as the batch endpoint does."""
+        return self.post(request)
+
+
+class SegmentSettingsView(_SegmentAnswers):
+    """GET /v1/projects/{writeKey}/settings: what Segment's SDKs fetch at start-up, pointing them at this host."""
+
+    authentication_classes = [PathWriteKeyAuthentication]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Settings naming this host as apiHost."),
+            401: OpenApiResponse(_ERROR, description="Unknown or revoked write key."),
+            429: OpenApiResponse(_ERROR, description="Rate limit of the key exceeded; see Retry-After."),
+            503: OpenApiResponse(_ERROR, description="Database unavailable; see Retry-After."),
+        },
+    )
+    def get(self, request: Request, write_key: str) -> Response:
+        # The path of the Segment endpoints as this request reached the server, so a
+        # deployment under a prefix or behind a proxy names itself correctly.
+        api_path = reverse("segment-batch").rsplit("/", 1)[0]
+        return Response(
+            sdk_settings(
+                write_key=write_key,
+                api_host=request.get_host() + api_path,
+                protocol="https" if request.is_secure() else "http",
+            )
+        )
+
+
+def _allow_any_origin(response: Response) -> None:
+    """Let web pages of any origin read the answer: analytics.js calls from the game's own site.
+
+    Without it a browser hides even a 200 from analytics.js, which then retries a call
+    already stored. No cookies are involved, so any origin is safe.
+    """
+    response["Access-Control-Allow-Origin"] = "*"
+    # analytics.js reads X-RateLimit-Reset on a 429; Segment's clients read Retry-After.
+    response["Access-Control-Expose-Headers"] = "Retry-After, X-RateLimit-Reset"
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and response.has_header("Retry-After"):
+        response["X-RateLimit-Reset"] = response["Retry-After"]
