@@ -5,6 +5,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from events_app.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -35,6 +37,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every line logged while a request runs carries its id, and the timing covers the rest.
+    "events_app.logs.RequestIdMiddleware",
+    "events_app.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -118,6 +123,8 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Probes and Prometheus talk plain HTTP to the container, behind the TLS-ending balancer.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -168,6 +175,13 @@ EVENTS_RETRY_BASE_SECONDS = env.float("EVENTS_RETRY_BASE_SECONDS", default=5.0)
 EVENTS_RETRY_MAX_SECONDS = env.float("EVENTS_RETRY_MAX_SECONDS", default=3600.0)
 EVENTS_CLAIM_LEASE_SECONDS = env.float("EVENTS_CLAIM_LEASE_SECONDS", default=60.0)
 EVENTS_INLINE_TIMEOUT_SECONDS = env.float("EVENTS_INLINE_TIMEOUT_SECONDS", default=0.5)
+# Where events go (events_app.destinations): "firehose", "kinesis" or a dotted class path.
+EVENTS_DESTINATION = env.str("EVENTS_DESTINATION", default="firehose")
+KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="game-events")
+# The per-process forwarder (events_app.forwarder): batching delay, queue bound, read timeout.
+EVENTS_FORWARD_MAX_DELAY_MS = env.float("EVENTS_FORWARD_MAX_DELAY_MS", default=1000.0)
+EVENTS_FORWARD_MAX_QUEUED = env.int("EVENTS_FORWARD_MAX_QUEUED", default=20_000)
+EVENTS_FORWARD_TIMEOUT_SECONDS = env.float("EVENTS_FORWARD_TIMEOUT_SECONDS", default=5.0)
 # How long each process reuses a compiled custom-event schema before checking for a newer version.
 EVENTS_SCHEMA_CACHE_SECONDS = env.float("EVENTS_SCHEMA_CACHE_SECONDS", default=2.0)
 EVENTS_REJECTIONS_KEPT = env.int("EVENTS_REJECTIONS_KEPT", default=10_000)
@@ -187,13 +201,38 @@ CACHES = {
     )
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        "events_app": {"level": env.str("EVENTS_LOG_LEVEL", default="INFO"), "propagate": True},
-    },
-}
+# Log lines as text or one JSON object per line, each with its request's id (events_app/logs.py).
+EVENTS_LOG_FORMAT = env.str("EVENTS_LOG_FORMAT", default="text")
+try:
+    LOGGING = logging_config(log_format=EVENTS_LOG_FORMAT, level=env.str("EVENTS_LOG_LEVEL", default="INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+
+# Operations (events_app/conf.py documents each; docs/operations.md has the alerts and the schedule).
+# /metrics: a bearer token to ask for ("" = open), and how long its database figures are reused.
+EVENTS_METRICS_TOKEN = env.str("EVENTS_METRICS_TOKEN", default="")
+EVENTS_METRICS_CACHE_SECONDS = env.float("EVENTS_METRICS_CACHE_SECONDS", default=5.0)
+EVENTS_WORKER_METRICS_PORT = env.int("EVENTS_WORKER_METRICS_PORT", default=0)
+# Retention (purge_events): delivered events, then the other tables by age.
+EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=30.0)
+EVENTS_ATTEMPT_RETENTION_DAYS = env.float("EVENTS_ATTEMPT_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
+EVENTS_DUPLICATE_TALLY_RETENTION_DAYS = env.float(
+    "EVENTS_DUPLICATE_TALLY_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS
+)
+EVENTS_REJECTION_RETENTION_DAYS = env.float("EVENTS_REJECTION_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
+EVENTS_PURGE_BATCH_SIZE = env.int("EVENTS_PURGE_BATCH_SIZE", default=200)
+EVENTS_PURGE_PAUSE_FACTOR = env.float("EVENTS_PURGE_PAUSE_FACTOR", default=1.0)
+# The scheduler's rates job (events_app/schedule.py) imports this file every weekday.
+EVENTS_RATES_URL = env.str("EVENTS_RATES_URL", default="https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip")
+
+# Errors to Sentry only when SENTRY_DSN is set; no request body, header value, key or
+# local variable is sent (events_app/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from events_app.sentry import init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="") or None,
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    )

@@ -1,0 +1,140 @@
+"""Log output: text or one JSON object per line (EVENTS_LOG_FORMAT), the request id on every line of a request.
+
+`logging_config()` builds the LOGGING setting (tracking_project/settings.py calls it
+before Django is set up, so this module imports nothing of Django's at the top).
+`RequestIdMiddleware` takes the caller's `X-Request-ID` or makes one, returns it in
+the answer, and `RequestIdFilter` stamps it on every record logged while the
+request runs, in any module, through a context variable.
+
+What is logged is what the code passes to `logging`: counts, slugs, key prefixes,
+error classes. Nothing logs a request body, a header or a key; the access log
+(tracking_project/gunicorn_hooks.py) leaves out query strings and the Basic-auth
+user name, which on the Segment endpoints is the API key itself, and every line has
+what looks like an API key cut down to its prefix (a key can be in a URL path).
+"""
+
+import contextvars
+import logging
+import re
+import uuid
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+LOG_FORMATS = ("text", "json")
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"
+# An id from upstream (a load balancer, the SDK) is kept only if it is safe to log as
+# it is: no spaces, quotes or newlines that could forge a log line.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@=+/-]{1,128}")
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# The tracker's API keys (events_app.models: API_KEY_PREFIX + 43 url-safe characters).
+# One can travel in a URL (Segment's `GET /v1/projects/{writeKey}/settings`), so paths
+# and messages are cut down to the key's prefix, as the admin shows it, before any log.
+API_KEY_PATTERN = re.compile(r"(pet_[A-Za-z0-9_-]{8})[A-Za-z0-9_-]{8,}")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+JSON_FIELDS = ["levelname", "name", "message"]
+JSON_RENAMED = {"levelname": "level", "name": "logger"}
+# Attributes some callers attach that must not reach a line: Django's `django.request`
+# logger passes the request object itself.
+JSON_RESERVED = [*RESERVED_ATTRS, "request"]
+
+
+def redact_keys(text: str) -> str:
+    """Return `text` with every API key cut down to its visible prefix (`pet_abcdefgh...`)."""
+    return API_KEY_PATTERN.sub(r"\1...", text) if "pet_" in text else text
+
+
+class RedactKeysFilter(logging.Filter):
+    """Cut API keys out of every record's message (Django logs 4xx paths, and a path can hold a key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_keys(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def current_request_id() -> str | None:
+    """Return the id of the request this thread is answering, or None outside a request."""
+    return _request_id.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Add `request_id` to every record: the current request's id (JSON: only inside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Django logs 4xx and 5xx answers (`django.request`) after the middleware has
+        # returned, passing the request itself.
+        request_id = _request_id.get() or getattr(getattr(record, "request", None), "request_id", None)
+        if request_id is not None:
+            record.request_id = request_id
+        return True
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the caller's `X-Request-ID` if usable, else a new one) and return it in the answer."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get(_REQUEST_ID_META, "")
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = _request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            _request_id.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def json_formatter(**extra) -> logging.Formatter:
+    """Return the formatter of JSON lines: time (UTC, ISO 8601), level, logger, message, then any extra fields."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(
+        JSON_FIELDS, rename_fields=JSON_RENAMED, timestamp="time", reserved_attrs=JSON_RESERVED, **extra
+    )
+
+
+def logging_config(*, log_format: str, level: str) -> dict:
+    """Return the LOGGING setting for `log_format` (`text` or `json`), the app's loggers at `level`.
+
+    Raises ValueError for any other format, so a typo fails at startup instead of
+    silently logging text to a pipeline that expects JSON.
+    """
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"EVENTS_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    formatters = {
+        "text": {"()": "logging.Formatter", "fmt": TEXT_FORMAT, "defaults": {"request_id": "-"}},
+        "json": {"()": "events_app.logs.json_formatter"},
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": "events_app.logs.RequestIdFilter"},
+            "redact_keys": {"()": "events_app.logs.RedactKeysFilter"},
+        },
+        "formatters": {log_format: formatters[log_format]},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["request_id", "redact_keys"],
+            },
+        },
+        "root": {"handlers": ["console"], "level": "WARNING"},
+        "loggers": {
+            "events_app": {"level": level, "propagate": True},
+            # Django's own console handler (debug only, plain text) would print a second,
+            # non-JSON copy of its lines: they go through ours alone.
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+        },
+    }

@@ -1,0 +1,302 @@
+"""Metrics: what /metrics counts, the database gauges and their cache, the token, and many gunicorn workers summed."""
+
+import re
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+import time_machine
+from django.utils import timezone
+from prometheus_client import REGISTRY
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+
+from events_app import breaker, delivery, metrics
+from events_app.destinations import RecordError
+from events_app.exceptions import FirehoseError
+from events_app.models import DeliveryState, Event
+from events_app.policies import worker_policy
+from tests.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
+
+# What gunicorn.conf.py needs for the metrics of all workers to be summed (docs/operations.md).
+GUNICORN_HOOK_LINES = """
+from tracking_project.gunicorn_hooks import Logger, child_exit, on_exit, on_starting  # noqa: F401
+logger_class = Logger
+accesslog = "-"
+"""
+
+
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scrape(client, **headers) -> dict[tuple[str, tuple], float]:
+    """GET /metrics through `client`; return {(sample name, sorted labels): value}."""
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200
+    return parse(response.content.decode())
+
+
+def parse(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def fresh_figures(settings):
+    """Read the database figures on every scrape."""
+    settings.EVENTS_METRICS_CACHE_SECONDS = 0
+
+
+def test_events_are_counted_by_type_and_status(api, make_install, make_purchase):
+    before = {
+        key: sample("events_received_total", event_type=key[0], status=key[1])
+        for key in [
+            ("install", "accepted"),
+            ("install", "duplicate"),
+            ("purchase", "rejected"),
+            ("invalid", "rejected"),
+        ]
+    }
+    install = make_install()
+    api.post("/v1/events", install, format="json")
+    api.post("/v1/events", install, format="json")
+    batch = [make_purchase(properties={"price": "1"}), {"event_type": "NOT A TYPE"}]
+    api.post("/v1/events/batch", {"events": batch}, format="json")
+
+    after = {key: sample("events_received_total", event_type=key[0], status=key[1]) for key in before}
+    assert {key: after[key] - before[key] for key in before} == {
+        ("install", "accepted"): 1,
+        ("install", "duplicate"): 1,
+        ("purchase", "rejected"): 1,
+        ("invalid", "rejected"): 1,
+    }
+
+
+def test_custom_types_share_one_label():
+    assert metrics.event_type_label("level_up") == "custom"
+    assert metrics.event_type_label("session_start") == "session_start"
+    assert metrics.event_type_label({"not": "a string"}) == "invalid"
+
+
+def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fresh_figures, client):
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(3)]}, format="json")
+    Event.objects.filter(pk=Event.objects.order_by("pk").first().pk).update(delivery_state=DeliveryState.DEAD)
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=90)):
+        figures = scrape(client)
+
+    assert figures[("events_delivery_backlog", ())] == 2
+    assert figures[("events_dead", ())] == 1
+    assert 89 < figures[("events_oldest_pending_seconds", ())] < 120
+    assert figures[("events_database_up", ())] == 1
+
+
+def test_database_figures_are_read_at_most_once_per_cache_time(api, make_install, settings, client, monkeypatch):
+    settings.EVENTS_METRICS_CACHE_SECONDS = 5
+    metrics.cache.delete_many([metrics._FIGURES_KEY, metrics._LOCK_KEY])
+    reads = []
+    read_figures = metrics._read_figures
+    monkeypatch.setattr(metrics, "_read_figures", lambda: reads.append(1) or read_figures())
+    api.post("/v1/events", make_install(), format="json")
+
+    assert scrape(client)[("events_delivery_backlog", ())] == 1
+    api.post("/v1/events", make_install(), format="json")
+    for _ in range(20):
+        assert scrape(client)[("events_delivery_backlog", ())] == 1  # still the cached figure
+    assert len(reads) == 1
+    with time_machine.travel(timezone.now() + timedelta(seconds=6)):
+        assert scrape(client)[("events_delivery_backlog", ())] == 2
+    assert len(reads) == 2
+
+
+def test_the_token_setting_guards_metrics(settings, client, db):
+    settings.EVENTS_METRICS_TOKEN = "s3cret-scrape-token"
+
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code == 200
+
+
+def test_destination_calls_are_counted_and_timed_by_result():
+    class Destination:
+        name = "fake"
+
+        def __init__(self, outcome):
+            self.outcome = outcome
+
+        def send(self, records, *, policy):
+            if isinstance(self.outcome, Exception):
+                raise self.outcome
+            return self.outcome
+
+    policy = worker_policy()
+
+    def calls(result):
+        return sample("events_destination_calls_total", destination="fake", sender="worker", result=result)
+
+    before = {result: calls(result) for result in ("ok", "partial", "error")}
+    timed_before = sample("events_destination_call_seconds_count", destination="fake", sender="worker")
+    metrics.timed_send(Destination([None, None]), [], policy=policy)
+    metrics.timed_send(Destination([None, RecordError("ServiceUnavailableException: slow down")]), [], policy=policy)
+    with pytest.raises(FirehoseError):
+        metrics.timed_send(Destination(FirehoseError("PutRecordBatch failed")), [], policy=policy)
+
+    assert {result: calls(result) - before[result] for result in before} == {"ok": 1, "partial": 1, "error": 1}
+    assert sample("events_destination_call_seconds_count", destination="fake", sender="worker") - timed_before == 3
+
+
+def test_delivery_outcomes_are_counted_per_sender(api, make_install, moto_firehose):
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(4)]}, format="json")
+    before = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
+    calls_before = sample("events_destination_calls_total", destination="firehose", sender="worker", result="ok")
+
+    delivery.deliver_due()
+
+    delivered = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
+    assert delivered - before == 4
+    assert sample("events_destination_calls_total", destination="firehose", sender="worker", result="ok") > calls_before
+
+
+def test_breaker_openings_are_counted(settings):
+    breaker.cache.delete_many([breaker._FAILURES_KEY, breaker._OPEN_UNTIL_KEY])
+    before = sample("events_breaker_opened_total")
+    for _ in range(settings.EVENTS_BREAKER_FAILURES):
+        breaker.record_failure()
+    try:
+        assert sample("events_breaker_opened_total") - before == 1
+    finally:
+        breaker.record_success()
+
+
+def test_requests_are_timed_by_route_method_and_status(api, make_install, client, db):
+    def count(route, status):
+        return sample("events_http_request_duration_seconds_count", route=route, method="POST", status=status)
+
+    before = count("events", "202"), count("events", "400"), count("unmatched", "404")
+    api.post("/v1/events", make_install(), format="json")
+    api.post("/v1/events", {"event_type": "install"}, format="json")
+    client.post("/no/such/path")
+
+    assert (count("events", "202"), count("events", "400"), count("unmatched", "404")) == tuple(n + 1 for n in before)
+
+
+def test_the_worker_exporter_serves_its_own_figures(db):
+    port = free_port()
+    server = metrics.start_exporter(port, addr="127.0.0.1")
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        server.shutdown()
+
+    assert "events_delivery_outcomes_total" in text
+    assert "events_delivery_backlog" not in text  # the database gauges are the web's
+
+
+# --- Real processes --------------------------------------------------------------------
+
+
+def serve_with_hooks(deployment, tmp_path: Path, *, workers: int, **env) -> tuple[subprocess.Popen, str]:
+    """Start gunicorn with the shipped gunicorn.conf.py plus the operations hook lines (if not in it yet)."""
+    shipped = (ROOT / "gunicorn.conf.py").read_text()
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(shipped if "gunicorn_hooks" in shipped else shipped + GUNICORN_HOOK_LINES)
+    port = free_port()
+    process = start(
+        [str(BIN / "gunicorn"), "-c", str(config), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--no-control-socket", "--graceful-timeout", "5"],
+        {**deployment.env, **env},
+    )  # fmt: skip
+    deployment.processes.append(process)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(f"{url}/healthz", process)
+    return process, url
+
+
+def workers_that_counted(metrics_dir: Path) -> set[str]:
+    """Return the counter files (one per process) holding a count of received events."""
+    return {
+        path.name
+        for path in metrics_dir.glob("counter_*.db")
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+        if '"events_received"' in key and value > 0
+    }
+
+
+def scrape_url(url: str, token: str) -> dict[tuple[str, tuple], float]:
+    response = requests.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return parse(response.text)
+
+
+ACCEPTED_INSTALLS = ("events_received_total", (("event_type", "install"), ("status", "accepted")))
+
+
+@pytest.mark.e2e
+def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(deployment, moto_process, tmp_path):
+    key = deployment.create_key()
+    metrics_dir = tmp_path / "prometheus"
+    token = "scrape-" + uuid.uuid4().hex
+    _, url = serve_with_hooks(
+        deployment, tmp_path, workers=3, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), EVENTS_METRICS_TOKEN=token,
+        EVENTS_METRICS_CACHE_SECONDS="0.2", EVENTS_INLINE_DELIVERY="1", EVENTS_BREAKER_FAILURES="1000",
+        EVENTS_RETRY_BASE_SECONDS="0.2", EVENTS_RETRY_MAX_SECONDS="0.5",
+    )  # fmt: skip
+
+    assert requests.get(f"{url}/metrics", timeout=10).status_code == 401
+
+    def post(_):
+        event = {"event_type": "install", "player_id": "p1", "occurred_at": "2026-01-01T00:00:00Z"}
+        return requests.post(f"{url}/v1/events", json=event, headers={"Authorization": f"Bearer {key}"}).status_code
+
+    def send(count: int) -> None:
+        # Six at a time on new connections: while one worker answers, the others take the next ones.
+        with ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(post, range(count))) == {202}
+
+    send(30)
+    assert len(workers_that_counted(metrics_dir)) >= 2
+    for _ in range(10):  # whichever worker answers, it reports every worker's counts
+        assert scrape_url(url, token)[ACCEPTED_INSTALLS] == 30
+    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 0, what="forwarder drained")
+
+    moto_process.stop()  # Firehose gone: events pile up as failed
+    send(10)
+    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 10, what="backlog of 10")
+    first = scrape_url(url, token)[("events_oldest_pending_seconds", ())]
+    time.sleep(1.5)
+    figures = scrape_url(url, token)
+    assert figures[("events_oldest_pending_seconds", ())] >= first + 1
+    errors = sum(
+        value for (name, labels), value in figures.items()
+        if name == "events_destination_calls_total" and ("result", "error") in labels
+    )  # fmt: skip
+    assert errors >= 1
+    assert figures[ACCEPTED_INSTALLS] == 40
+
+    moto_process.start()
+    deployment.manage("ensure_firehose")
+    deployment.manage("deliver_events", "--once", EVENTS_RETRY_BASE_SECONDS="0.2", EVENTS_RETRY_MAX_SECONDS="0.5")
+    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 0, what="backlog drained")
+    assert scrape_url(url, token)[("events_oldest_pending_seconds", ())] == 0
+
+
+@pytest.mark.e2e
+def test_gunicorn_hooks_empty_the_metrics_directory_at_start(deployment, tmp_path):
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left by a previous run")
+    process, url = serve_with_hooks(deployment, tmp_path, workers=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+
+    assert not (metrics_dir / "counter_999999.db").exists()
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    assert re.search(r"^events_database_up 1\.0$", text, re.MULTILINE)
+    stop(process)
