@@ -41,3 +41,12 @@ def worker_exit(server, worker):
     forwarder = sys.modules.get("events_app.forwarder")  # absent in apps that are not the tracker
     if forwarder is not None:
         forwarder.stop_process_forwarder()
+
+
+# Metrics in multiprocess mode (the master empties and forgets dead workers' files) and
+# the access log as the app logs (JSON with EVENTS_LOG_FORMAT=json, no query string, no
+# Basic user: a Segment client's user name is its API key). tracking_project/gunicorn_hooks.py.
+from tracking_project.gunicorn_hooks import Logger, child_exit, on_exit, on_starting  # noqa: E402, F401
+
+logger_class = Logger
+accesslog = "-"

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from events_app import conf, metrics
 from events_app.worker import run_worker
 
 
@@ -15,5 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--idle-seconds", type=float, default=1.0, help="Pause between polls when idle.")
 
     def handle(self, *args, once: bool, idle_seconds: float, **options):
+        # The worker runs apart from the web processes (often in another container):
+        # it serves its own figures instead of sharing their multiprocess folder.
+        if conf.worker_metrics_port():
+            metrics.start_exporter(conf.worker_metrics_port())
         totals = run_worker(once=once, idle_seconds=idle_seconds)
         self.stdout.write(f"delivered={totals.delivered} failed={totals.failed} dead={totals.dead}")
