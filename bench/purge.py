@@ -1,6 +1,6 @@
 """Retention benchmark: purge_events deleting 1,000,000 delivered events while the API takes events.
 
-Usage: .venv/bin/python bench/retention.py [--rows 1000000] [--databases sqlite,postgres] [--rate 200]
+Usage: .venv/bin/python bench/purge.py [--rows 1000000] [--databases sqlite,postgres] [--rate 200]
                                            [--batch-size 200] [--cycles 2] [--baseline-seconds 20]
 
 For each database, a fresh migrated database holds generations of `--rows` delivered
