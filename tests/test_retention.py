@@ -10,7 +10,7 @@ import requests
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from bench.retention import seed_events
+from bench.purge import seed_events
 from events_app.models import (
     AttemptOutcome,
     DeliveryAttempt,
