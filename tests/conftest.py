@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import conf, firehose
+from events_app import conf, currency, firehose, schemas
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
@@ -21,6 +21,20 @@ def _no_inline_delivery_by_default(settings):
     firehose._client.cache_clear()
     yield
     firehose._client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Forget compiled schemas and looked-up rates between tests.
+
+    Both are cached per process by game id or day, and ids come back after a test's
+    rollback, so one test's schema or rate would otherwise answer in the next.
+    """
+    schemas.clear_cache()
+    currency.clear_rate_cache()
+    yield
+    schemas.clear_cache()
+    currency.clear_rate_cache()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from events_app import dashboard, delivery, paginators, schemas
 from events_app.admin import EventAdmin
-from events_app.currency import clear_rate_cache
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
 from events_app.models import (
@@ -41,16 +40,6 @@ LEVEL_UP_SCHEMA = {
     "properties": {"level": {"type": "integer", "minimum": 1}, "world": {"type": "string"}},
     "required": ["level"],
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    """Schemas and rates are cached per process (by game id, ids come back after a rollback): start clean."""
-    schemas.clear_cache()
-    clear_rate_cache()
-    yield
-    schemas.clear_cache()
-    clear_rate_cache()
 
 
 def make_event(event_type: str, properties: dict, **fields) -> dict:

@@ -25,13 +25,6 @@ LEVEL_UP = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fresh_schema_cache():
-    schemas.clear_cache()
-    yield
-    schemas.clear_cache()
-
-
 @pytest.fixture
 def game(game_key) -> Game:
     return game_key[0].game

@@ -8,19 +8,13 @@ import orjson
 import pytest
 
 from events_app import delivery
-from events_app.currency import clear_rate_cache, reconvert_missing
+from events_app.currency import reconvert_missing
 from events_app.event_types import REGISTRY
 from events_app.models import Event, ExchangeRate
 from sdk.contract import BUILTIN_TYPES
 from tests.conftest import now_rfc3339
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rates():
-    """Each test sets its own rates: forget what an earlier test looked up (rates are cached per process)."""
-    clear_rate_cache()
 
 
 EVENTS = "/v1/events"

@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 LEVEL_UP = {"type": "object", "properties": {"level": {"type": "integer"}}, "required": ["level"]}
 
 
-@pytest.fixture(autouse=True)
-def _fresh_schema_cache():
-    schemas.clear_cache()
-    yield
-    schemas.clear_cache()
-
-
 @pytest.fixture
 def key(game_key) -> str:
     return game_key[1]

@@ -62,15 +62,6 @@ pytestmark = [
 SAMPLE = Path(django_settings.BASE_DIR) / "events_app" / "data" / "eurofxref-sample.csv"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    currency.clear_rate_cache()
-    schemas.clear_cache()
-    yield
-    currency.clear_rate_cache()
-    schemas.clear_cache()
-
-
 # fakesnow, taught the three COPY features it lacks
 
 
