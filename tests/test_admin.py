@@ -970,3 +970,145 @@ def test_a_rejected_event_page_shows_errors_and_body_read_only(operator, api, ma
     assert "This field may not be blank." in html
     assert "&quot;event_type&quot;: &quot;install&quot;" in html
     assert 'name="_save"' not in html
+
+
+# -- hostile query strings ------------------------------------------------------------------------------------------
+
+
+OUT_OF_RANGE_DATES = [
+    "received_at__year=9999",
+    "received_at__year=9999&received_at__month=12",
+    "received_at__year=9999&received_at__month=12&received_at__day=31",
+    "received_at__year=2026&received_at__month=13",
+    "received_at__year=2026&received_at__month=2&received_at__day=30",
+    "received_at__month=13",
+    "received_at__day=12",
+    "received_at__year=99999",
+    "received_at__gte=99999-01-01",
+    "received_at__year__gte=99999",
+    "occurred_at__year=10000",
+]
+
+
+@pytest.mark.parametrize("query", OUT_OF_RANGE_DATES)
+def test_out_of_range_dates_in_the_event_list_are_refused_not_a_server_error(operator, game_key, make_install, query):
+    store(game_key[0], [make_install()])
+
+    response = operator.get(f"{EVENTS_URL}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{EVENTS_URL}?e=1"
+
+
+@pytest.mark.parametrize(
+    ("changelist", "query"),
+    [
+        ("event", "received_at__gte=0001-01-01T00:00:00%2B05:00"),
+        ("event", "received_at__lt=9999-12-31T23:00:00-05:00"),
+        ("game", "created_at__gte=0001-01-01T00:00:00%2B01:00"),
+    ],
+)
+def test_times_whose_utc_falls_outside_years_1_to_9999_list_where_the_database_holds_them(
+    admin_client, game_key, changelist, query
+):
+    """SQLite stores times as UTC text that Python must compute (and cannot, past the range); PostgreSQL need not."""
+    url = reverse(f"admin:events_app_{changelist}_changelist")
+
+    response = admin_client.get(f"{url}?{query}")
+
+    if connection.vendor == "sqlite":
+        assert (response.status_code, response["Location"]) == (302, f"{url}?e=1")
+    else:
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("changelist", "query"),
+    [
+        ("exchangerate", "date__year=9999"),
+        ("exchangerate", "date__year=9998&date__month=12&date__day=32"),
+        ("exchangerate", "date__gte=0000-12-31"),
+        ("rejectedevent", "received_at__year__lt=10000"),
+        ("apikey", "created_at__year__gt=99999"),
+        ("eventschema", "created_at__year=10000"),
+    ],
+)
+def test_out_of_range_dates_in_the_other_lists_are_refused_too(admin_client, game_key, changelist, query):
+    url = reverse(f"admin:events_app_{changelist}_changelist")
+
+    response = admin_client.get(f"{url}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{url}?e=1"
+
+
+def test_a_date_drill_down_to_the_last_representable_day_still_lists(operator, game_key, make_install):
+    response = operator.get(EVENTS_URL, {"received_at__year": 9998, "received_at__month": 12, "received_at__day": 31})
+
+    assert response.status_code == 200
+    assert page_ids(response) == set()
+
+
+@pytest.mark.parametrize("query", ["player_id=a%00b", "q=a%00b", "event_type=%00"])
+def test_nul_characters_in_the_event_list_query_are_refused(operator, game_key, make_install, query):
+    """PostgreSQL text cannot hold NUL: the query would fail when run."""
+    store(game_key[0], [make_install()])
+
+    response = operator.get(f"{EVENTS_URL}?{query}")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{EVENTS_URL}?e=1"
+
+
+@pytest.mark.parametrize(
+    ("changelist", "query"),
+    [
+        ("event", "payload__icontains=store"),
+        ("event", "payload__properties__country=FR"),
+        ("event", "payload__context__ip=1.2.3.4"),
+        ("event", "last_error__icontains=throttled"),
+        ("event", "attempts_log__error__icontains=throttled"),
+        ("event", "game__rejections__body__icontains=x"),
+        ("rejectedevent", "body__icontains=player"),
+        ("rejectedevent", "errors__icontains=required"),
+        ("rejectedevent", "game__events__payload__icontains=x"),
+        ("game", "events__payload__icontains=store"),
+        ("eventschema", "schema__icontains=level"),
+        ("apikey", "game__events__payload__icontains=store"),
+    ],
+)
+def test_lookups_on_payloads_and_other_bulky_columns_are_refused(admin_client, game_key, changelist, query):
+    """No index serves them: one such request would read the largest tables end to end."""
+    response = admin_client.get(f"{reverse(f'admin:events_app_{changelist}_changelist')}?{query}")
+
+    assert response.status_code == 400
+
+
+def test_resend_all_matching_refuses_payload_lookups_too(resender, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD)
+
+    response = resender.post(reverse("admin:events_app_event_resend_matching") + "?payload__icontains=store")
+
+    assert response.status_code == 400
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
+
+
+def test_lookups_on_indexed_columns_still_filter(operator, game_key, make_install):
+    alice, _bob = store(game_key[0], [make_install(player_id="alice"), make_install(player_id="bob")])
+
+    response = operator.get(EVENTS_URL, {"player_id": "alice", "revenue__isnull": "True"})
+
+    assert response.status_code == 200
+    assert page_ids(response) == {alice.pk}
+
+
+@pytest.mark.parametrize("query", ["game=%C2%B2&event_type=level_up", "game={game}&event_type=level%00up"])
+def test_the_register_form_ignores_a_query_string_that_names_no_game_or_type(admin_client, game_key, query):
+    """A superscript two passes str.isdigit() but not int(); PostgreSQL refuses NUL: the form opens empty, no 500."""
+    schemas.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+
+    response = admin_client.get(f"{REGISTER_URL}?{query.format(game=game_key[0].game_id)}")
+
+    assert response.status_code == 200
+    assert response.context["latest"] is None

@@ -23,7 +23,7 @@ from ..paginators import EstimatedCountPaginator
 from ..records import LINE_FIELDS, encode_line
 from ..resend import ResendCounts, resend_event, resend_events
 from . import dashboard
-from .base import ADMIN_CSS, ReadOnlyAdmin, plural, pretty_json, state_badge, utc_time
+from .base import ADMIN_CSS, CheckedChangeList, ReadOnlyAdmin, plural, pretty_json, state_badge, utc_time
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
@@ -84,7 +84,7 @@ def _prefer_state_index(queryset: QuerySet) -> bool:
     return connections[queryset.db].vendor == "sqlite" and not has_combined_index
 
 
-class EventChangeList(ChangeList):
+class EventChangeList(CheckedChangeList):
     """The event list reads neither the payload nor the error text of the rows it shows."""
 
     def get_queryset(self, request, exclude_parameters=None):

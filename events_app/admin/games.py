@@ -9,7 +9,7 @@ from ..dashboard import type_counts
 from ..event_types import builtin
 from ..models import ApiKey, Game
 from ..schemas import registered_types
-from .base import ADMIN_CSS
+from .base import ADMIN_CSS, ConsoleAdmin
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -28,7 +28,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Game)
-class GameAdmin(admin.ModelAdmin):
+class GameAdmin(ConsoleAdmin):
     """A game's page also shows its custom event types (latest versions) and its newest events counted by type."""
 
     list_display = ["slug", "name", "active_keys", "unknown_events", "created_at"]

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from ..keys import issue_api_key, revoke_api_key, rotate_api_key
 from ..models import ApiKey, Game
-from .base import ADMIN_CSS
+from .base import ADMIN_CSS, ConsoleAdmin
 
 
 class IssueKeyForm(forms.Form):
@@ -39,7 +39,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ConsoleAdmin):
     """Keys are issued (plaintext shown once), revoked and rotated through events_app.keys, never edited."""
 
     list_display = ["key_prefix", "game", "name", "state", "created_at", "last_used_at", "revoked_at"]

@@ -11,7 +11,7 @@ from ..currency import clear_rate_cache, fx_rate_from
 from ..dashboard import events_without_rate
 from ..event_types import revenue_types
 from ..models import ExchangeRate
-from .base import plural
+from .base import ConsoleAdmin, plural
 
 
 class ExchangeRateForm(forms.ModelForm):
@@ -51,7 +51,7 @@ class ExchangeRateForm(forms.ModelForm):
 
 
 @admin.register(ExchangeRate)
-class ExchangeRateAdmin(admin.ModelAdmin):
+class ExchangeRateAdmin(ConsoleAdmin):
     form = ExchangeRateForm
     list_display = ["date", "base_currency", "currency", "rate", "base_per_unit", "source"]
     list_filter = ["base_currency", "currency", "source"]

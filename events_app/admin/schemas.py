@@ -12,10 +12,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from sdk.contract import is_custom_type_name
+
 from .. import conf
 from ..models import EventSchema, Game
 from ..schemas import InvalidSchemaError, check_type_name, register_schema
-from .base import ADMIN_CSS, pretty_json, utc_time
+from .base import ADMIN_CSS, ConsoleAdmin, pretty_json, utc_time
 
 
 class RegisterSchemaForm(forms.Form):
@@ -52,7 +54,7 @@ class RegisterSchemaForm(forms.Form):
 
 
 @admin.register(EventSchema)
-class EventSchemaAdmin(admin.ModelAdmin):
+class EventSchemaAdmin(ConsoleAdmin):
     """Versions are never edited or deleted (events' lines name the version that checked them): add one instead.
 
     Registering a version needs the add permission (`events_app.add_eventschema`) and
@@ -166,7 +168,11 @@ def _register_url(game_id: int, event_type: str) -> str:
 
 
 def _latest(game_id: str | None, event_type: str | None) -> EventSchema | None:
-    """Return the latest version of a type of a game named by the query string, or None."""
-    if not game_id or not event_type or not game_id.isdigit():
+    """Return the latest version of a type of a game named by the query string, or None.
+
+    The query string is anyone's: a value that cannot name a game or a custom type finds nothing
+    (int() refuses some digits str.isdigit() accepts, PostgreSQL refuses NUL characters).
+    """
+    if not game_id or not event_type or not game_id.isdecimal() or not is_custom_type_name(event_type):
         return None
     return EventSchema.objects.filter(game_id=int(game_id), event_type=event_type).order_by("-version").first()
