@@ -441,6 +441,22 @@ def test_a_group_with_the_resend_permission_can_resend(client, game_key, make_in
     assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
 
 
+def test_resend_needs_the_view_permission_too(client, game_key, make_install):
+    """Resending without seeing the events would let a user act on events blind, one or every one at a time."""
+    client.force_login(make_user("resend-only", ["resend_event"]))
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DEAD, attempts=12)
+
+    asked = client.get(reverse("admin:events_app_event_resend_matching"))
+    matching = client.post(reverse("admin:events_app_event_resend_matching"))
+    button = client.post(reverse("admin:events_app_event_resend", args=[event.pk]))
+    action = client.post(EVENTS_URL, {"action": "resend_selected", "_selected_action": [event.pk]})
+
+    assert [asked.status_code, matching.status_code, button.status_code, action.status_code] == [403] * 4
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
+    assert not DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).exists()
+
+
 def test_anonymous_visitors_are_sent_to_the_login_page(client, db):
     response = client.get(reverse("admin:events_app_event_dashboard"))
 

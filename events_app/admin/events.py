@@ -125,7 +125,7 @@ class EventAdmin(ReadOnlyAdmin):
     Filters and search run on indexes, the list never counts the whole table
     (EstimatedCountPaginator), distinct filter values and the date drill-down are
     found by index seeks. A resend needs its own permission (`events_app.resend_event`)
-    and goes through events_app.resend.
+    beside the view permission, and goes through events_app.resend.
     """
 
     list_display = ["received", "event_type", "game", "player_id", "delivery", "attempts"]
@@ -196,8 +196,12 @@ class EventAdmin(ReadOnlyAdmin):
     # -- permissions -------------------------------------------------------------------------------------------
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
-        """Return True if the user may resend events (Event's `resend_event` permission)."""
-        return request.user.has_perm("events_app.resend_event")
+        """Return True if the user may resend events: `resend_event`, on events they may view.
+
+        Every resend (the action, the button, "resend all matching") checks this: resending
+        needs the view permission too, or a user could resend every event without seeing one.
+        """
+        return self.has_view_permission(request) and request.user.has_perm("events_app.resend_event")
 
     # -- list --------------------------------------------------------------------------------------------------
 
