@@ -803,6 +803,37 @@ def test_read_only_operator_cannot_issue_or_revoke_keys(operator, game_key):
     assert ApiKey.objects.get(pk=game_key[0].pk).revoked_at is None
 
 
+def test_rotating_a_key_needs_the_add_permission(client, game_key):
+    """A rotation issues a new key: whoever may only change keys may revoke them, not create them."""
+    client.force_login(make_user("key-changer", ["view_apikey", "change_apikey"]))
+    api_key = game_key[0]
+    change_url = reverse("admin:events_app_apikey_change", args=[api_key.pk])
+    keys_url = reverse("admin:events_app_apikey_changelist")
+
+    page = client.get(change_url).content.decode()
+    listing = client.get(keys_url).content.decode()
+    button = client.post(reverse("admin:events_app_apikey_rotate", args=[api_key.pk]))
+    client.post(keys_url, {"action": "rotate_selected", "_selected_action": [api_key.pk]})
+
+    assert 'id="revoke-button"' in page and 'id="rotate-button"' not in page
+    assert "revoke_selected" in listing and "rotate_selected" not in listing
+    assert button.status_code == 403
+    assert list(ApiKey.objects.values_list("pk", "revoked_at")) == [(api_key.pk, None)]
+
+
+def test_a_user_who_may_add_and_change_keys_rotates_them(client, game_key):
+    client.force_login(make_user("key-manager", ["view_apikey", "change_apikey", "add_apikey"]))
+    api_key = game_key[0]
+
+    page = client.get(reverse("admin:events_app_apikey_change", args=[api_key.pk])).content.decode()
+    response = client.post(reverse("admin:events_app_apikey_rotate", args=[api_key.pk]))
+
+    assert 'id="rotate-button"' in page
+    assert response.status_code == 200
+    assert ApiKey.objects.get(pk=api_key.pk).revoked_at is not None
+    assert ApiKey.objects.filter(revoked_at__isnull=True).count() == 1
+
+
 # -- custom event schemas -------------------------------------------------------------------------------------------
 
 

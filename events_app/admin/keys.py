@@ -40,7 +40,10 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ConsoleAdmin):
-    """Keys are issued (plaintext shown once), revoked and rotated through events_app.keys, never edited."""
+    """Keys are issued (plaintext shown once), revoked and rotated through events_app.keys, never edited.
+
+    Issuing needs `add_apikey`, revoking `change_apikey`, rotating both: it revokes a key and issues one.
+    """
 
     list_display = ["key_prefix", "game", "name", "state", "created_at", "last_used_at", "revoked_at"]
     list_filter = [KeyStateFilter, "game"]
@@ -55,6 +58,10 @@ class ApiKeyAdmin(ConsoleAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: the row keeps the key's history
+
+    def has_rotate_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may rotate keys: change (the old key is revoked) and add (a new one is issued)."""
+        return self.has_change_permission(request) and self.has_add_permission(request)
 
     @admin.display(description="key", ordering="prefix")
     def key_prefix(self, obj: ApiKey) -> str:
@@ -96,7 +103,11 @@ class ApiKeyAdmin(ConsoleAdmin):
         return TemplateResponse(request, "admin/events_app/apikey/issue.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_manage_keys": self.has_change_permission(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_manage_keys": self.has_change_permission(request),
+            "can_rotate": self.has_rotate_permission(request),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -112,6 +123,8 @@ class ApiKeyAdmin(ConsoleAdmin):
 
     def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Replace one key with a new one for the same game and name (POST only); show the new plaintext."""
+        if not self.has_rotate_permission(request):
+            raise PermissionDenied
         api_key = self._key_to_change(request, object_id)
         if not api_key.is_active:
             self.message_user(request, f"Key {api_key.prefix}… is revoked; issue a new one instead.", messages.ERROR)
@@ -133,7 +146,7 @@ class ApiKeyAdmin(ConsoleAdmin):
             messages.SUCCESS if revoked else messages.WARNING,
         )
 
-    @admin.action(description="Rotate selected keys (show the new keys once)", permissions=["change"])
+    @admin.action(description="Rotate selected keys (show the new keys once)", permissions=["rotate"])
     def rotate_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
         active = list(queryset.filter(revoked_at__isnull=True).select_related("game"))
         skipped = queryset.count() - len(active)
