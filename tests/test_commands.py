@@ -2,6 +2,7 @@
 
 import io
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,43 @@ def test_production_settings_pass_the_deployment_checks():
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
+
+
+def run_in_production(arguments: list[str], **variables: str) -> subprocess.CompletedProcess:
+    """Run `python ARGUMENTS` with the real settings in production mode (DJANGO_DEBUG off) and `variables`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tracking_project.settings",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="testserver",
+    )
+    env.update(variables)
+    return subprocess.run([sys.executable, *arguments], env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+# What the security middleware answers a plain-HTTP request claiming, in X-Forwarded-Proto, to be https.
+SPOOFED_HTTPS_REQUEST = """
+import django
+django.setup()
+from django.test import Client
+response = Client().get("/admin/", HTTP_X_FORWARDED_PROTO="https")
+print(response.status_code, response.get("Location", ""))
+"""
+
+
+def test_a_spoofed_forwarded_proto_does_not_skip_the_ssl_redirect_by_default():
+    result = run_in_production(["-c", SPOOFED_HTTPS_REQUEST], DJANGO_SECURE_SSL_REDIRECT="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["301", "https://testserver/admin/"]
+
+
+def test_behind_a_tls_proxy_its_forwarded_proto_is_trusted_when_configured():
+    result = run_in_production(
+        ["-c", SPOOFED_HTTPS_REQUEST], DJANGO_SECURE_SSL_REDIRECT="1", DJANGO_SECURE_PROXY_SSL_HEADER="1"
+    )
+
+    assert result.returncode == 0, result.stderr
+    status, location = result.stdout.split()
+    assert status == "302" and location.startswith("/admin/login/")  # served over "https": on to the login page

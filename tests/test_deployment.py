@@ -120,6 +120,15 @@ def test_procfile_names_web_worker_and_scheduler():
         assert manage_command(lines[name].split()) in get_commands()
 
 
+def test_only_the_platform_web_process_trusts_x_forwarded_proto():
+    """A Procfile platform's router ends TLS and sets the header; compose's web and the bare image answer plain HTTP."""
+    lines = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+
+    assert "--env DJANGO_SECURE_PROXY_SSL_HEADER=1" in lines["web"]
+    assert "DJANGO_SECURE_PROXY_SSL_HEADER" not in compose()["services"]["web"]["environment"]
+    assert "ENV DJANGO_SECURE_PROXY_SSL_HEADER" not in (ROOT / "Dockerfile").read_text()
+
+
 def test_kubernetes_cronjobs_match_the_schedule():
     documents = list(yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "cronjobs.yaml").read_text()))
     jobs = {}

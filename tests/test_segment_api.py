@@ -524,7 +524,9 @@ def test_settings_point_every_segment_sdk_at_this_host(client, key):
     assert response["Access-Control-Allow-Origin"] == "*"
 
 
-def test_settings_say_https_when_the_request_came_over_https(client, key):
+def test_settings_say_https_when_the_request_came_over_https(client, key, settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # behind a TLS-ending proxy
+
     response = client.get(f"/v1/projects/{key}/settings", HTTP_X_FORWARDED_PROTO="https")
 
     assert response.json()["integrations"]["Segment.io"]["protocol"] == "https"
