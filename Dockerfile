@@ -1,6 +1,7 @@
 # The tracker's image: web (the default command), delivery worker and scheduler alike.
 #   docker build -t player-event-tracker .
 #   docker run -e DJANGO_SECRET_KEY=... -e DATABASE_URL=... -p 8000:8000 player-event-tracker
+#   (a key of 50+ random characters; behind a TLS-ending proxy add -e DJANGO_SECURE_PROXY_SSL_HEADER=1)
 #   docker run ... player-event-tracker python manage.py deliver_events
 #   docker run ... player-event-tracker python manage.py run_schedule
 # docker-compose.yml runs them all with PostgreSQL, Redis and moto; docs/operations.md has the rest.
@@ -27,8 +28,10 @@ COPY --from=build /venv /venv
 WORKDIR /app
 COPY . .
 # Static files (admin, API docs) collected into the image; whitenoise serves them.
-# The key exists for this command only: settings refuse to start without one.
-RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
+# A random key for this command only: settings refuse to start without a strong one, and none
+# stays in the image.
+RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app
 USER 10001:10001
 EXPOSE 8000

@@ -11,6 +11,7 @@ the kernel's VmHWM), to show it stays flat however large the backlog.
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,7 @@ def main() -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
         "EVENTS_LOG_LEVEL": "WARNING",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",

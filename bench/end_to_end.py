@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -71,7 +72,7 @@ def base_env(workdir: Path) -> dict:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,7 @@ def app_env(*, database_url: str, moto_port: int) -> dict:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
         "EVENTS_INLINE_DELIVERY": "0",

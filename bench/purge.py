@@ -28,6 +28,7 @@ recomputed for every scrape.
 import argparse
 import contextlib
 import os
+import secrets
 import sqlite3
 import statistics
 import subprocess
@@ -276,7 +277,7 @@ def run_one(kind: str, args, workdir: Path) -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
         "EVENTS_LOG_LEVEL": "WARNING",

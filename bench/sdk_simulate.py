@@ -11,6 +11,7 @@ summary for each and checks that the audit log holds exactly the accepted events
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -50,7 +51,7 @@ def main() -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{db_path}",
         "EVENTS_INLINE_DELIVERY": "0",

@@ -14,6 +14,7 @@ from it (keep-alive among them).
 
 import argparse
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def main() -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
         "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
         "EVENTS_INLINE_DELIVERY": "1" if args.forwarding else "0",

@@ -115,6 +115,34 @@ def run_in_production(arguments: list[str], **variables: str) -> subprocess.Comp
     return subprocess.run([sys.executable, *arguments], env=env, cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.parametrize(
+    "weak_key",
+    [
+        "changeme",
+        "short-but-varied-0123456789",  # 27 characters
+        "ab" * 40,  # long, 2 distinct characters
+        "django-insecure-" + "k3y5-fr0m-startproject-3xampl3-w1th-3n0ugh-ch4r5",  # startproject's marker
+    ],
+)
+def test_production_mode_refuses_a_weak_secret_key_and_says_how_to_make_one(weak_key):
+    result = run_in_production([str(ROOT / "manage.py"), "check"], DJANGO_SECRET_KEY=weak_key)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is too weak for production" in result.stderr
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(50))'" in result.stderr
+    assert weak_key not in result.stderr
+
+
+def test_production_mode_accepts_the_key_it_tells_to_generate():
+    key = subprocess.run(
+        [sys.executable, "-c", "import secrets; print(secrets.token_urlsafe(50))"], capture_output=True, text=True
+    ).stdout.strip()
+
+    result = run_in_production([str(ROOT / "manage.py"), "check"], DJANGO_SECRET_KEY=key)
+
+    assert result.returncode == 0, result.stderr
+
+
 # What the security middleware answers a plain-HTTP request claiming, in X-Forwarded-Proto, to be https.
 SPOOFED_HTTPS_REQUEST = """
 import django

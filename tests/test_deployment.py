@@ -4,6 +4,7 @@ No container is built or run here (no Docker engine on the development machines)
 these checks are what can be verified without one.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -127,6 +128,19 @@ def test_only_the_platform_web_process_trusts_x_forwarded_proto():
     assert "--env DJANGO_SECURE_PROXY_SSL_HEADER=1" in lines["web"]
     assert "DJANGO_SECURE_PROXY_SSL_HEADER" not in compose()["services"]["web"]["environment"]
     assert "ENV DJANGO_SECURE_PROXY_SSL_HEADER" not in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_compose_default_secret_key_passes_production_start_up():
+    variable = compose()["services"]["web"]["environment"]["DJANGO_SECRET_KEY"]
+    default = re.fullmatch(r"\$\{DJANGO_SECRET_KEY:-(.+)\}", variable).group(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(DJANGO_SETTINGS_MODULE="tracking_project.settings", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=default)
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
 
 
 def test_kubernetes_cronjobs_match_the_schedule():

@@ -3,6 +3,12 @@
 from pathlib import Path
 
 import environ
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
+from django.core.checks.security.base import _check_secret_key as secret_key_is_strong
 from django.core.exceptions import ImproperlyConfigured
 
 from events_app.logs import logging_config
@@ -13,14 +19,24 @@ env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
-# A development key exists only in debug mode; production must bring its own.
+# A development key exists only in debug mode; production must bring its own, and a strong
+# one: Django's security.W009 rule (the deploy check's warning), enforced at start-up.
+generate_secret_key = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 if DEBUG:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-development-key-do-not-use-in-production")
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 else:
     SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
     if not SECRET_KEY:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off. Generate one with: {generate_secret_key}"
+        )
+    if not secret_key_is_strong(SECRET_KEY):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is too weak for production (DJANGO_DEBUG off): it needs at least "
+            f"{SECRET_KEY_MIN_LENGTH} characters, at least {SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones, "
+            f"and must not start with '{SECRET_KEY_INSECURE_PREFIX}'. Generate one with: {generate_secret_key}"
+        )
     ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
