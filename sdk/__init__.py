@@ -8,6 +8,7 @@ __version__ = "0.3.0"
 _EXPORTS = {
     "BatchResult": "client",
     "EventRejectedError": "client",
+    "InsecureEndpointWarning": "client",
     "SendResult": "client",
     "TrackerBadResponseError": "client",
     "TrackerClient": "client",
@@ -22,6 +23,8 @@ _EXPORTS = {
     "Tracker": "tracker",
     "TrackerStats": "tracker",
     "InvalidEventError": "validation",
+    "SpoolPermissionWarning": "spool",
+    "default_spool_path": "spool",
     "validate_event": "validation",
 }
 
@@ -30,9 +33,11 @@ __all__ = [
     "DROP_OLDEST",
     "BatchResult",
     "EventRejectedError",
+    "InsecureEndpointWarning",
     "InvalidEventError",
     "RetryPolicy",
     "SendResult",
+    "SpoolPermissionWarning",
     "Tracker",
     "TrackerBadResponseError",
     "TrackerClient",
@@ -43,6 +48,7 @@ __all__ = [
     "TrackerStats",
     "TrackerUnavailableError",
     "__version__",
+    "default_spool_path",
     "validate_event",
 ]
 
@@ -50,6 +56,7 @@ if TYPE_CHECKING:
     from .client import (
         BatchResult,
         EventRejectedError,
+        InsecureEndpointWarning,
         SendResult,
         TrackerBadResponseError,
         TrackerClient,
@@ -60,6 +67,7 @@ if TYPE_CHECKING:
         TrackerUnavailableError,
     )
     from .retry import RetryPolicy
+    from .spool import SpoolPermissionWarning, default_spool_path
     from .tracker import DROP_NEWEST, DROP_OLDEST, Tracker, TrackerStats
     from .validation import InvalidEventError, validate_event
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
+import sys
 import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
+
+log = logging.getLogger("sdk.tracker")
+
+APP_FOLDER = "player-event-tracker"
+
+# The spool holds player ids and purchases: only its owner may read it.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spooled_event (
@@ -17,6 +29,52 @@ CREATE TABLE IF NOT EXISTS spooled_event (
     body BLOB NOT NULL                     -- the event as compact UTF-8 JSON, exactly as it is sent
 )
 """
+
+
+class SpoolPermissionWarning(UserWarning):
+    """The spool's folder can be read by other users of the machine."""
+
+
+def default_spool_path(name: str = "events") -> Path:
+    """Return where a spool named `name` lives by default: the user's data folder, never the working directory.
+
+    $XDG_DATA_HOME (else ~/.local/share) on Linux, ~/Library/Application Support on
+    macOS, %LOCALAPPDATA% on Windows; inside it, player-event-tracker/NAME.sqlite3.
+    Two games of one user pass two names: one process should own a spool at a time.
+    """
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / APP_FOLDER / f"{name}.sqlite3"
+
+
+def _prepare_private_file(path: Path) -> None:
+    """Create `path` (and a missing folder) readable by its owner only; tighten an existing file.
+
+    SQLite gives the -wal and -shm files the main file's mode, so making the main file
+    0600 before SQLite opens it covers all three. A folder the SDK did not create is
+    the user's: a loose one is reported, not changed.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    elif os.name == "posix" and stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        message = (
+            f"the spool's folder {folder} can be read by other users (mode "
+            f"{stat.S_IMODE(folder.stat().st_mode):o}); the spool itself is made 0600, "
+            "but a folder of mode 700 keeps even its name private"
+        )
+        log.warning("tracker: %s", message)
+        warnings.warn(message, SpoolPermissionWarning, stacklevel=4)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    if os.name == "posix":
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
+                    os.chmod(file, FILE_MODE)
 
 
 class SpooledEvent(NamedTuple):
@@ -40,7 +98,7 @@ class Spool:
     def __init__(self, path: str | os.PathLike[str], *, max_events: int) -> None:
         self.path = Path(path).expanduser()
         self.max_events = max_events
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare_private_file(self.path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -22,7 +22,7 @@ from .events import BuiltEvent, EventHelpers
 from .outbox import Outbox, TrackerStats
 from .retry import RetryPolicy
 from .sender import ErrorCallback, Sender
-from .spool import Spool
+from .spool import Spool, default_spool_path
 from .validation import InvalidEventError, encode_event, event_errors
 
 __all__ = ["DROP_NEWEST", "DROP_OLDEST", "OVERFLOW_POLICIES", "ErrorCallback", "Tracker", "TrackerStats"]
@@ -47,10 +47,12 @@ class Tracker(EventHelpers[str | None]):
     Options (all keyword-only):
 
     - `api_key`, `base_url`: default to TRACKER_API_KEY and TRACKER_URL.
-    - `persist`: path of a SQLite spool file. Queued events are written there within
+    - `persist`: path of a SQLite spool file, or True for `default_spool_path()` (in
+      the user's data folder). Queued events are written there within
       `spool_window` seconds (default 0.1) and deleted only once the tracker has
       answered for them, so a crash loses at most that window and the next start
-      sends the rest. Without it, events live in memory only.
+      sends the rest. The file is made 0600 (a folder the SDK creates, 0700).
+      Without it, events live in memory only.
     - `sync`: send on the caller's thread before returning (scripts, tests); no threads.
     - `on_error(error, events)`: called with the events that will never be delivered
       and why: EventRejectedError (the tracker's reasons in `error.errors`) for each
@@ -74,7 +76,7 @@ class Tracker(EventHelpers[str | None]):
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        persist: str | os.PathLike[str] | None = None,
+        persist: str | os.PathLike[str] | bool | None = None,
         sync: bool = False,
         on_error: ErrorCallback | None = None,
         batch_size: int = 100,
@@ -106,7 +108,9 @@ class Tracker(EventHelpers[str | None]):
         self._close_timeout = close_timeout
         self._validate = validate
         self._clock = clock
-        spool = Spool(persist, max_events=max_spool_events) if persist is not None else None
+        if persist is True:
+            persist = default_spool_path()
+        spool = Spool(persist, max_events=max_spool_events) if persist not in (None, False) else None
         self._outbox = Outbox(
             max_queue_size=max_queue_size,
             drop_oldest=overflow == DROP_OLDEST,

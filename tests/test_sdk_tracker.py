@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,12 +21,14 @@ from sdk import (
     EventRejectedError,
     InvalidEventError,
     RetryPolicy,
+    SpoolPermissionWarning,
     Tracker,
     TrackerBadResponseError,
     TrackerRejectedError,
     TrackerStats,
     TrackerUnavailableError,
     __version__,
+    default_spool_path,
 )
 from tests.sdk_helpers import (
     CLOSE,
@@ -752,3 +756,67 @@ def test_options_out_of_range_are_refused():
         Tracker(api_key=API_KEY, batch_size=501)
     with pytest.raises(ValueError, match="overflow"):
         Tracker(api_key=API_KEY, overflow="block")
+
+
+# The spool's file permissions
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """Run with umask 000, so a mode the SDK gets right is not the umask's doing."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_spool_and_its_wal_files_are_private_in_a_private_folder_it_creates(make_tracker, tmp_path, loose_umask):
+    spool = tmp_path / "game" / "data" / "spool.sqlite3"
+    tracker = make_tracker(persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", flush_interval=3600)
+
+    tracker.track_install("player-1")
+    poll_until(lambda: spool_count(spool) == 1, timeout=10, what="1 event in the spool")
+
+    assert mode_of(spool.parent) == 0o700
+    files = [spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")]
+    assert all(file.exists() for file in files)
+    assert {file.name: mode_of(file) for file in files} == {file.name: 0o600 for file in files}
+    tracker.close(timeout=0.1)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_an_existing_readable_spool_is_tightened_and_a_loose_folder_reported_not_changed(
+    make_tracker, fake, tmp_path, loose_umask, caplog
+):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    spool = folder / "spool.sqlite3"
+    for file in (spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")):
+        file.touch(mode=0o644)
+
+    with pytest.warns(SpoolPermissionWarning, match="other users") as caught:
+        tracker = make_tracker(persist=spool, sync=True)
+    tracker.track_install("player-1")
+
+    assert caught[0].filename == __file__
+    assert "can be read by other users" in caplog.text
+    assert mode_of(folder) == 0o755  # the user's folder: reported, left alone
+    assert {mode_of(spool), mode_of(Path(f"{spool}-wal")), mode_of(Path(f"{spool}-shm"))} == {0o600}
+
+
+def test_persist_true_keeps_the_spool_in_the_users_data_folder(make_tracker, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.chdir(tmp_path)
+
+    tracker = make_tracker(persist=True, sync=True)
+    tracker.track_install("player-1")
+
+    assert default_spool_path() == tmp_path / "data" / "player-event-tracker" / "events.sqlite3"
+    assert default_spool_path().exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # nothing left in the working directory
+    assert tracker.stats().sent == 1
