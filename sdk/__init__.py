@@ -8,6 +8,7 @@ __version__ = "0.3.0"
 _EXPORTS = {
     "BatchResult": "client",
     "EventRejectedError": "client",
+    "EventSetAsideError": "client",
     "InsecureEndpointWarning": "client",
     "SendResult": "client",
     "TrackerBadResponseError": "client",
@@ -23,6 +24,7 @@ _EXPORTS = {
     "Tracker": "tracker",
     "TrackerStats": "tracker",
     "InvalidEventError": "validation",
+    "SetAsideEvent": "spool",
     "SpoolPermissionWarning": "spool",
     "default_spool_path": "spool",
     "validate_event": "validation",
@@ -33,10 +35,12 @@ __all__ = [
     "DROP_OLDEST",
     "BatchResult",
     "EventRejectedError",
+    "EventSetAsideError",
     "InsecureEndpointWarning",
     "InvalidEventError",
     "RetryPolicy",
     "SendResult",
+    "SetAsideEvent",
     "SpoolPermissionWarning",
     "Tracker",
     "TrackerBadResponseError",
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     from .client import (
         BatchResult,
         EventRejectedError,
+        EventSetAsideError,
         InsecureEndpointWarning,
         SendResult,
         TrackerBadResponseError,
@@ -67,7 +72,7 @@ if TYPE_CHECKING:
         TrackerUnavailableError,
     )
     from .retry import RetryPolicy
-    from .spool import SpoolPermissionWarning, default_spool_path
+    from .spool import SetAsideEvent, SpoolPermissionWarning, default_spool_path
     from .tracker import DROP_NEWEST, DROP_OLDEST, Tracker, TrackerStats
     from .validation import InvalidEventError, validate_event
 

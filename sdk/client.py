@@ -30,6 +30,7 @@ from .validation import InvalidEventError, encode_json, format_price, format_tim
 __all__ = [
     "BatchResult",
     "EventRejectedError",
+    "EventSetAsideError",
     "InsecureEndpointWarning",
     "SendResult",
     "TrackerBadResponseError",
@@ -164,6 +165,23 @@ class EventRejectedError(TrackerError):
         super().__init__(message, status_code=200, body=errors)
         self.errors = errors
         self.event_id = event_id
+
+
+class EventSetAsideError(TrackerError):
+    """The tracker kept failing (5xx) on this one event while it took the others: set aside, never sent again.
+
+    `last_error` is the tracker's last answer to it; `attempts`, how many times it was
+    sent on its own. With persistence on, the event stays in the spool's set-aside
+    table (`Tracker.set_aside_events()`).
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, event_id: str, attempts: int, last_error: TrackerError) -> None:
+        super().__init__(message, status_code=last_error.status_code, body=last_error.body)
+        self.event_id = event_id
+        self.attempts = attempts
+        self.last_error = last_error
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -10,9 +11,10 @@ import stat
 import sys
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 log = logging.getLogger("sdk.tracker")
 
@@ -27,6 +29,18 @@ CREATE TABLE IF NOT EXISTS spooled_event (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids never reused, so order is send order
     event_id TEXT NOT NULL,
     body BLOB NOT NULL                     -- the event as compact UTF-8 JSON, exactly as it is sent
+)
+"""
+
+# Events the tracker kept failing on (5xx) while it took every other: never sent
+# again by the SDK, kept for a person to look at (Tracker.set_aside_events()).
+_SET_ASIDE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS set_aside_event (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    body BLOB NOT NULL,                    -- as it was sent
+    set_aside_at TEXT NOT NULL,            -- RFC 3339, UTC
+    reason TEXT NOT NULL                   -- the tracker's last answer to it
 )
 """
 
@@ -85,6 +99,15 @@ class SpooledEvent(NamedTuple):
     body: bytes
 
 
+class SetAsideEvent(NamedTuple):
+    """One event the SDK set aside: the tracker answered 5xx to it alone, again and again, while taking the others."""
+
+    event_id: str
+    event: dict[str, Any]
+    set_aside_at: str
+    reason: str
+
+
 class Spool:
     """Events in a SQLite file, oldest first; removed only once the tracker has answered for them.
 
@@ -104,6 +127,7 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_SET_ASIDE_SCHEMA)
         self._count, self._bytes = self._db.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM spooled_event"
         ).fetchone()
@@ -147,15 +171,22 @@ class Spool:
             self._bytes += sum(len(body) for _, body in events)
         return dropped
 
-    def oldest(self, max_count: int, max_bytes: int) -> list[SpooledEvent]:
-        """Return the oldest events, at most `max_count` and, past the first, `max_bytes` of bodies."""
+    def oldest(self, max_count: int, max_bytes: int, *, skip: Collection[int] = ()) -> list[SpooledEvent]:
+        """Return the oldest events, at most `max_count` and, past the first, `max_bytes` of bodies.
+
+        Events whose id is in `skip` are passed over (the sender's suspects, sent on their own).
+        """
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, event_id, body FROM spooled_event ORDER BY id LIMIT ?", (max_count,)
+                "SELECT id, event_id, body FROM spooled_event ORDER BY id LIMIT ?", (max_count + len(skip),)
             ).fetchall()
         batch: list[SpooledEvent] = []
         size = 0
         for row in rows:
+            if row[0] in skip:
+                continue
+            if len(batch) == max_count:
+                break
             size += len(row[2]) + 1
             if batch and size > max_bytes:
                 break
@@ -175,6 +206,26 @@ class Spool:
             # Only this spool's owner deletes, so every event given was there.
             self._count -= len(events)
             self._bytes -= sum(len(event[2]) for event in events)
+
+    def set_aside(self, event: tuple[int | None, str, bytes], *, reason: str) -> None:
+        """Move one event to the set-aside table, in one transaction: it is never sent again."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO set_aside_event (event_id, body, set_aside_at, reason) VALUES (?, ?, ?, ?)",
+                (event[1], event[2], now, reason),
+            )
+            deleted = self._db.execute("DELETE FROM spooled_event WHERE id = ?", (event[0],)).rowcount
+            self._count -= deleted
+            self._bytes -= len(event[2]) * deleted
+
+    def set_aside_events(self) -> list[SetAsideEvent]:
+        """Return the events set aside so far, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT event_id, body, set_aside_at, reason FROM set_aside_event ORDER BY id"
+            ).fetchall()
+        return [SetAsideEvent(event_id, json.loads(body), at, reason) for event_id, body, at, reason in rows]
 
     def close(self) -> None:
         """Close the database connection."""

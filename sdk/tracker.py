@@ -22,7 +22,7 @@ from .events import BuiltEvent, EventHelpers
 from .outbox import Outbox, TrackerStats
 from .retry import RetryPolicy
 from .sender import ErrorCallback, Sender
-from .spool import Spool, default_spool_path
+from .spool import SetAsideEvent, Spool, default_spool_path
 from .validation import InvalidEventError, encode_event, event_errors
 
 __all__ = ["DROP_NEWEST", "DROP_OLDEST", "OVERFLOW_POLICIES", "ErrorCallback", "Tracker", "TrackerStats"]
@@ -225,6 +225,16 @@ class Tracker(EventHelpers[str | None]):
     def stats(self) -> TrackerStats:
         """Return the counters at this instant."""
         return self._outbox.stats()
+
+    def set_aside_events(self) -> list[SetAsideEvent]:
+        """Return the poison events set aside in the spool (event_id, event, when, why), oldest first.
+
+        The SDK never sends them again; resend one by hand (TrackerClient.send) once
+        the tracker is fixed, or delete the spool's set_aside_event rows. Empty
+        without persistence, where a set-aside event is only reported to on_error.
+        """
+        spool = self._outbox.spool
+        return spool.set_aside_events() if spool is not None else []
 
     @property
     def pending(self) -> int:

@@ -19,6 +19,7 @@ import pytest
 from sdk import (
     DROP_OLDEST,
     EventRejectedError,
+    EventSetAsideError,
     InvalidEventError,
     RetryPolicy,
     SpoolPermissionWarning,
@@ -38,6 +39,7 @@ from tests.sdk_helpers import (
     accept_everything,
     answer,
     answers,
+    fail_batches_holding,
     poll_until,
     spool_count,
     unused_port,
@@ -820,3 +822,169 @@ def test_persist_true_keeps_the_spool_in_the_users_data_folder(make_tracker, fak
     assert default_spool_path().exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # nothing left in the working directory
     assert tracker.stats().sent == 1
+
+
+# Poison events: one event the tracker answers 5xx for, every time
+
+
+def set_aside_rows(path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT event_id, reason FROM set_aside_event ORDER BY id").fetchall()
+
+
+def requests_holding(fake: FakeTracker, event_id: str) -> int:
+    return sum(event_id in request.event_ids for request in fake.requests)
+
+
+def test_a_poison_event_is_isolated_by_bisection_and_the_others_of_its_batch_get_through(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    fake.respond = fail_batches_holding("poison")
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0)
+    )
+    before = [tracker.track_install(f"player-{n}") for n in range(3)]
+    poison = tracker.track_install("poison")
+    after = [tracker.track_install(f"player-{n}") for n in range(3, 10)]
+
+    tracker.flush(timeout=30)
+
+    answered = [request.event_ids for request in fake.requests if poison not in request.event_ids]
+    assert sorted(event_id for ids in answered for event_id in ids) == sorted(before + after)  # each once
+    assert [len(request.event_ids) for request in fake.requests][:4] == [11, 6, 3, 3]  # halves, then halves
+    assert spooled_ids(spool) == [poison]  # it waits alone and blocks nothing
+    assert tracker.stats().sent == 10
+
+
+def test_an_event_answered_5xx_alone_while_the_others_get_through_is_set_aside_and_never_resent(
+    make_tracker, fake, tmp_path
+):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = fail_batches_holding("poison")
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    poison = tracker.track_install("poison", store="bugged")
+    others = [tracker.track_install(f"player-{n}") for n in range(5)]
+    settled = [tracker.flush(timeout=30)]
+    for round_ in range(4):  # the game goes on: each flush sends new events, then tries the poison alone again
+        others += [tracker.track_install(f"player-{round_}-{n}") for n in range(2)]
+        settled.append(tracker.flush(timeout=30))
+
+    assert settled[-1] is True
+    stats = tracker.stats()
+    assert (stats.set_aside, stats.failed, stats.rejected, stats.sent, stats.pending) == (1, 1, 0, len(others), 0)
+    assert balanced(stats)
+    ((error, events),) = errors.calls
+    assert isinstance(error, EventSetAsideError)
+    assert (error.event_id, error.status_code) == (poison, 500)
+    assert error.attempts > 5  # 5 of them while the tracker took the other events
+    assert "5 of them while it took every other event" in str(error)
+    assert events == [{**events[0], "event_id": poison, "properties": {"store": "bugged"}}]
+    assert spool_count(spool) == 0
+    ((row_id, reason),) = set_aside_rows(spool)  # kept for inspection, not deleted
+    assert row_id == poison and "500" in reason
+    (kept,) = tracker.set_aside_events()
+    assert (kept.event_id, kept.event["player_id"]) == (poison, "poison")
+    assert kept.set_aside_at.endswith("Z")
+
+    attempts = requests_holding(fake, poison)
+    tracker.track_install("player-late")
+    assert tracker.flush(timeout=30)
+    assert requests_holding(fake, poison) == attempts  # never resent
+
+    tracker.close()
+    restarted = make_tracker(persist=spool, flush_interval=3600)
+    assert restarted.stats().restored == 0  # nor after a restart
+    assert [event.event_id for event in restarted.set_aside_events()] == [poison]
+
+
+def test_when_every_request_fails_it_is_an_outage_and_nothing_is_set_aside(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = answer(500, {"detail": "A server error occurred."})
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    ids: list[str | None] = []
+    for round_ in range(8):  # a long outage: budget after budget spent, batches bisected down to single events
+        ids += [tracker.track_install(f"player-{round_}-{n}") for n in range(5)]
+        assert tracker.flush(timeout=30) is False
+
+    assert len(fake.requests) > 40
+    assert any(len(request.event_ids) == 1 for request in fake.requests)
+    assert (tracker.stats().set_aside, tracker.stats().failed) == (0, 0)
+    assert errors.calls == []
+    assert spooled_ids(spool) == ids
+    fake.respond = accept_everything  # the tracker is back
+    assert tracker.flush(timeout=30)
+    assert set(fake.sent_event_ids()) == set(ids)
+    assert (tracker.stats().sent, tracker.stats().set_aside, spool_count(spool)) == (40, 0, 0)
+
+
+def test_without_persistence_a_poison_event_is_set_aside_while_the_others_flow(make_tracker, fake):
+    clock = FakeClock()
+    errors = Errors()
+    released = threading.Event()
+    poison_rule = fail_batches_holding("poison")
+
+    def hold_the_first_then_fail_the_poison(request: RecordedRequest):
+        released.wait(30)
+        return poison_rule(request)
+
+    fake.respond = hold_the_first_then_fail_the_poison
+    tracker = make_tracker(
+        batch_size=2, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    poison = tracker.track_install("poison")
+    others = [tracker.track_install(f"player-{n}") for n in range(15)]
+    released.set()  # the first batch (the poison and one other) was in flight; the rest waited behind it
+
+    assert tracker.flush(timeout=30)
+
+    ((error, events),) = errors.calls
+    assert isinstance(error, EventSetAsideError)
+    assert events[0]["event_id"] == poison
+    assert set(fake.sent_event_ids()) - {poison} == set(others)
+    stats = tracker.stats()
+    assert (stats.set_aside, stats.failed, stats.sent, stats.pending) == (1, 1, 15, 0)
+    assert tracker.set_aside_events() == []  # no spool: reported and counted only
+
+
+def test_a_suspect_the_tracker_finally_takes_is_not_set_aside(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    failing = fail_batches_holding("flaky")
+    fake.respond = answers(failing, failing, failing)  # a hiccup while that event was in flight: 3 times 500
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0)
+    )
+    flaky = tracker.track_install("flaky")
+    others = [tracker.track_install(f"player-{n}") for n in range(3)]
+
+    assert tracker.flush(timeout=30)
+
+    assert set(fake.sent_event_ids()) == {flaky, *others}
+    assert (tracker.stats().set_aside, tracker.stats().sent) == (0, 4)
+    assert tracker.set_aside_events() == []
+
+
+def test_close_while_a_request_hangs_reports_every_event_still_in_memory(make_tracker, fake, gate):
+    errors = Errors()
+    tracker = make_tracker(batch_size=2, flush_interval=3600, on_error=errors)
+    tracker.track_install("player-0")
+    tracker.track_install("player-1")
+    fake.wait_for_requests(1)  # the sender is held in that request
+    waiting = [tracker.track_install(f"player-{n}") for n in range(2, 5)]
+
+    assert tracker.close(timeout=0.2) is False
+
+    ((error, events),) = errors.calls
+    assert [event["event_id"] for event in events] == waiting
+    assert "closed before these events were sent" in str(error)
