@@ -6,6 +6,28 @@
             or from the spool); retry each batch, settle it, repeat
 
 In sync mode there are no threads: the caller's thread drains the outbox itself.
+
+Poison events. A 5xx answer is the one failure an event's content can cause (a bug
+the tracker has with that event), and the oldest events go first, so one such event
+retried forever would hold back every later one. So:
+
+- a batch answered 5xx is split in two halves, sent one after the other: the good
+  events get through and the bad one ends up alone;
+- an event answered 5xx alone becomes a suspect: sent on its own, after the other
+  waiting events, never again inside a batch;
+- a later 5xx answer to a suspect is a strike if, since its previous failure, the
+  tracker acknowledged at least one request and failed none that held other events:
+  the tracker works, but not for this event;
+- the 5th strike (POISON_STRIKES) sets the event aside: counted in stats().set_aside
+  (and failed), reported to on_error as EventSetAsideError, moved to the spool's
+  set_aside_event table (persistence on), never sent again;
+- an answer (2xx or 4xx) clears the suspicion.
+
+In an outage every request fails, so no strike is ever counted and nothing is set
+aside: the batches are retried (kept in the spool) as before, and when a retry budget
+runs out the suspects without a strike go back into batches. Backoff counts failed
+requests in a row across parts and batches; an acknowledgement resets it. The retry
+budget runs from the first failure since the last acknowledgement, or the last split.
 """
 
 from __future__ import annotations
@@ -232,6 +254,9 @@ class Sender:
                 if _is_server_error(err) and len(part) > 1:
                     half = (len(part) + 1) // 2
                     parts.extendleft((part[half:], part[:half]))  # the first half goes next, then the second
+                    # A split is progress: the budget starts again, or a batch of 100 (7 halvings,
+                    # up to 30 s each) would spend it before its poison is alone.
+                    self._failing_since = self._clock()
                 elif _is_server_error(err):
                     if self._strike(part[0], err):
                         continue

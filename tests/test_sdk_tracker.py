@@ -840,20 +840,19 @@ def test_a_poison_event_is_isolated_by_bisection_and_the_others_of_its_batch_get
     clock = FakeClock()
     fake.respond = fail_batches_holding("poison")
     spool = tmp_path / "spool.sqlite3"
-    tracker = make_tracker(
+    tracker = make_tracker(  # the default backoff at its longest: 7 halvings of 100 must fit its budget
         persist=spool, flush_interval=3600, clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0)
     )
-    before = [tracker.track_install(f"player-{n}") for n in range(3)]
-    poison = tracker.track_install("poison")
-    after = [tracker.track_install(f"player-{n}") for n in range(3, 10)]
+    poison = tracker.track_install("poison")  # first: every first half holds it, 8 failures in a row
+    others = [tracker.track_install(f"player-{n}") for n in range(99)]
 
     tracker.flush(timeout=30)
 
     answered = [request.event_ids for request in fake.requests if poison not in request.event_ids]
-    assert sorted(event_id for ids in answered for event_id in ids) == sorted(before + after)  # each once
-    assert [len(request.event_ids) for request in fake.requests][:4] == [11, 6, 3, 3]  # halves, then halves
+    assert sorted(event_id for ids in answered for event_id in ids) == sorted(others)  # each once
+    assert [len(request.event_ids) for request in fake.requests][:9] == [100, 50, 25, 13, 7, 4, 2, 1, 1]
     assert spooled_ids(spool) == [poison]  # it waits alone and blocks nothing
-    assert tracker.stats().sent == 10
+    assert tracker.stats().sent == 99
 
 
 def test_an_event_answered_5xx_alone_while_the_others_get_through_is_set_aside_and_never_resent(
