@@ -5,7 +5,8 @@ close and the counters. The queue and its counters are sdk/outbox.py; the thread
 that send, retry and spool are sdk/sender.py.
 
 An event leaves the SDK's care exactly once, counted as sent (accepted or
-duplicate), failed (rejected by the tracker, or given up) or dropped (overflow).
+duplicate), failed (rejected by the tracker, set aside as poison, or given up) or
+dropped (overflow).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class Tracker(EventHelpers[str | None]):
     - `sync`: send on the caller's thread before returning (scripts, tests); no threads.
     - `on_error(error, events)`: called with the events that will never be delivered
       and why: EventRejectedError (the tracker's reasons in `error.errors`) for each
-      rejected event, the last TrackerError for a batch given up. It runs on the
+      rejected event, EventSetAsideError for a poison event set aside (the tracker
+      answered 5xx to it alone again and again while it took the others; see
+      sdk/sender.py), the last TrackerError for a batch given up. It runs on the
       sender thread (the caller's in sync mode): keep it short.
     - `batch_size` (100), `batch_bytes` (500 KB), `flush_interval` (1 s): a batch goes
       when that many events or bytes wait, or after that long without a full batch.
