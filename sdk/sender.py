@@ -290,10 +290,10 @@ class Sender:
         return len(part) == 1 and part[0][1] in self._suspects
 
     def _others_wait(self) -> bool:
-        """Return True if events other than the suspects wait (the suspects are in the spool, with one)."""
+        """Return True if events other than the suspects wait (with a spool, the suspects are in it)."""
         outbox = self._outbox
-        if outbox.spool is not None:
-            return len(outbox.spool) > len(self._suspects)
+        if outbox.spool is not None and len(outbox.spool) > len(self._suspects):
+            return True
         return outbox.in_memory() > 0
 
     def _strike(self, item: Item, error: TrackerError) -> bool:

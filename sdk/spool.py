@@ -123,6 +123,7 @@ class Spool:
         self.max_events = max_events
         _prepare_private_file(self.path)
         self._lock = threading.Lock()
+        self._closed = False
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -220,17 +221,21 @@ class Spool:
             self._bytes -= len(event[2]) * deleted
 
     def set_aside_events(self) -> list[SetAsideEvent]:
-        """Return the events set aside so far, oldest first."""
+        """Return the events set aside so far, oldest first (after close too: they are there for a person to read)."""
+        query = "SELECT event_id, body, set_aside_at, reason FROM set_aside_event ORDER BY id"
         with self._lock:
-            rows = self._db.execute(
-                "SELECT event_id, body, set_aside_at, reason FROM set_aside_event ORDER BY id"
-            ).fetchall()
+            if self._closed:
+                with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as db:
+                    rows = db.execute(query).fetchall()
+            else:
+                rows = self._db.execute(query).fetchall()
         return [SetAsideEvent(event_id, json.loads(body), at, reason) for event_id, body, at, reason in rows]
 
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
             self._db.close()
+            self._closed = True
 
     @contextlib.contextmanager
     def _transaction(self):

@@ -896,6 +896,7 @@ def test_an_event_answered_5xx_alone_while_the_others_get_through_is_set_aside_a
     assert requests_holding(fake, poison) == attempts  # never resent
 
     tracker.close()
+    assert [event.event_id for event in tracker.set_aside_events()] == [poison]  # still readable
     restarted = make_tracker(persist=spool, flush_interval=3600)
     assert restarted.stats().restored == 0  # nor after a restart
     assert [event.event_id for event in restarted.set_aside_events()] == [poison]
