@@ -954,6 +954,7 @@ def test_without_persistence_a_poison_event_is_set_aside_while_the_others_flow(m
     assert set(fake.sent_event_ids()) - {poison} == set(others)
     stats = tracker.stats()
     assert (stats.set_aside, stats.failed, stats.sent, stats.pending) == (1, 1, 15, 0)
+    assert balanced(stats)
     assert tracker.set_aside_events() == []  # no spool: reported and counted only
 
 
@@ -988,3 +989,30 @@ def test_close_while_a_request_hangs_reports_every_event_still_in_memory(make_tr
     ((error, events),) = errors.calls
     assert [event["event_id"] for event in events] == waiting
     assert "closed before these events were sent" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("platform", "variable", "folder"),
+    [
+        ("linux", "XDG_DATA_HOME", "xdg"),
+        ("darwin", None, "home/Library/Application Support"),
+        ("win32", "LOCALAPPDATA", "xdg"),
+    ],
+)
+def test_the_default_spool_is_in_the_platforms_user_data_folder(tmp_path, monkeypatch, platform, variable, folder):
+    monkeypatch.setattr("sys.platform", platform)
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    for name in ("XDG_DATA_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    if variable:
+        monkeypatch.setenv(variable, str(tmp_path / "xdg"))
+
+    assert default_spool_path("mygame") == tmp_path / folder / "player-event-tracker" / "mygame.sqlite3"
+
+
+def test_without_xdg_data_home_the_linux_default_is_under_local_share(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+    assert default_spool_path() == tmp_path / ".local" / "share" / "player-event-tracker" / "events.sqlite3"
