@@ -2,12 +2,14 @@
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
     "BatchResult": "client",
     "EventRejectedError": "client",
+    "EventSetAsideError": "client",
+    "InsecureEndpointWarning": "client",
     "SendResult": "client",
     "TrackerBadResponseError": "client",
     "TrackerClient": "client",
@@ -22,6 +24,9 @@ _EXPORTS = {
     "Tracker": "tracker",
     "TrackerStats": "tracker",
     "InvalidEventError": "validation",
+    "SetAsideEvent": "spool",
+    "SpoolPermissionWarning": "spool",
+    "default_spool_path": "spool",
     "validate_event": "validation",
 }
 
@@ -30,9 +35,13 @@ __all__ = [
     "DROP_OLDEST",
     "BatchResult",
     "EventRejectedError",
+    "EventSetAsideError",
+    "InsecureEndpointWarning",
     "InvalidEventError",
     "RetryPolicy",
     "SendResult",
+    "SetAsideEvent",
+    "SpoolPermissionWarning",
     "Tracker",
     "TrackerBadResponseError",
     "TrackerClient",
@@ -43,6 +52,7 @@ __all__ = [
     "TrackerStats",
     "TrackerUnavailableError",
     "__version__",
+    "default_spool_path",
     "validate_event",
 ]
 
@@ -50,6 +60,8 @@ if TYPE_CHECKING:
     from .client import (
         BatchResult,
         EventRejectedError,
+        EventSetAsideError,
+        InsecureEndpointWarning,
         SendResult,
         TrackerBadResponseError,
         TrackerClient,
@@ -60,6 +72,7 @@ if TYPE_CHECKING:
         TrackerUnavailableError,
     )
     from .retry import RetryPolicy
+    from .spool import SetAsideEvent, SpoolPermissionWarning, default_spool_path
     from .tracker import DROP_NEWEST, DROP_OLDEST, Tracker, TrackerStats
     from .validation import InvalidEventError, validate_event
 

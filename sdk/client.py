@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import logging
 import os
 import sys
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from gzip import compress as gzip_compress
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,6 +30,8 @@ from .validation import InvalidEventError, encode_json, format_price, format_tim
 __all__ = [
     "BatchResult",
     "EventRejectedError",
+    "EventSetAsideError",
+    "InsecureEndpointWarning",
     "SendResult",
     "TrackerBadResponseError",
     "TrackerClient",
@@ -50,6 +56,47 @@ BATCH_PATH = "/v1/events/batch"
 MAX_BATCH_BYTES = MAX_BODY_BYTES - 1024
 
 USER_AGENT = f"player-event-tracker-sdk/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
+
+log = logging.getLogger("sdk.client")
+_SDK_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+class InsecureEndpointWarning(UserWarning):
+    """The tracker's URL is plain http:// to another machine: the API key and the events travel unencrypted."""
+
+
+def is_plain_http_to_remote(base_url: str) -> bool:
+    """Return True if `base_url` is http:// to a host other than loopback (127.0.0.0/8, ::1, localhost)."""
+    parts = urlsplit(base_url)
+    if parts.scheme.lower() != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: only "localhost" is known to stay on this machine
+        return True
+
+
+def _warn_if_plain_http(base_url: str) -> None:
+    """Warn, once per client, that the API key would cross the network in clear text."""
+    if not is_plain_http_to_remote(base_url):
+        return
+    message = (
+        f"the tracker URL {base_url} is plain http:// to another machine: the API key and the "
+        "players' events cross the network unencrypted; use https://"
+    )
+    log.warning("tracker: %s", message)
+    warnings.warn(message, InsecureEndpointWarning, stacklevel=_caller_stacklevel())
+
+
+def _caller_stacklevel() -> int:
+    """Return the stacklevel of the first frame outside the SDK, so the warning names the game's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _SDK_FOLDER:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class TrackerError(Exception):
@@ -120,6 +167,23 @@ class EventRejectedError(TrackerError):
         self.event_id = event_id
 
 
+class EventSetAsideError(TrackerError):
+    """The tracker kept failing (5xx) on this one event while it took the others: set aside, never sent again.
+
+    `last_error` is the tracker's last answer to it; `attempts`, how many times it was
+    sent on its own. With persistence on, the event stays in the spool's set-aside
+    table (`Tracker.set_aside_events()`).
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, event_id: str, attempts: int, last_error: TrackerError) -> None:
+        super().__init__(message, status_code=last_error.status_code, body=last_error.body)
+        self.event_id = event_id
+        self.attempts = attempts
+        self.last_error = last_error
+
+
 @dataclass(frozen=True)
 class SendResult:
     """The tracker's answer to one event sent with `TrackerClient.send`."""
@@ -176,6 +240,7 @@ class TrackerClient(EventHelpers[dict[str, Any]]):
             raise ValueError("an API key is required: pass api_key or set TRACKER_API_KEY")
         base_url = base_url or os.environ.get("TRACKER_URL") or DEFAULT_BASE_URL
         self.base_url = base_url.rstrip("/")
+        _warn_if_plain_http(self.base_url)
         self.timeout = timeout
         self.gzip = gzip
         self.session = requests.Session()

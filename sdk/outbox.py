@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .spool import Spool
@@ -26,7 +26,8 @@ Item = tuple[int | None, str, bytes]
 class TrackerStats:
     """Counters of a Tracker, read at one instant with `Tracker.stats()`.
 
-    queued + restored = sent + failed + dropped + pending, at every instant.
+    queued + restored = sent + failed + dropped + pending, at every instant; `rejected`
+    and `set_aside` are parts of `failed`.
     """
 
     queued: int  # valid events given to track_*, kept or dropped
@@ -40,6 +41,7 @@ class TrackerStats:
     retried: int  # event sends repeated after a network error, 429 or 5xx
     requests: int  # HTTP requests made
     pending: int  # waiting in memory or in the spool, or in flight
+    set_aside: int = 0  # of failed: answered 5xx alone again and again while the tracker took the others (poison)
 
 
 class Outbox:
@@ -68,6 +70,7 @@ class Outbox:
         self.closed = False
         self._queued = self._restored = self._accepted = self._duplicates = 0
         self._failed = self._rejected = self._dropped = self._retried = self._requests = 0
+        self._set_aside = 0
         self._giveups = 0
         self._pending = 0
         if spool is not None:
@@ -136,10 +139,15 @@ class Outbox:
         with self._lock:
             return len(self._queue) >= self.batch_size or self._queue_bytes >= self.batch_bytes
 
-    def oldest_spooled(self) -> list[Item]:
-        """Return the oldest batch in the spool; it stays there until `settle`."""
+    def oldest_spooled(self, skip: Collection[int] = ()) -> list[Item]:
+        """Return the oldest batch in the spool, passing over the ids in `skip`; it stays there until `settle`."""
         assert self.spool is not None
-        return list(self.spool.oldest(self.batch_size, self.batch_bytes))
+        return list(self.spool.oldest(self.batch_size, self.batch_bytes, skip=skip))
+
+    def in_memory(self) -> int:
+        """Return how many events wait in the in-memory queue."""
+        with self._lock:
+            return len(self._queue)
 
     def take_from_queue(self) -> list[Item]:
         """Remove and return the oldest batch in memory (within the batch's count and size)."""
@@ -174,6 +182,16 @@ class Outbox:
             self._failed += len(failed)
             self._rejected += len(failed)
             self._pending -= len(batch)
+            self._changed.notify_all()
+
+    def set_aside(self, item: Item, *, reason: str) -> None:
+        """Record a poison event: kept in the spool's set-aside table (with a spool), counted, never sent again."""
+        if self.spool is not None:
+            self.spool.set_aside(item, reason=reason)
+        with self._changed:
+            self._failed += 1
+            self._set_aside += 1
+            self._pending -= 1
             self._changed.notify_all()
 
     def give_up(self, items: Sequence[Item] = ()) -> None:
@@ -229,4 +247,5 @@ class Outbox:
                 retried=self._retried,
                 requests=self._requests,
                 pending=self._pending,
+                set_aside=self._set_aside,
             )

@@ -15,8 +15,9 @@ class RetryPolicy:
     seconds ("full jitter": players who lost the network together do not all come
     back in the same second), or what the server's Retry-After asks when that is
     longer. A batch is given up once the next wait would end more than `budget`
-    seconds after its first attempt; with persistence on, it stays in the spool
-    and is tried again later instead.
+    seconds after its first attempt (or after the sender last split it in two,
+    looking for an event the tracker fails on); with persistence on, it stays in
+    the spool and is tried again later instead.
     """
 
     base: float = 0.5

@@ -6,18 +6,50 @@
             or from the spool); retry each batch, settle it, repeat
 
 In sync mode there are no threads: the caller's thread drains the outbox itself.
+
+Poison events. A 5xx answer is the one failure an event's content can cause (a bug
+the tracker has with that event), and the oldest events go first, so one such event
+retried forever would hold back every later one. So:
+
+- a batch answered 5xx is split in two halves, sent one after the other: the good
+  events get through and the bad one ends up alone;
+- an event answered 5xx alone becomes a suspect: sent on its own, after the other
+  waiting events, never again inside a batch;
+- a later 5xx answer to a suspect is a strike if, since its previous failure, the
+  tracker acknowledged at least one request and failed none that held other events:
+  the tracker works, but not for this event;
+- the 5th strike (POISON_STRIKES) sets the event aside: counted in stats().set_aside
+  (and failed), reported to on_error as EventSetAsideError, moved to the spool's
+  set_aside_event table (persistence on), never sent again;
+- an answer (2xx or 4xx) clears the suspicion.
+
+In an outage every request fails, so no strike is ever counted and nothing is set
+aside: the batches are retried (kept in the spool) as before, and when a retry budget
+runs out the suspects without a strike go back into batches. Backoff counts failed
+requests in a row across parts and batches; an acknowledgement resets it. The retry
+budget runs from the first failure since the last acknowledgement, or the last split.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from .client import BATCH_PATH, EventRejectedError, TrackerBadResponseError, TrackerClient, TrackerError
+from .client import (
+    BATCH_PATH,
+    EventRejectedError,
+    EventSetAsideError,
+    TrackerBadResponseError,
+    TrackerClient,
+    TrackerError,
+    TrackerUnavailableError,
+)
 from .events import utc_now_text
 from .outbox import Item, Outbox
 from .retry import RetryPolicy
@@ -25,6 +57,26 @@ from .retry import RetryPolicy
 log = logging.getLogger("sdk.tracker")  # one logger for the whole Tracker, as in SDK 0.2
 
 ErrorCallback = Callable[[TrackerError, list[dict[str, Any]]], object]
+
+# A suspect answered 5xx alone this many more times, each while the tracker took the
+# other events, is set aside.
+POISON_STRIKES = 5
+
+
+@dataclass
+class _Suspect:
+    """An event the tracker answered 5xx alone: sent on its own, after the others, until it is answered or set aside."""
+
+    item: Item
+    acks: int  # the sender's acknowledged requests at its last failure
+    failures_of_others: int  # the sender's failed requests holding other events at its last failure
+    attempts: int = 1  # sent alone and answered 5xx
+    strikes: int = 0  # of those, answered 5xx while the tracker took everything else
+
+
+def _is_server_error(error: TrackerError) -> bool:
+    """Return True for a 5xx answer: the one failure an event's content can cause (429 and network errors cannot)."""
+    return isinstance(error, TrackerUnavailableError) and (error.status_code or 0) >= 500
 
 
 class Sender:
@@ -62,6 +114,13 @@ class Sender:
         self._sync_lock = threading.RLock()  # sync mode: one drain at a time (RLock: on_error may track)
         self._last_error: TrackerError | None = None
         self._threads: list[threading.Thread] = []
+        # Backoff: failed requests in a row, since when (the budget's start).
+        self._failures = 0
+        self._failing_since = 0.0
+        # Poison detection: requests acknowledged, failed requests holding non-suspects, the suspects.
+        self._acks = 0
+        self._failures_of_others = 0
+        self._suspects: dict[str, _Suspect] = {}  # by event_id, oldest first
 
     # Control, from the Tracker.
 
@@ -97,10 +156,10 @@ class Sender:
         return not any(thread.is_alive() for thread in self._threads)
 
     def give_up_queue(self) -> None:
-        """Report what is still in memory at close as failed (persistence off)."""
-        items = self._outbox.take_all()
+        """Report what is still in memory at close (suspects included) as failed (persistence off)."""
+        items = self._take_suspects() + self._outbox.take_all()
         if items:
-            self._give_up(items, self._closed_error())
+            self._give_up([items], self._closed_error())
 
     # The threads.
 
@@ -149,47 +208,124 @@ class Sender:
             if not partial and not outbox.batch_due():
                 return True
             if outbox.spool is not None:
-                batch = outbox.oldest_spooled()
+                batch = outbox.oldest_spooled(skip={suspect.item[0] for suspect in self._suspects.values()})
             elif self.deadline is not None and self._clock() >= self.deadline:
                 self.give_up_queue()  # closing, out of time: one report for all, not one per batch
                 return True
             else:
                 batch = outbox.take_from_queue()
-            if not batch:
+            if not batch and not self._suspects:
                 return True
             if not self._deliver(batch):
                 return False
 
     def _deliver(self, batch: list[Item]) -> bool:
-        """Send one batch until the tracker answers for it; return False if it was left in the spool."""
-        started = self._clock()
-        retries = 0
-        error: TrackerError | None = None
-        while True:
+        """Send a batch, then the suspects, until the tracker answers for each; return False if left in the spool.
+
+        The work list starts as the batch followed by each suspect on its own (see
+        "Poison events" above). A part answered 5xx is split in two halves, sent next;
+        any other retryable failure sends the same part again. Either way the sender
+        first waits the backoff of its consecutive failures. A suspect that fails again
+        while other events wait is left for the next batch, to be tried after its events.
+        """
+        parts: collections.deque[list[Item]] = collections.deque()
+        if batch:
+            parts.append(batch)
+        parts.extend([suspect.item] for suspect in self._suspects.values())
+        while parts:
             deadline = self.deadline
             if deadline is not None and self._clock() >= deadline:
-                return self._give_up(batch, error or self._closed_error())
+                return self._give_up(parts, self._last_error if self._failures else self._closed_error())
+            part = parts.popleft()
+            if self._failures == 0:
+                self._failing_since = self._clock()
             try:
-                results = self._post(batch)
+                results = self._post(part)
             except TrackerError as err:
                 if not err.retryable:
-                    self._outbox.settle(batch, failed=batch)
-                    self._report(err, batch)
-                    return True
-                error = self._last_error = err
-                retries += 1
-                delay = self._retry.delay(retries, getattr(err, "retry_after", None))
-                resume = self._clock() + delay
-                deadline = self.deadline
-                if resume - started > self._retry.budget or (deadline is not None and resume > deadline):
-                    return self._give_up(batch, err)
-                self._outbox.count_retried(len(batch))
-                log.info("tracker: %s; retry %d of %d events in %.2f s", err, retries, len(batch), delay)
-                if not self._wait(delay, resume):
-                    return self._give_up(batch, err)
+                    self._forget_suspects(part)
+                    self._outbox.settle(part, failed=part)
+                    self._report(err, part)
+                    continue
+                self._last_error = err
+                self._failures += 1
+                if not self._is_suspect(part):
+                    self._failures_of_others += 1
+                if _is_server_error(err) and len(part) > 1:
+                    half = (len(part) + 1) // 2
+                    parts.extendleft((part[half:], part[:half]))  # the first half goes next, then the second
+                    # A split is progress: the budget starts again, or a batch of 100 (7 halvings,
+                    # up to 30 s each) would spend it before its poison is alone.
+                    self._failing_since = self._clock()
+                elif _is_server_error(err):
+                    if self._strike(part[0], err):
+                        continue
+                    if not self._others_wait():
+                        parts.append(part)  # after the other suspects; else in the next batch, after its events
+                else:
+                    parts.appendleft(part)
+                if not self._back_off(err, part):
+                    return self._give_up(parts, err)
                 continue
-            self._settle_results(batch, results)
+            self._acks += 1
+            self._failures = 0
+            self._forget_suspects(part)
+            self._settle_results(part, results)
+        return True
+
+    def _back_off(self, err: TrackerError, part: list[Item]) -> bool:
+        """Wait before the next attempt; return False if the retry budget or close()'s deadline forbids it."""
+        delay = self._retry.delay(self._failures, getattr(err, "retry_after", None))
+        resume = self._clock() + delay
+        deadline = self.deadline
+        if resume - self._failing_since > self._retry.budget or (deadline is not None and resume > deadline):
+            return False
+        self._outbox.count_retried(len(part))
+        log.info("tracker: %s; retry %d of %d events in %.2f s", err, self._failures, len(part), delay)
+        return self._wait(delay, resume)
+
+    # Poison events.
+
+    def _is_suspect(self, part: list[Item]) -> bool:
+        return len(part) == 1 and part[0][1] in self._suspects
+
+    def _others_wait(self) -> bool:
+        """Return True if events other than the suspects wait (with a spool, the suspects are in it)."""
+        outbox = self._outbox
+        if outbox.spool is not None and len(outbox.spool) > len(self._suspects):
             return True
+        return outbox.in_memory() > 0
+
+    def _strike(self, item: Item, error: TrackerError) -> bool:
+        """Count a 5xx answer to `item` sent alone; return True if that set it aside."""
+        suspect = self._suspects.get(item[1])
+        if suspect is None:
+            self._suspects[item[1]] = _Suspect(item, acks=self._acks, failures_of_others=self._failures_of_others)
+            return False
+        suspect.attempts += 1
+        # The tracker took a request since this event last failed, and failed none with other
+        # events in it: it works, but not for this event.
+        if self._acks > suspect.acks and self._failures_of_others == suspect.failures_of_others:
+            suspect.strikes += 1
+        suspect.acks, suspect.failures_of_others = self._acks, self._failures_of_others
+        if suspect.strikes < POISON_STRIKES:
+            return False
+        del self._suspects[item[1]]
+        message = (
+            f"set aside event {item[1]}: the tracker answered {error.status_code} to it alone "
+            f"{suspect.attempts} times, {suspect.strikes} of them while it took every other event; "
+            "it will not be sent again"
+        )
+        log.warning("tracker: %s", message)
+        self._outbox.set_aside(item, reason=str(error)[:1000])
+        self._report(EventSetAsideError(message, event_id=item[1], attempts=suspect.attempts, last_error=error), [item])
+        return True
+
+    def _forget_suspects(self, part: list[Item]) -> None:
+        """The tracker answered for these events: none is a suspect any more."""
+        if self._suspects:
+            for item in part:
+                self._suspects.pop(item[1], None)
 
     def _settle_results(self, batch: list[Item], results: list[dict[str, Any]]) -> None:
         """Count the tracker's per-event answers; hand each rejected event to on_error with its reasons."""
@@ -257,18 +393,30 @@ class Sender:
 
     # Giving up and reporting.
 
-    def _give_up(self, batch: list[Item], error: TrackerError) -> bool:
-        """Stop retrying a batch; return True if the sender may go on with the next one."""
+    def _give_up(self, parts: Iterable[list[Item]], error: TrackerError) -> bool:
+        """Stop retrying the parts left of a batch; return True if the sender may go on with the next one."""
         outbox = self._outbox
+        self._failures = 0  # the next batch gets a whole budget
         if outbox.spool is not None:
+            # An outage, most likely: a suspect with no strike goes back into batches, so the
+            # suspects do not pile up one per budget while the tracker is down.
+            self._suspects = {key: suspect for key, suspect in self._suspects.items() if suspect.strikes}
             outbox.give_up()
             log.warning("tracker: %s; %d events stay in the spool for later", error, len(outbox.spool))
             return False
+        items = [item for part in parts for item in part]
+        self._forget_suspects(items)
         if self.deadline is not None:  # closing, out of time: the rest would fare no better, so one report
-            batch = batch + outbox.take_all()
-        outbox.give_up(batch)
-        self._report(error, batch)
+            items += self._take_suspects() + outbox.take_all()
+        outbox.give_up(items)
+        self._report(error, items)
         return True
+
+    def _take_suspects(self) -> list[Item]:
+        """Remove and return the suspects held in memory (persistence off)."""
+        items = [suspect.item for suspect in self._suspects.values()]
+        self._suspects.clear()
+        return items
 
     def _closed_error(self) -> TrackerError:
         last = f" (last error: {self._last_error})" if self._last_error else ""

@@ -5,7 +5,8 @@ close and the counters. The queue and its counters are sdk/outbox.py; the thread
 that send, retry and spool are sdk/sender.py.
 
 An event leaves the SDK's care exactly once, counted as sent (accepted or
-duplicate), failed (rejected by the tracker, or given up) or dropped (overflow).
+duplicate), failed (rejected by the tracker, set aside as poison, or given up) or
+dropped (overflow).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .events import BuiltEvent, EventHelpers
 from .outbox import Outbox, TrackerStats
 from .retry import RetryPolicy
 from .sender import ErrorCallback, Sender
-from .spool import Spool
+from .spool import SetAsideEvent, Spool, default_spool_path
 from .validation import InvalidEventError, encode_event, event_errors
 
 __all__ = ["DROP_NEWEST", "DROP_OLDEST", "OVERFLOW_POLICIES", "ErrorCallback", "Tracker", "TrackerStats"]
@@ -47,14 +48,18 @@ class Tracker(EventHelpers[str | None]):
     Options (all keyword-only):
 
     - `api_key`, `base_url`: default to TRACKER_API_KEY and TRACKER_URL.
-    - `persist`: path of a SQLite spool file. Queued events are written there within
+    - `persist`: path of a SQLite spool file, or True for `default_spool_path()` (in
+      the user's data folder). Queued events are written there within
       `spool_window` seconds (default 0.1) and deleted only once the tracker has
       answered for them, so a crash loses at most that window and the next start
-      sends the rest. Without it, events live in memory only.
+      sends the rest. The file is made 0600 (a folder the SDK creates, 0700).
+      Without it, events live in memory only.
     - `sync`: send on the caller's thread before returning (scripts, tests); no threads.
     - `on_error(error, events)`: called with the events that will never be delivered
       and why: EventRejectedError (the tracker's reasons in `error.errors`) for each
-      rejected event, the last TrackerError for a batch given up. It runs on the
+      rejected event, EventSetAsideError for a poison event set aside (the tracker
+      answered 5xx to it alone again and again while it took the others; see
+      sdk/sender.py), the last TrackerError for a batch given up. It runs on the
       sender thread (the caller's in sync mode): keep it short.
     - `batch_size` (100), `batch_bytes` (500 KB), `flush_interval` (1 s): a batch goes
       when that many events or bytes wait, or after that long without a full batch.
@@ -74,7 +79,7 @@ class Tracker(EventHelpers[str | None]):
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        persist: str | os.PathLike[str] | None = None,
+        persist: str | os.PathLike[str] | bool | None = None,
         sync: bool = False,
         on_error: ErrorCallback | None = None,
         batch_size: int = 100,
@@ -106,7 +111,9 @@ class Tracker(EventHelpers[str | None]):
         self._close_timeout = close_timeout
         self._validate = validate
         self._clock = clock
-        spool = Spool(persist, max_events=max_spool_events) if persist is not None else None
+        if persist is True:
+            persist = default_spool_path()
+        spool = Spool(persist, max_events=max_spool_events) if persist not in (None, False) else None
         self._outbox = Outbox(
             max_queue_size=max_queue_size,
             drop_oldest=overflow == DROP_OLDEST,
@@ -221,6 +228,16 @@ class Tracker(EventHelpers[str | None]):
     def stats(self) -> TrackerStats:
         """Return the counters at this instant."""
         return self._outbox.stats()
+
+    def set_aside_events(self) -> list[SetAsideEvent]:
+        """Return the poison events set aside in the spool (event_id, event, when, why), oldest first.
+
+        The SDK never sends them again; resend one by hand (TrackerClient.send) once
+        the tracker is fixed, or delete the spool's set_aside_event rows. Empty
+        without persistence, where a set-aside event is only reported to on_error.
+        """
+        spool = self._outbox.spool
+        return spool.set_aside_events() if spool is not None else []
 
     @property
     def pending(self) -> int:

@@ -337,3 +337,17 @@ def read_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
         process.kill()
         raise AssertionError(f"the child printed nothing; stderr: {process.stderr.read()[-2000:]}")
     return lines[0]
+
+
+def fail_batches_holding(player_id: str, status: int = 500) -> Callable[[RecordedRequest], Answer]:
+    """Return a responder that answers `status` to any batch holding an event of `player_id` (a poison event).
+
+    The others are accepted, as a tracker with a bug that one event triggers would do.
+    """
+
+    def respond(request: RecordedRequest) -> Answer:
+        if any(event.get("player_id") == player_id for event in request.json["events"]):
+            return status, {"detail": "A server error occurred."}, {}
+        return accept_everything(request)
+
+    return respond

@@ -6,6 +6,7 @@ import json
 import random
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sdk import InvalidEventError, __version__, validate_event
+from sdk import InvalidEventError, Tracker, __version__, validate_event
 from sdk.client import (
+    InsecureEndpointWarning,
     TrackerClient,
     TrackerConnectionError,
     TrackerRejectedError,
@@ -722,3 +724,40 @@ def test_simulated_players_make_valid_events_and_every_session_ends_under_its_ow
         assert abs(end["properties"]["duration_ms"] - lasted // timedelta(milliseconds=1)) <= 1  # ms rounding
     assert tally.offline_sessions > 0 and tally.duplicate_retries > 0
     assert tally.tracked == len(events)
+
+
+# Transport security
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://tracker.example.com", "http://10.0.0.7:8000", "http://[2001:db8::1]/", "http://localhost.example.com"],
+)
+def test_plain_http_to_another_machine_warns_once_per_client_naming_the_game_line(url, caplog):
+    with pytest.warns(InsecureEndpointWarning, match="unencrypted") as caught:
+        TrackerClient(base_url=url, api_key=API_KEY).close()
+
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # the game's line, not the SDK's
+    assert [record.levelname for record in caplog.records if "unencrypted" in record.message] == ["WARNING"]
+    assert API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://tracker.example.com", "http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000",
+     "http://localhost:8000", "HTTP://LOCALHOST."],
+)  # fmt: skip
+def test_https_and_loopback_http_do_not_warn(url, caplog):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TrackerClient(base_url=url, api_key=API_KEY).close()
+
+    assert "unencrypted" not in caplog.text
+
+
+def test_the_background_tracker_warns_about_plain_http_too():
+    with pytest.warns(InsecureEndpointWarning) as caught:
+        Tracker(base_url="http://tracker.example.com", api_key=API_KEY, sync=True).close()
+
+    assert caught[0].filename == __file__

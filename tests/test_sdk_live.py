@@ -20,14 +20,24 @@ from pathlib import Path
 
 import pytest
 
-from sdk import EventRejectedError, InvalidEventError, RetryPolicy, Tracker, TrackerRejectedError, validate_event
+from sdk import (
+    EventRejectedError,
+    EventSetAsideError,
+    InvalidEventError,
+    RetryPolicy,
+    Tracker,
+    TrackerRejectedError,
+    validate_event,
+)
 from sdk.simulate import main as simulate
 from tests.sdk_helpers import (
+    FakeClock,
     FakeTracker,
     LiveTracker,
     RecordedRequest,
     answers,
     child_python,
+    fail_batches_holding,
     forward_then_hang_up,
     forward_to,
     poll_until,
@@ -235,6 +245,42 @@ def test_an_answer_lost_after_the_server_stored_the_batch_is_retried_without_dup
     assert set(live.copies(ids).values()) == {1}
     stats = tracker.stats()
     assert (stats.sent, stats.duplicates, stats.retried) == (50, 50, 50)
+
+
+def test_a_poison_event_in_the_spool_is_set_aside_while_every_other_event_is_stored_once(live, proxy, tmp_path):
+    # The proxy stands for a tracker bug one event triggers: 500 to any batch holding it, the rest passed on.
+    poison_rule = fail_batches_holding("poison")
+    forward = forward_to(live.url)
+
+    def respond(request: RecordedRequest):
+        status, body, headers = poison_rule(request)
+        return (status, body, headers) if status >= 500 else forward(request)
+
+    proxy.respond = respond
+    spool = tmp_path / "spool.sqlite3"
+    errors = Errors()
+    clock = FakeClock()
+    tracker = Tracker(
+        base_url=proxy.url, api_key=live.key, persist=spool, flush_interval=3600, on_error=errors,
+        clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0),  # the default policy, longest waits
+    )  # fmt: skip
+    poison = tracker.track_install("poison")
+    ids = [tracker.track_install(f"player-{n}") for n in range(100)]
+    tracker.flush(timeout=60)
+    for round_ in range(4):  # the game goes on
+        ids += [tracker.track_install(f"player-{round_}-{n}") for n in range(3)]
+        tracker.flush(timeout=60)
+    tracker.close()
+
+    assert set(live.copies(ids).values()) == {1}
+    assert live.copies([poison]) == {poison: 0}
+    stats = tracker.stats()
+    assert (stats.set_aside, stats.failed, stats.sent, stats.pending) == (1, 1, len(ids), 0)
+    assert [type(error) for error, _ in errors.calls] == [EventSetAsideError]
+    assert spool_count(spool) == 0
+    reopened = Tracker(base_url=proxy.url, api_key=live.key, persist=spool, sync=True)
+    assert [event.event_id for event in reopened.set_aside_events()] == [poison]
+    reopened.close()
 
 
 def test_429_with_retry_after_is_honoured(live, proxy):

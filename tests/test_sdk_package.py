@@ -42,3 +42,22 @@ def test_the_public_names_import_from_the_package_and_from_their_old_modules():
     for name in ("track_session_start", "track_session_end", "track_progression", "track_resource",
                  "track_ad_impression", "track_install", "track_purchase", "track"):  # fmt: skip
         assert callable(getattr(Tracker, name)) and callable(getattr(TrackerClient, name))
+
+
+def test_the_names_of_0_4_import_from_the_package():
+    from sdk import (
+        EventSetAsideError,
+        InsecureEndpointWarning,
+        SetAsideEvent,
+        SpoolPermissionWarning,
+        TrackerError,
+        TrackerStats,
+        default_spool_path,
+    )
+
+    assert issubclass(EventSetAsideError, TrackerError) and not EventSetAsideError.retryable
+    assert issubclass(InsecureEndpointWarning, UserWarning) and issubclass(SpoolPermissionWarning, UserWarning)
+    assert SetAsideEvent._fields == ("event_id", "event", "set_aside_at", "reason")
+    assert "set_aside" in TrackerStats.__dataclass_fields__
+    assert default_spool_path("mygame").name == "mygame.sqlite3"
+    assert set(sdk.__all__) >= {"EventSetAsideError", "InsecureEndpointWarning", "SetAsideEvent", "default_spool_path"}

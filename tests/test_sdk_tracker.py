@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,14 +19,17 @@ import pytest
 from sdk import (
     DROP_OLDEST,
     EventRejectedError,
+    EventSetAsideError,
     InvalidEventError,
     RetryPolicy,
+    SpoolPermissionWarning,
     Tracker,
     TrackerBadResponseError,
     TrackerRejectedError,
     TrackerStats,
     TrackerUnavailableError,
     __version__,
+    default_spool_path,
 )
 from tests.sdk_helpers import (
     CLOSE,
@@ -34,6 +39,7 @@ from tests.sdk_helpers import (
     accept_everything,
     answer,
     answers,
+    fail_batches_holding,
     poll_until,
     spool_count,
     unused_port,
@@ -752,3 +758,261 @@ def test_options_out_of_range_are_refused():
         Tracker(api_key=API_KEY, batch_size=501)
     with pytest.raises(ValueError, match="overflow"):
         Tracker(api_key=API_KEY, overflow="block")
+
+
+# The spool's file permissions
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """Run with umask 000, so a mode the SDK gets right is not the umask's doing."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_spool_and_its_wal_files_are_private_in_a_private_folder_it_creates(make_tracker, tmp_path, loose_umask):
+    spool = tmp_path / "game" / "data" / "spool.sqlite3"
+    tracker = make_tracker(persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", flush_interval=3600)
+
+    tracker.track_install("player-1")
+    poll_until(lambda: spool_count(spool) == 1, timeout=10, what="1 event in the spool")
+
+    assert mode_of(spool.parent) == 0o700
+    files = [spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")]
+    assert all(file.exists() for file in files)
+    assert {file.name: mode_of(file) for file in files} == {file.name: 0o600 for file in files}
+    tracker.close(timeout=0.1)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_an_existing_readable_spool_is_tightened_and_a_loose_folder_reported_not_changed(
+    make_tracker, fake, tmp_path, loose_umask, caplog
+):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    spool = folder / "spool.sqlite3"
+    for file in (spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")):
+        file.touch(mode=0o644)
+
+    with pytest.warns(SpoolPermissionWarning, match="other users") as caught:
+        tracker = make_tracker(persist=spool, sync=True)
+    tracker.track_install("player-1")
+
+    assert caught[0].filename == __file__
+    assert "can be read by other users" in caplog.text
+    assert mode_of(folder) == 0o755  # the user's folder: reported, left alone
+    assert {mode_of(spool), mode_of(Path(f"{spool}-wal")), mode_of(Path(f"{spool}-shm"))} == {0o600}
+
+
+def test_persist_true_keeps_the_spool_in_the_users_data_folder(make_tracker, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.chdir(tmp_path)
+
+    tracker = make_tracker(persist=True, sync=True)
+    tracker.track_install("player-1")
+
+    assert default_spool_path() == tmp_path / "data" / "player-event-tracker" / "events.sqlite3"
+    assert default_spool_path().exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # nothing left in the working directory
+    assert tracker.stats().sent == 1
+
+
+# Poison events: one event the tracker answers 5xx for, every time
+
+
+def set_aside_rows(path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT event_id, reason FROM set_aside_event ORDER BY id").fetchall()
+
+
+def requests_holding(fake: FakeTracker, event_id: str) -> int:
+    return sum(event_id in request.event_ids for request in fake.requests)
+
+
+def test_a_poison_event_is_isolated_by_bisection_and_the_others_of_its_batch_get_through(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    fake.respond = fail_batches_holding("poison")
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(  # the default backoff at its longest: 7 halvings of 100 must fit its budget
+        persist=spool, flush_interval=3600, clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0)
+    )
+    poison = tracker.track_install("poison")  # first: every first half holds it, 8 failures in a row
+    others = [tracker.track_install(f"player-{n}") for n in range(99)]
+
+    tracker.flush(timeout=30)
+
+    answered = [request.event_ids for request in fake.requests if poison not in request.event_ids]
+    assert sorted(event_id for ids in answered for event_id in ids) == sorted(others)  # each once
+    assert [len(request.event_ids) for request in fake.requests][:9] == [100, 50, 25, 13, 7, 4, 2, 1, 1]
+    assert spooled_ids(spool) == [poison]  # it waits alone and blocks nothing
+    assert tracker.stats().sent == 99
+
+
+def test_an_event_answered_5xx_alone_while_the_others_get_through_is_set_aside_and_never_resent(
+    make_tracker, fake, tmp_path
+):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = fail_batches_holding("poison")
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    poison = tracker.track_install("poison", store="bugged")
+    others = [tracker.track_install(f"player-{n}") for n in range(5)]
+    settled = [tracker.flush(timeout=30)]
+    for round_ in range(4):  # the game goes on: each flush sends new events, then tries the poison alone again
+        others += [tracker.track_install(f"player-{round_}-{n}") for n in range(2)]
+        settled.append(tracker.flush(timeout=30))
+
+    assert settled[-1] is True
+    stats = tracker.stats()
+    assert (stats.set_aside, stats.failed, stats.rejected, stats.sent, stats.pending) == (1, 1, 0, len(others), 0)
+    assert balanced(stats)
+    ((error, events),) = errors.calls
+    assert isinstance(error, EventSetAsideError)
+    assert (error.event_id, error.status_code) == (poison, 500)
+    assert error.attempts > 5  # 5 of them while the tracker took the other events
+    assert "5 of them while it took every other event" in str(error)
+    assert events == [{**events[0], "event_id": poison, "properties": {"store": "bugged"}}]
+    assert spool_count(spool) == 0
+    ((row_id, reason),) = set_aside_rows(spool)  # kept for inspection, not deleted
+    assert row_id == poison and "500" in reason
+    (kept,) = tracker.set_aside_events()
+    assert (kept.event_id, kept.event["player_id"]) == (poison, "poison")
+    assert kept.set_aside_at.endswith("Z")
+
+    attempts = requests_holding(fake, poison)
+    tracker.track_install("player-late")
+    assert tracker.flush(timeout=30)
+    assert requests_holding(fake, poison) == attempts  # never resent
+
+    tracker.close()
+    assert [event.event_id for event in tracker.set_aside_events()] == [poison]  # still readable
+    restarted = make_tracker(persist=spool, flush_interval=3600)
+    assert restarted.stats().restored == 0  # nor after a restart
+    assert [event.event_id for event in restarted.set_aside_events()] == [poison]
+
+
+def test_when_every_request_fails_it_is_an_outage_and_nothing_is_set_aside(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = answer(500, {"detail": "A server error occurred."})
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    ids: list[str | None] = []
+    for round_ in range(8):  # a long outage: budget after budget spent, batches bisected down to single events
+        ids += [tracker.track_install(f"player-{round_}-{n}") for n in range(5)]
+        assert tracker.flush(timeout=30) is False
+
+    assert len(fake.requests) > 40
+    assert any(len(request.event_ids) == 1 for request in fake.requests)
+    assert (tracker.stats().set_aside, tracker.stats().failed) == (0, 0)
+    assert errors.calls == []
+    assert spooled_ids(spool) == ids
+    fake.respond = accept_everything  # the tracker is back
+    assert tracker.flush(timeout=30)
+    assert set(fake.sent_event_ids()) == set(ids)
+    assert (tracker.stats().sent, tracker.stats().set_aside, spool_count(spool)) == (40, 0, 0)
+
+
+def test_without_persistence_a_poison_event_is_set_aside_while_the_others_flow(make_tracker, fake):
+    clock = FakeClock()
+    errors = Errors()
+    released = threading.Event()
+    poison_rule = fail_batches_holding("poison")
+
+    def hold_the_first_then_fail_the_poison(request: RecordedRequest):
+        released.wait(30)
+        return poison_rule(request)
+
+    fake.respond = hold_the_first_then_fail_the_poison
+    tracker = make_tracker(
+        batch_size=2, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),
+    )  # fmt: skip
+    poison = tracker.track_install("poison")
+    others = [tracker.track_install(f"player-{n}") for n in range(15)]
+    released.set()  # the first batch (the poison and one other) was in flight; the rest waited behind it
+
+    assert tracker.flush(timeout=30)
+
+    ((error, events),) = errors.calls
+    assert isinstance(error, EventSetAsideError)
+    assert events[0]["event_id"] == poison
+    assert set(fake.sent_event_ids()) - {poison} == set(others)
+    stats = tracker.stats()
+    assert (stats.set_aside, stats.failed, stats.sent, stats.pending) == (1, 1, 15, 0)
+    assert balanced(stats)
+    assert tracker.set_aside_events() == []  # no spool: reported and counted only
+
+
+def test_a_suspect_the_tracker_finally_takes_is_not_set_aside(make_tracker, fake, tmp_path):
+    clock = FakeClock()
+    failing = fail_batches_holding("flaky")
+    fake.respond = answers(failing, failing, failing)  # a hiccup while that event was in flight: 3 times 500
+    spool = tmp_path / "spool.sqlite3"
+    tracker = make_tracker(
+        persist=spool, flush_interval=3600, clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0)
+    )
+    flaky = tracker.track_install("flaky")
+    others = [tracker.track_install(f"player-{n}") for n in range(3)]
+
+    assert tracker.flush(timeout=30)
+
+    assert set(fake.sent_event_ids()) == {flaky, *others}
+    assert (tracker.stats().set_aside, tracker.stats().sent) == (0, 4)
+    assert tracker.set_aside_events() == []
+
+
+def test_close_while_a_request_hangs_reports_every_event_still_in_memory(make_tracker, fake, gate):
+    errors = Errors()
+    tracker = make_tracker(batch_size=2, flush_interval=3600, on_error=errors)
+    tracker.track_install("player-0")
+    tracker.track_install("player-1")
+    fake.wait_for_requests(1)  # the sender is held in that request
+    waiting = [tracker.track_install(f"player-{n}") for n in range(2, 5)]
+
+    assert tracker.close(timeout=0.2) is False
+
+    ((error, events),) = errors.calls
+    assert [event["event_id"] for event in events] == waiting
+    assert "closed before these events were sent" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("platform", "variable", "folder"),
+    [
+        ("linux", "XDG_DATA_HOME", "xdg"),
+        ("darwin", None, "home/Library/Application Support"),
+        ("win32", "LOCALAPPDATA", "xdg"),
+    ],
+)
+def test_the_default_spool_is_in_the_platforms_user_data_folder(tmp_path, monkeypatch, platform, variable, folder):
+    monkeypatch.setattr("sys.platform", platform)
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    for name in ("XDG_DATA_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    if variable:
+        monkeypatch.setenv(variable, str(tmp_path / "xdg"))
+
+    assert default_spool_path("mygame") == tmp_path / folder / "player-event-tracker" / "mygame.sqlite3"
+
+
+def test_without_xdg_data_home_the_linux_default_is_under_local_share(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+    assert default_spool_path() == tmp_path / ".local" / "share" / "player-event-tracker" / "events.sqlite3"
