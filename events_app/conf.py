@@ -15,6 +15,11 @@ from sdk.contract import (  # noqa: F401 (re-exported)
     MAX_EVENT_BYTES,
 )
 
+# The body limit of POST /v1/events (one event): twice the event's own limit leaves
+# room for the spaces and \u escapes a client's encoder may add to a 32 KiB event,
+# and bounds what parsing a body can cost to a sixteenth of a 1 MiB batch's.
+MAX_EVENT_BODY_BYTES = 2 * MAX_EVENT_BYTES
+
 FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024  # one Firehose record
 FIREHOSE_MAX_BATCH_RECORDS = 500  # records in one PutRecordBatch
 FIREHOSE_MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes in one PutRecordBatch
