@@ -92,9 +92,9 @@ def parse_json(body: bytes) -> object:
     return data
 
 
-# An escaped colon in a string: \u003a after an even number of backslashes (an odd
-# number means the backslash itself was escaped, and "u003a" is plain text).
-_ESCAPED_COLON = re.compile(rb"(?<!\\)(?:\\\\)*\\u003[aA]")
+# The backslashes before "u003a" in a body: an escaped colon when their number is odd
+# (an even number are escaped backslashes, and "u003a" is plain text).
+_BACKSLASHES_BEFORE_U003A = re.compile(rb"(\\+)u003[aA]")
 
 
 def repeats_a_key(body: bytes, data: object) -> bool:
@@ -104,7 +104,7 @@ def repeats_a_key(body: bytes, data: object) -> bool:
     strings, and orjson writes the parsed data back with one per key it kept and
     every colon inside strings unescaped. The body's colons (escaped ones counted
     too) outnumber that output exactly when orjson dropped a key as a repeat, with
-    its value: about a twentieth of the parse's time, whatever the body holds.
+    its value. Costs a fraction of the parse's time, whatever the body holds.
     """
     try:
         kept = orjson.dumps(data).count(b":")
@@ -112,7 +112,10 @@ def repeats_a_key(body: bytes, data: object) -> bool:
         raise ParseError("Malformed JSON: nested too deeply.") from exc
     written = body.count(b":")
     if b"\\u003" in body:
-        written += len(_ESCAPED_COLON.findall(body))
+        if b"\\\\u003" in body:  # rare: tell escaped colons from escaped backslashes
+            written += sum(len(run) & 1 for run in _BACKSLASHES_BEFORE_U003A.findall(body))
+        else:
+            written += body.count(b"\\u003a") + body.count(b"\\u003A")
     return written != kept
 
 
