@@ -156,6 +156,15 @@ def forward_connect_timeout_seconds() -> float:
     return settings.EVENTS_INLINE_TIMEOUT_SECONDS
 
 
+def auth_failure_rate() -> str:
+    """Return how many failed key lookups a client address may make per window (EVENTS_AUTH_FAILURE_RATE).
+
+    "100/m" (the default), "N/s", "N/m" or "N/h"; "0" turns the limit off. Counted per
+    REMOTE_ADDR in the shared cache; beyond it the address's unknown keys answer 429.
+    """
+    return settings.EVENTS_AUTH_FAILURE_RATE
+
+
 def schema_cache_seconds() -> float:
     """Return how long a compiled custom-event schema is reused before its latest version is checked again.
 

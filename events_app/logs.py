@@ -84,6 +84,11 @@ class LogThrottle:
             self._next = now + self.seconds
             return held
 
+    def reset(self) -> None:
+        """Let the next line through (tests)."""
+        with self._lock:
+            self._next, self._held = 0.0, 0
+
 
 def current_request_id() -> str | None:
     """Return the id of the request this thread is answering, or None outside a request."""

@@ -60,6 +60,7 @@ def forget_failures() -> None:
     """Try the cache again on the next call (tests; after an operator fixed Redis nothing is needed)."""
     global _down_until
     _down_until = 0.0
+    _log_throttle.reset()
 
 
 def get_many(keys: Iterable[str]) -> dict | None:

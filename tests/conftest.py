@@ -10,7 +10,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import breaker, conf, currency, firehose, schemas, sharedcache
+from events_app import authentication, breaker, conf, currency, firehose, schemas, sharedcache
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
@@ -40,6 +40,7 @@ def _fresh_process_caches():
         currency.clear_rate_cache()
         breaker.forget_state()
         sharedcache.forget_failures()
+        authentication.forget_failures()
         if isinstance(caches["default"], LocMemCache):  # never a Redis others may share
             caches["default"].clear()
 
