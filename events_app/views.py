@@ -44,7 +44,10 @@ class EventView(_EventAPIView):
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
             413: OpenApiResponse(description="Body over 64 KiB (after decompression too); batches take 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
             503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )
@@ -68,7 +71,10 @@ class EventBatchView(_EventAPIView):
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
             413: OpenApiResponse(description="Body over 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
             503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )
