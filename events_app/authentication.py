@@ -45,6 +45,7 @@ _unknown_keys: dict[str, float] = {}  # digest -> time.time() it is forgotten at
 _blocked: dict[str, float] = {}  # client address -> time.time() its window ends at
 _lock = threading.Lock()
 _unknown_log = LogThrottle(60.0)
+_blocked_log = LogThrottle(60.0)
 
 UNKNOWN = "Unknown or revoked API key."
 
@@ -61,6 +62,7 @@ def forget_failures() -> None:
         _unknown_keys.clear()
         _blocked.clear()
     _unknown_log.reset()
+    _blocked_log.reset()
 
 
 def _remember(table: dict, key: str, value: object) -> None:
@@ -77,7 +79,7 @@ def active_key(plaintext: str, *, client_address: str = "") -> ApiKey | None:
     budget of failures; raises Throttled (429) once the address is over it.
     """
     digest = ApiKey.hash(plaintext)
-    now = time.time()
+    now = time.time()  # wall-clock expiries, so that tests move them with time-machine
     api_key = _find_active_key(digest, client_address=client_address, now=now)
     # The lookup is by hash, so timing reveals nothing about the key; compare anyway.
     if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
@@ -120,10 +122,13 @@ def _count_failure(client_address: str, *, now: float) -> None:
     if failures is None or failures <= allowed:
         return
     _remember(_blocked, client_address, now + wait)
-    logger.warning(
-        "%s failed authentication %d times within %d s: its unknown keys are answered 429 for %.0f s",
-        client_address, failures, period, wait,
-    )  # fmt: skip
+    held = _blocked_log.due()
+    if held is not None:  # many addresses at once (a botnet) still make one line a minute
+        logger.warning(
+            "%s failed authentication %d times within %d s: its unknown keys are answered 429 for %.0f s"
+            " (%d more addresses blocked since the last such line)",
+            client_address, failures, period, wait, held,
+        )  # fmt: skip
     _refuse_throttled(wait=wait)
 
 

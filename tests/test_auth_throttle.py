@@ -154,3 +154,17 @@ def test_the_segment_endpoints_share_the_budget_and_answer_429_in_segments_shape
     assert answers[-1].json()["success"] is False
     assert answers[-1].json()["code"] == "throttled"
     assert answers[-1]["Retry-After"] == answers[-1]["X-RateLimit-Reset"]
+
+
+def test_many_blocked_addresses_make_one_warning_a_minute(make_install, settings, caplog, clock):
+    settings.EVENTS_AUTH_FAILURE_RATE = "1/m"
+    caplog.set_level(logging.WARNING, logger="events_app.authentication")
+    addresses = [f"198.51.100.{n}" for n in range(10)]
+
+    answers = [
+        [post(make_install, random_key(), address=address).status_code for _ in range(2)] for address in addresses
+    ]
+
+    assert answers == [[401, 429]] * 10
+    warnings = [r.getMessage() for r in caplog.records if "failed authentication" in r.getMessage()]
+    assert len(warnings) == 1
