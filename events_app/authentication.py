@@ -99,7 +99,7 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
     if cached is None and blocked_until > now:
         _refuse_throttled(wait=blocked_until - now)
     if _unknown_keys.get(digest, 0.0) > now:
-        _refuse_unknown()  # a repeat: answered from memory, not counted
+        _note_unknown()  # a repeat: answered from memory, not counted
         return None
     api_key = ApiKey.objects.select_related("game").filter(key_hash=digest, revoked_at__isnull=True).first()
     if api_key is not None:
@@ -108,7 +108,7 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
     _remember(_unknown_keys, digest, now + UNKNOWN_KEY_CACHE_SECONDS)
     forget_cached_key(digest)
     _count_failure(client_address, now=now)
-    _refuse_unknown()
+    _note_unknown()
     return None
 
 
@@ -132,7 +132,8 @@ def _count_failure(client_address: str, *, now: float) -> None:
     _refuse_throttled(wait=wait)
 
 
-def _refuse_unknown() -> None:
+def _note_unknown() -> None:
+    """Count and (once a minute) log a refused unknown key; the caller answers 401."""
     metrics.auth_failure(401)
     held = _unknown_log.due()
     if held is not None:
