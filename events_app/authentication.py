@@ -1,4 +1,13 @@
-"""API key authentication: `Authorization: Bearer <key>` names the game of every event."""
+"""API key authentication: `Authorization: Bearer <key>` names the game of every event.
+
+A key is looked up by its hash, remembered by each process for a few seconds when
+valid and for UNKNOWN_KEY_CACHE_SECONDS when not, so a client repeating a key costs
+no query either way. Each client address may fail with keys needing a lookup
+EVENTS_AUTH_FAILURE_RATE times per window (counted in the shared cache); beyond, its
+unknown keys are answered 429 with Retry-After without a query until the window
+ends. Keys this process has seen valid are still looked up, so a flood of random
+keys from behind the same proxy never locks out the clients whose keys work.
+"""
 
 import hmac
 import logging
@@ -9,7 +18,10 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from . import conf, metrics
+from .logs import LogThrottle
 from .models import ApiKey
+from .throttling import count_in_window, parse_rate
 
 logger = logging.getLogger(__name__)
 
@@ -21,44 +33,123 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # every request; a revoked key therefore stops working within this time everywhere
 # (at once in the process that revoked it).
 KEY_CACHE_SECONDS = 5.0
-_KEY_CACHE_MAX_ENTRIES = 10_000
+# Unknown keys are remembered longer: keys are random, so a digest unknown now never
+# names a key later, and an old client build sending a revoked key costs one query
+# per process per this many seconds.
+UNKNOWN_KEY_CACHE_SECONDS = 30.0
+_CACHE_MAX_ENTRIES = 10_000
+# An entry outlives its expiry (until revoked or the cache is full): an expired one
+# still says the digest was valid here once, so it is looked up from a blocked address.
 _key_cache: dict[str, tuple[float, ApiKey]] = {}
-_key_cache_lock = threading.Lock()
+_unknown_keys: dict[str, float] = {}  # digest -> time.time() it is forgotten at
+_blocked: dict[str, float] = {}  # client address -> time.time() its window ends at
+_lock = threading.Lock()
+_unknown_log = LogThrottle(60.0)
+_blocked_log = LogThrottle(60.0)
+
+UNKNOWN = "Unknown or revoked API key."
 
 
 def forget_cached_key(key_hash: str) -> None:
     """Drop a key from this process's cache, e.g. right after revoking it."""
-    with _key_cache_lock:
+    with _lock:
         _key_cache.pop(key_hash, None)
 
 
-def _find_active_key(digest: str) -> ApiKey | None:
-    now = time.monotonic()
+def forget_failures() -> None:
+    """Forget the unknown keys and blocked addresses this process remembers (tests)."""
+    with _lock:
+        _unknown_keys.clear()
+        _blocked.clear()
+    _unknown_log.reset()
+    _blocked_log.reset()
+
+
+def _remember(table: dict, key: str, value: object) -> None:
+    with _lock:
+        if len(table) >= _CACHE_MAX_ENTRIES:
+            table.clear()
+        table[key] = value
+
+
+def active_key(plaintext: str, *, client_address: str = "") -> ApiKey | None:
+    """Return the active API key `plaintext` names, stamping its last use; None if it names none.
+
+    With `client_address` (REMOTE_ADDR), an unknown key counts against the address's
+    budget of failures; raises Throttled (429) once the address is over it.
+    """
+    digest = ApiKey.hash(plaintext)
+    now = time.time()  # wall-clock expiries, so that tests move them with time-machine
+    api_key = _find_active_key(digest, client_address=client_address, now=now)
+    # The lookup is by hash, so timing reveals nothing about the key; compare anyway.
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+        return None
+    stamp = timezone.now()
+    if api_key.last_used_at is None or stamp - api_key.last_used_at > LAST_USED_RESOLUTION:
+        api_key.last_used_at = stamp
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=stamp)
+    return api_key
+
+
+def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey | None:
     cached = _key_cache.get(digest)
     if cached is not None and cached[0] > now:
         return cached[1]
+    blocked_until = _blocked.get(client_address, 0.0) if client_address else 0.0
+    if cached is None and blocked_until > now:
+        _refuse_throttled(wait=blocked_until - now)
+    if _unknown_keys.get(digest, 0.0) > now:
+        _note_unknown()  # a repeat: answered from memory, not counted
+        return None
     api_key = ApiKey.objects.select_related("game").filter(key_hash=digest, revoked_at__isnull=True).first()
     if api_key is not None:
-        with _key_cache_lock:
-            if len(_key_cache) >= _KEY_CACHE_MAX_ENTRIES:
-                _key_cache.clear()
-            _key_cache[digest] = (now + KEY_CACHE_SECONDS, api_key)
-    return api_key
+        _remember(_key_cache, digest, (now + KEY_CACHE_SECONDS, api_key))
+        return api_key
+    _remember(_unknown_keys, digest, now + UNKNOWN_KEY_CACHE_SECONDS)
+    forget_cached_key(digest)
+    _count_failure(client_address, now=now)
+    _note_unknown()
+    return None
 
 
-def active_key(plaintext: str) -> ApiKey | None:
-    """Return the active API key `plaintext` names, stamping its last use; None if it names none."""
-    digest = ApiKey.hash(plaintext)
-    api_key = _find_active_key(digest)
-    # The lookup is by hash, so timing reveals nothing about the key; compare anyway.
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
-        logger.info("rejected an unknown or revoked API key")
-        return None
-    now = timezone.now()
-    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
-        api_key.last_used_at = now
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    return api_key
+def _count_failure(client_address: str, *, now: float) -> None:
+    """Count a failed lookup against the address; raise Throttled if that puts it over its budget."""
+    limit = parse_rate(conf.auth_failure_rate())
+    if limit is None or not client_address:
+        return
+    allowed, period = limit
+    failures, wait = count_in_window(f"events:authfail:{client_address}", period=period)
+    if failures is None or failures <= allowed:
+        return
+    _remember(_blocked, client_address, now + wait)
+    held = _blocked_log.due()
+    if held is not None:  # many addresses at once (a botnet) still make one line a minute
+        logger.warning(
+            "%s failed authentication %d times within %d s: its unknown keys are answered 429 for %.0f s"
+            " (%d more addresses blocked since the last such line)",
+            client_address, failures, period, wait, held,
+        )  # fmt: skip
+    _refuse_throttled(wait=wait)
+
+
+def _note_unknown() -> None:
+    """Count and (once a minute) log a refused unknown key; the caller answers 401."""
+    metrics.auth_failure(401)
+    held = _unknown_log.due()
+    if held is not None:
+        logger.info("rejected an unknown or revoked API key (%d more since the last such line)", held)
+
+
+def _refuse_throttled(*, wait: float) -> None:
+    metrics.auth_failure(429)
+    raise exceptions.Throttled(
+        wait=wait, detail="Too many requests with unknown API keys from this address; retry after Retry-After."
+    )
+
+
+def client_address(request) -> str:
+    """Return the address failed authentications are counted by: REMOTE_ADDR (behind a proxy, the proxy's)."""
+    return request.META.get("REMOTE_ADDR", "")
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -75,10 +166,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         try:
             plaintext = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.") from None
-        api_key = active_key(plaintext)
+            raise exceptions.AuthenticationFailed(UNKNOWN) from None
+        api_key = active_key(plaintext, client_address=client_address(request))
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+            raise exceptions.AuthenticationFailed(UNKNOWN)
         return (None, api_key)
 
     def authenticate_header(self, request) -> str:

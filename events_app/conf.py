@@ -15,6 +15,11 @@ from sdk.contract import (  # noqa: F401 (re-exported)
     MAX_EVENT_BYTES,
 )
 
+# The body limit of POST /v1/events (one event): twice the event's own limit leaves
+# room for the spaces and \u escapes a client's encoder may add to a 32 KiB event,
+# and bounds what parsing a body can cost to a sixteenth of a 1 MiB batch's.
+MAX_EVENT_BODY_BYTES = 2 * MAX_EVENT_BYTES
+
 FIREHOSE_MAX_RECORD_BYTES = 1000 * 1024  # one Firehose record
 FIREHOSE_MAX_BATCH_RECORDS = 500  # records in one PutRecordBatch
 FIREHOSE_MAX_BATCH_BYTES = 4 * 1024 * 1024  # bytes in one PutRecordBatch
@@ -149,6 +154,15 @@ def forward_connect_timeout_seconds() -> float:
     a short timeout keeps the forwarder's queue from growing for long.
     """
     return settings.EVENTS_INLINE_TIMEOUT_SECONDS
+
+
+def auth_failure_rate() -> str:
+    """Return how many failed key lookups a client address may make per window (EVENTS_AUTH_FAILURE_RATE).
+
+    "100/m" (the default), "N/s", "N/m" or "N/h"; "0" turns the limit off. Counted per
+    REMOTE_ADDR in the shared cache; beyond it the address's unknown keys answer 429.
+    """
+    return settings.EVENTS_AUTH_FAILURE_RATE
 
 
 def schema_cache_seconds() -> float:

@@ -14,6 +14,15 @@ class BodyTooLarge(APIException):
     default_detail = "Request body is over 1 MiB (after decompression)."
     default_code = "body_too_large"
 
+    def __init__(self, limit: int | None = None):
+        super().__init__(None if limit is None else body_too_large_message(limit))
+
+
+def body_too_large_message(limit: int) -> str:
+    """Return the 413 message naming the endpoint's limit, e.g. "over 64 KiB (65536 bytes)"."""
+    size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit / 1024:g} KiB"
+    return f"Request body is over {size} ({limit} bytes), this endpoint's limit (after decompression too)."
+
 
 class UnsupportedContentEncoding(APIException):
     status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE

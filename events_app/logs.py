@@ -16,6 +16,8 @@ what looks like an API key cut down to its prefix (a key can be in a URL path).
 import contextvars
 import logging
 import re
+import threading
+import time
 import uuid
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -56,6 +58,36 @@ class RedactKeysFilter(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+class LogThrottle:
+    """Let a recurring line through at most once per `seconds` in this process, counting the times held back.
+
+    For what can happen on every request (a lost cache, unknown keys): one line a
+    minute says as much as thousands, without flooding the log or its bill.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def due(self) -> int | None:
+        """Return how many times were held back since the last line if one may be logged now, else None."""
+        now = time.time()  # not monotonic: tests move it with time-machine
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return None
+            held, self._held = self._held, 0
+            self._next = now + self.seconds
+            return held
+
+    def reset(self) -> None:
+        """Let the next line through (tests)."""
+        with self._lock:
+            self._next, self._held = 0.0, 0
 
 
 def current_request_id() -> str | None:

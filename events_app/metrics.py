@@ -23,7 +23,6 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
@@ -40,7 +39,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from sdk.contract import is_custom_type_name
 
-from . import conf
+from . import conf, sharedcache
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +74,16 @@ DESTINATION_CALL_SECONDS = Histogram(
     buckets=CALL_BUCKETS,
 )  # fmt: skip
 BREAKER_OPENED = Counter("events_breaker_opened", "Times the forwarder's circuit breaker opened.")
+CACHE_ERRORS = Counter(
+    "events_cache_errors",
+    "Calls to the shared cache (Redis) that failed and were answered without it, by operation.",
+    ["operation"],
+)
+AUTH_FAILURES = Counter(
+    "events_auth_failures",
+    "Requests refused for an unknown or revoked key, by answer: 401, or 429 once their address failed too often.",
+    ["status"],
+)
 REQUEST_SECONDS = Histogram(
     "events_http_request_duration_seconds",
     "Time Django took to answer, by route (URL name), method and status code.",
@@ -139,6 +148,16 @@ def breaker_opened() -> None:
     BREAKER_OPENED.inc()
 
 
+def cache_error(operation: str) -> None:
+    """Count one failed call to the shared cache (`get_many`, `count`, ...: a fixed set of names)."""
+    CACHE_ERRORS.labels(operation).inc()
+
+
+def auth_failure(status: int) -> None:
+    """Count one request refused for its key, answered `status` (401 or 429)."""
+    AUTH_FAILURES.labels(str(status)).inc()
+
+
 class RequestMetricsMiddleware:
     """Time every request into REQUEST_SECONDS, labelled by route, method and status."""
 
@@ -179,15 +198,15 @@ def database_figures(*, now: float | None = None) -> dict:
     """
     global _last_figures
     ttl = conf.metrics_cache_seconds()
-    figures = cache.get(_FIGURES_KEY) if ttl > 0 else None
+    figures = (sharedcache.get_many([_FIGURES_KEY]) or {}).get(_FIGURES_KEY) if ttl > 0 else None
     if figures is not None:
         return figures
     # One process refreshes; the others keep serving their last figures meanwhile.
-    if ttl > 0 and not cache.add(_LOCK_KEY, 1, timeout=max(ttl, 1)) and _last_figures is not None:
+    if ttl > 0 and sharedcache.add(_LOCK_KEY, 1, timeout=max(ttl, 1)) is False and _last_figures is not None:
         return _last_figures
     figures = _read_figures()
     if ttl > 0:
-        cache.set(_FIGURES_KEY, figures, timeout=ttl)
+        sharedcache.set(_FIGURES_KEY, figures, timeout=ttl)
     _last_figures = figures
     return figures
 

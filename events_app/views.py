@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import conf
 from .authentication import ApiKeyAuthentication
 from .ingest import REJECTED, ingest_events
 from .serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
@@ -33,15 +34,20 @@ class _EventAPIView(APIView):
 class EventView(_EventAPIView):
     """POST /v1/events: one event."""
 
+    max_body_bytes = conf.MAX_EVENT_BODY_BYTES  # one event is at most 32 KiB: a bigger body is refused unread
+
     @extend_schema(
         request=EventSerializer,
         responses={
             202: EventResultSerializer,
             400: OpenApiResponse(description="Invalid event: errors keyed by field."),
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
-            413: OpenApiResponse(description="Body over 1 MiB."),
+            413: OpenApiResponse(description="Body over 64 KiB (after decompression too); batches take 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
             503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )
@@ -65,7 +71,10 @@ class EventBatchView(_EventAPIView):
             401: OpenApiResponse(description="Missing, unknown or revoked API key."),
             413: OpenApiResponse(description="Body over 1 MiB."),
             415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(description="Rate limit of the API key exceeded; see Retry-After."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
             503: OpenApiResponse(description="Database unavailable; see Retry-After."),
         },
     )

@@ -5,10 +5,12 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import conf, currency, firehose, schemas
+from events_app import authentication, breaker, conf, currency, firehose, schemas, sharedcache
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
@@ -25,16 +27,26 @@ def _no_inline_delivery_by_default(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """Forget compiled schemas and looked-up rates between tests.
+    """Forget compiled schemas, looked-up rates and what the process knows of the shared cache between tests.
 
-    Both are cached per process by game id or day, and ids come back after a test's
-    rollback, so one test's schema or rate would otherwise answer in the next.
+    Schemas and rates are cached per process by game id or day, and ids come back
+    after a test's rollback, so one test's schema or rate would otherwise answer in
+    the next; so would its rate-limit counts (by key id, by address), its breaker
+    state, and a simulated cache outage.
     """
-    schemas.clear_cache()
-    currency.clear_rate_cache()
+
+    def forget():
+        schemas.clear_cache()
+        currency.clear_rate_cache()
+        breaker.forget_state()
+        sharedcache.forget_failures()
+        authentication.forget_failures()
+        if isinstance(caches["default"], LocMemCache):  # never a Redis others may share
+            caches["default"].clear()
+
+    forget()
     yield
-    schemas.clear_cache()
-    currency.clear_rate_cache()
+    forget()
 
 
 @pytest.fixture

@@ -249,21 +249,27 @@ def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_fire
         b'{"a\\u003a": 1, "b": "\\u003A"}',
         b'[{"k": 1}, {"k": 1}]',
         b'{"t": "\\\\u003a", "x": 1}',
+        b'{"t": "\\\\\\u003a and \\u003A", "x": {"y": "\\\\\\\\u003a"}}',
     ],
 )
-def test_bodies_without_repeated_keys_skip_the_second_parse_or_pass_it(body, monkeypatch):
+def test_bodies_without_repeated_keys_pass_the_colon_count_even_with_escaped_colons(body):
     from events_app import parsers
 
-    parsers.reject_duplicate_keys(body)  # never raises for these
-    data = json.loads(body)
-
-    assert parsers.might_repeat_keys(body, data) is (b"\\\\u003a" in body)
+    assert parsers.repeats_a_key(body, json.loads(body)) is False
 
 
 @pytest.mark.parametrize(
-    "body", [b'{"a": 1, "a": 2}', b'{"a": {"b": 1, "b": "x:y"}}', b'{"a\\u003ab": 1, "a:b": 2}', b'[{"k":1,"k":1}]']
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"a": {"b": 1, "b": "x:y"}}',
+        b'{"a\\u003ab": 1, "a:b": 2}',
+        b'[{"k":1,"k":1}]',
+        b'{"t": "\\\\u003a", "t": 1}',
+        b'{"t\\\\\\u003a": 1, "t\\\\:": 2}',
+    ],
 )
 def test_every_repeated_key_is_caught_by_the_colon_count(body):
     from events_app import parsers
 
-    assert parsers.might_repeat_keys(body, json.loads(body))
+    assert parsers.repeats_a_key(body, json.loads(body))

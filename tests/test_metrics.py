@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 import time_machine
+from django.core.cache import cache
 from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict
@@ -102,7 +103,7 @@ def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fr
 
 def test_database_figures_are_read_at_most_once_per_cache_time(api, make_install, settings, client, monkeypatch):
     settings.EVENTS_METRICS_CACHE_SECONDS = 5
-    metrics.cache.delete_many([metrics._FIGURES_KEY, metrics._LOCK_KEY])
+    cache.delete_many([metrics._FIGURES_KEY, metrics._LOCK_KEY])
     reads = []
     read_figures = metrics._read_figures
     monkeypatch.setattr(metrics, "_read_figures", lambda: reads.append(1) or read_figures())
@@ -167,7 +168,8 @@ def test_delivery_outcomes_are_counted_per_sender(api, make_install, moto_fireho
 
 
 def test_breaker_openings_are_counted(settings):
-    breaker.cache.delete_many([breaker._FAILURES_KEY, breaker._OPEN_UNTIL_KEY])
+    cache.delete_many([breaker._FAILURES_KEY, breaker._OPEN_UNTIL_KEY])
+    breaker.forget_state()
     before = sample("events_breaker_opened_total")
     for _ in range(settings.EVENTS_BREAKER_FAILURES):
         breaker.record_failure()

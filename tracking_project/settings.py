@@ -208,13 +208,25 @@ EVENTS_BREAKER_FAILURES = env.int("EVENTS_BREAKER_FAILURES", default=3)
 EVENTS_BREAKER_COOLDOWN_SECONDS = env.float("EVENTS_BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Requests per API key per window ("2000/s", "100000/m"); "0" turns the limit off.
 EVENTS_RATE_LIMIT = env.str("EVENTS_RATE_LIMIT", default="2000/s")
+# Failed key lookups per client address ("100/m"; "0" = off); beyond, its unknown keys answer 429.
+EVENTS_AUTH_FAILURE_RATE = env.str("EVENTS_AUTH_FAILURE_RATE", default="100/m")
+# How long one call to Redis may take: a cache that hangs must not hold requests (events_app/sharedcache.py).
+EVENTS_CACHE_TIMEOUT_SECONDS = env.float("EVENTS_CACHE_TIMEOUT_SECONDS", default=0.25)
 
 # Rate-limit counters and the Firehose circuit breaker live in the cache: Redis
 # shares them across processes and machines; without it each process keeps its own.
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "tracker"}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tracker",
+            "OPTIONS": {
+                "socket_connect_timeout": EVENTS_CACHE_TIMEOUT_SECONDS,
+                "socket_timeout": EVENTS_CACHE_TIMEOUT_SECONDS,
+            },
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -6,18 +6,19 @@ import binascii
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from ..authentication import active_key
+from ..authentication import active_key, client_address
 from ..models import ApiKey
 
 _UNKNOWN = "Unknown or revoked write key."
 
 
-def key_for(plaintext: str) -> ApiKey:
-    """Return the active API key `plaintext` names; raise AuthenticationFailed if none does."""
+def key_for(plaintext: str, request: Request) -> ApiKey:
+    """Return the active API key `plaintext` names; raise AuthenticationFailed if none does, or Throttled (429)."""
     # A header carries latin-1 only, and a key has no spaces: anything else is unknown.
     if not plaintext or not plaintext.isascii() or any(char.isspace() for char in plaintext):
         raise exceptions.AuthenticationFailed(_UNKNOWN)
-    api_key = active_key(plaintext)  # the one lookup, cache and last-used stamp of every /v1/ key
+    # The one lookup, cache, failure budget and last-used stamp of every /v1/ key.
+    api_key = active_key(plaintext, client_address=client_address(request))
     if api_key is None:
         raise exceptions.AuthenticationFailed(_UNKNOWN)
     return api_key
@@ -35,13 +36,13 @@ class WriteKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[None, ApiKey] | None:
         scheme, _, credentials = authentication.get_authorization_header(request).partition(b" ")
         if scheme.lower() == b"basic":
-            return (None, key_for(_basic_user(credentials.strip())))
+            return (None, key_for(_basic_user(credentials.strip()), request))
         body = request.data  # a malformed body answers 400 from here, before any key is known
         write_key = body.get("writeKey") if isinstance(body, dict) else None
         if isinstance(write_key, str) and write_key:
-            return (None, key_for(write_key))
+            return (None, key_for(write_key, request))
         if scheme.lower() == b"bearer":
-            return (None, key_for(credentials.strip().decode("latin-1")))
+            return (None, key_for(credentials.strip().decode("latin-1"), request))
         if request.method == "OPTIONS":
             return None  # a browser's preflight carries no credentials
         raise exceptions.NotAuthenticated(
@@ -58,7 +59,7 @@ class PathWriteKeyAuthentication(authentication.BaseAuthentication):
     """Authenticate the settings request by the write key in its URL, as Segment's CDN does."""
 
     def authenticate(self, request: Request) -> tuple[None, ApiKey]:
-        return (None, key_for(request.parser_context["kwargs"]["write_key"]))
+        return (None, key_for(request.parser_context["kwargs"]["write_key"], request))
 
     def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="events"'

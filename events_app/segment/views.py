@@ -35,7 +35,10 @@ _ANSWERS = {
     401: OpenApiResponse(_ERROR, description="Missing, unknown or revoked write key."),
     413: OpenApiResponse(_ERROR, description="Body over 1 MiB (after decompression)."),
     415: OpenApiResponse(_ERROR, description="Not JSON (application/json, text/plain or untyped), or not gzip."),
-    429: OpenApiResponse(_ERROR, description="Rate limit of the key exceeded; see Retry-After."),
+    429: OpenApiResponse(
+        _ERROR,
+        description="Rate limit of the key exceeded, or too many unknown keys from this address; see Retry-After.",
+    ),
     503: OpenApiResponse(_ERROR, description="Database unavailable; see Retry-After."),
 }
 
@@ -148,7 +151,10 @@ class SegmentSettingsView(_SegmentAnswers):
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="Settings naming this host as apiHost."),
             401: OpenApiResponse(_ERROR, description="Unknown or revoked write key."),
-            429: OpenApiResponse(_ERROR, description="Rate limit of the key exceeded; see Retry-After."),
+            429: OpenApiResponse(
+                _ERROR,
+                description="Rate limit of the key exceeded, or too many unknown keys from this address.",
+            ),
             503: OpenApiResponse(_ERROR, description="Database unavailable; see Retry-After."),
         },
     )
