@@ -88,7 +88,9 @@ def suppressed_ids(*, game: Game, player_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     hold_erasure_lock(game.pk, exclusive=False)
-    return set(SuppressedPlayer.objects.filter(game=game, player_id__in=wanted).values_list("player_id", flat=True))
+    return set(
+        SuppressedPlayer.objects.filter(game=game, player_id__in=wanted).order_by().values_list("player_id", flat=True)
+    )
 
 
 def warehouse_delete_sql(
