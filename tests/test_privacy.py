@@ -1,6 +1,8 @@
 """Player erasure: the command, suppressed events over the API and Segment, the metric, the admin's list and action."""
 
 import base64
+import threading
+import time
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -17,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from events_app import erasure
+from events_app import erasure, ingest
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
 from events_app.models import AttemptOutcome, DeliveryAttempt, Event, RejectedEvent, SuppressedPlayer
@@ -199,6 +201,54 @@ def test_a_suppressed_event_is_never_forwarded(api, game_key, forwarder, moto_fi
     assert response.json()["suppressed"] == 1
     assert [orjson.loads(line)["event_id"] for line in read_s3_lines(moto_firehose)] == [other["event_id"]]
     assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_waits_for_a_request_storing_the_players_event_and_then_deletes_it(
+    game_key, make_install, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite files queue every writer on one lock; the in-memory test database has one connection")
+    read_list, go_on = threading.Event(), threading.Event()
+    read_suppressions = ingest.suppressed_ids
+
+    def read_then_hold(**kwargs):
+        found = read_suppressions(**kwargs)
+        read_list.set()  # the list is read, the row not yet inserted: the race an erasure must not lose
+        go_on.wait(30)
+        return found
+
+    monkeypatch.setattr(ingest, "suppressed_ids", read_then_hold)
+    event = make_install()
+    answers, erased = [], []
+
+    def request():
+        answers.append(ingest_events(api_key=game_key[0], raw_events=[event], received_at=timezone.now()))
+        connection.close()
+
+    def erase_now():
+        erased.append(erasure.erase_player(game=game_key[0].game, player_id="player-1"))
+        connection.close()
+
+    threads = [threading.Thread(target=request), threading.Thread(target=erase_now)]
+    threads[0].start()
+    assert read_list.wait(30)
+    threads[1].start()
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:  # until the erasure queues behind the request
+            cursor.execute(waiting)
+            if cursor.fetchone()[0]:
+                break
+            assert time.monotonic() < deadline, "the erasure did not wait for the request"
+    go_on.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert answers[0].accepted == 1  # committed before the erasure began: stored, then erased
+    assert erased[0].events == 1
+    assert not Event.objects.exists()
 
 
 def basic(key: str) -> str:
