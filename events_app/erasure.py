@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from . import conf
 from .dbwrite import hold_erasure_lock, write_transaction
+from .management.commands.warehouse_sql import IDENTIFIER, sql_string
 from .models import DeliveryAttempt, Event, Game, RejectedEvent, SuppressedPlayer
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ def warehouse_delete_sql(
     *, game: Game, player_id: str, database: str = WAREHOUSE_DATABASE, schema: str = WAREHOUSE_SCHEMA
 ) -> str:
     """Return the Snowflake statement that deletes the player's lines from the raw table (the views read it)."""
-    from .management.commands.warehouse_sql import IDENTIFIER, sql_string
-
     for what, name in (("database", database), ("schema", schema)):
         if not IDENTIFIER.fullmatch(name):
             raise ValueError(f"Not a Snowflake identifier for the {what}: {name!r}")

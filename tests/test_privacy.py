@@ -302,6 +302,10 @@ def reader(client, db):
 
 
 def test_adding_to_the_suppression_list_erases_the_player_and_is_logged(eraser, stored_player):
+    form = eraser.get(SUPPRESS_ADD_URL).content.decode()
+    assert 'name="player_id"' in form
+    assert 'name="created_by"' not in form  # set by the erasure, not asked for
+
     response = eraser.post(
         SUPPRESS_ADD_URL, {"game": stored_player.pk, "player_id": "player-1", "reason": "GDPR request 7"}, follow=True
     )
@@ -336,6 +340,8 @@ def test_the_suppression_list_is_visible_but_not_writable_without_the_erase_perm
     suppression = SuppressedPlayer.objects.get()
 
     assert reader.get(SUPPRESSED_URL).status_code == 200
+    page = reader.get(reverse("admin:events_app_suppressedplayer_change", args=[suppression.pk]))
+    assert (page.status_code, "player-1" in page.content.decode()) == (200, True)
     assert reader.post(SUPPRESS_ADD_URL, {"game": game_key[0].game.pk, "player_id": "p"}).status_code == 403
     delete_url = reverse("admin:events_app_suppressedplayer_delete", args=[suppression.pk])
     assert reader.post(delete_url, {"post": "yes"}).status_code == 403

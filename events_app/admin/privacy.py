@@ -6,7 +6,7 @@ permission and are recorded in the admin log, as is every erasure from the event
 """
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -51,8 +51,9 @@ class SuppressedPlayerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return can_erase(request)
 
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None else self.readonly_fields
+    def get_fields(self, request, obj=None):
+        # Who and when are the erasure's to set: shown once it exists, not asked for.
+        return self.fields if obj is not None else ["game", "player_id", "reason"]
 
     def save_model(self, request, obj: SuppressedPlayer, form, change: bool) -> None:
         # Through the service: the player's data goes, and the suppression is taken under the erasure lock.
@@ -103,7 +104,7 @@ class EraseSelectedPlayersMixin:
             LogEntry.objects.log_actions(
                 user_id=request.user.pk,
                 queryset=[suppression],
-                action_flag=ADDITION,
+                action_flag=ADDITION if counts.newly_suppressed else CHANGE,
                 change_message=f"Erased from the event list: {counts.events} events, {counts.attempts} attempts, "
                 f"{counts.rejected_events} rejected events deleted.",
                 single_object=True,
