@@ -90,7 +90,7 @@ def ingest_events(
     stored = _store(game=game, rows=rows, hand_off=lease is not None)
     for index, row in rows.items():
         if row["player_id"] in stored.suppressed:
-            outcome.results[index] = _suppressed_result(index, raw_events[index])
+            outcome.results[index] = _suppressed_result(index, row, sent_id=bool(raw_events[index].get("event_id")))
             outcome.suppressed += 1
         elif index in stored.inserted:
             outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": ACCEPTED}
@@ -201,11 +201,11 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
     }
 
 
-def _suppressed_result(index: int, raw: dict) -> dict:
+def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
     # Nothing is stored, so no id of ours: only the client's own, if it sent one.
     result = {"index": index, "status": SUPPRESSED}
-    if raw.get("event_id") is not None:
-        result["event_id"] = str(raw["event_id"])
+    if sent_id:
+        result["event_id"] = str(row["event_id"])
     return result
 
 
@@ -285,7 +285,7 @@ def _stored_ids(*, game: Game, rows: dict[int, dict]) -> dict[int, str]:
     matches = Q(event_id__in=event_ids)
     if transaction_ids:
         matches |= Q(transaction_id__in=transaction_ids)
-    found = list(Event.objects.filter(matches, game=game).values_list("event_id", "transaction_id"))
+    found = list(Event.objects.filter(matches, game=game).order_by().values_list("event_id", "transaction_id"))
     by_transaction = {transaction_id: event_id for event_id, transaction_id in found if transaction_id is not None}
     stored_events = {event_id for event_id, _ in found}
     answers = {}
