@@ -10,6 +10,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from .. import erasure
 from ..models import Event, Game, SuppressedPlayer
@@ -32,8 +33,8 @@ class SuppressedPlayerAdmin(admin.ModelAdmin):
     list_select_related = ["game"]
     search_fields = ["=player_id"]
     search_help_text = "An exact player id."
-    fields = ["game", "player_id", "reason", "created_at", "created_by"]
-    readonly_fields = ["created_at", "created_by"]
+    fields = ["game", "player_id", "reason", "created_at", "created_by", "warehouse_sql"]
+    readonly_fields = ["created_at", "created_by", "warehouse_sql"]
     actions = ["delete_selected"]
 
     class Media:
@@ -54,6 +55,11 @@ class SuppressedPlayerAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         # Who and when are the erasure's to set: shown once it exists, not asked for.
         return self.fields if obj is not None else ["game", "player_id", "reason"]
+
+    @admin.display(description="Snowflake SQL")
+    def warehouse_sql(self, obj: SuppressedPlayer) -> str:
+        # What the operator runs in the warehouse (docs/privacy.md), as erase_player prints it.
+        return format_html("<pre>{}</pre>", erasure.warehouse_delete_sql(game=obj.game, player_id=obj.player_id))
 
     def save_model(self, request, obj: SuppressedPlayer, form, change: bool) -> None:
         # Through the service: the player's data goes, and the suppression is taken under the erasure lock.
@@ -120,6 +126,6 @@ def report_erasure(request: HttpRequest, results: list[erasure.ErasureCounts]) -
         f"Erased {plural(len(results), 'player')}: deleted {plural(sum(r.events for r in results), 'event')}, "
         f"{plural(sum(r.attempts for r in results), 'delivery attempt')} and "
         f"{plural(sum(r.rejected_events for r in results), 'rejected event')}; their later events are suppressed. "
-        "Lines already in S3 and Snowflake stay until removed there (manage.py erase_player prints the SQL; "
-        "see docs/privacy.md).",
+        "Lines already in S3 and Snowflake stay until removed there (each suppressed player's page shows the "
+        "Snowflake SQL; see docs/privacy.md).",
     )
