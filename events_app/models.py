@@ -228,6 +228,9 @@ class RejectedEvent(models.Model):
     body = models.TextField(blank=True, help_text="The rejected event as received, truncated.")
     # The body's player_id when it had a string one: what erasing a player finds its rejections by.
     player_id = models.CharField(max_length=128, blank=True, default="")
+    not_kept = models.PositiveIntegerField(
+        default=0, help_text="More events the same request had refused: counted here, not kept (per-request cap)."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -29,8 +29,8 @@ def record_rejections(
 ) -> None:
     """Store (body, errors) pairs of one request's refused events, at most EVENTS_REJECTIONS_PER_REQUEST of them.
 
-    Call once per request: the first ones are kept, the rest only logged as a count
-    (the answer and the metrics count them all). Rows past EVENTS_REJECTIONS_KEPT, and
+    Call once per request: the first ones are kept, the rest only counted (on the
+    last row kept, `not_kept`; the answer and the metrics count them all too). Rows past EVENTS_REJECTIONS_KEPT, and
     the game's rows older than EVENTS_REJECTIONS_MAX_AGE_DAYS, go in the same write.
     Never fails the request that is answering: a lost rejection record is only a
     lost diagnostic.
@@ -56,6 +56,7 @@ def record_rejections(
         )
         for body, errors in kept
     ]
+    rows[-1].not_kept = len(rejected) - len(kept)  # so that counts of rejections stay exact
     try:
         with write_transaction():
             created = RejectedEvent.objects.bulk_create(rows)
