@@ -229,11 +229,24 @@ def duplicate_tally_retention_days() -> float:
 
 
 def rejection_retention_days() -> float:
-    """Return the age after which rejected events are deleted (EVENTS_REJECTION_RETENTION_DAYS).
+    """Return the age after which rejected events are deleted (EVENTS_REJECTIONS_MAX_AGE_DAYS, default 7).
 
-    On top of the count bound EVENTS_REJECTIONS_KEPT, whichever removes more.
+    Their bodies hold what clients sent, player ids included, so they live days, not
+    the events' retention: deleted by `purge_events` and by each write of new ones.
+    EVENTS_REJECTION_RETENTION_DAYS, the earlier setting, shortens it when set lower.
+    The count bound EVENTS_REJECTIONS_KEPT applies too, whichever removes more.
     """
-    return settings.EVENTS_REJECTION_RETENTION_DAYS
+    max_age = settings.EVENTS_REJECTIONS_MAX_AGE_DAYS
+    return min(max_age, settings.EVENTS_REJECTION_RETENTION_DAYS)
+
+
+def rejections_per_request() -> int:
+    """Return how many rejected events one request may record (EVENTS_REJECTIONS_PER_REQUEST, default 20).
+
+    The rest are answered and counted as usual, only not kept: 500 invalid events in
+    one batch would otherwise write 500 rows of bodies and push out every other game's.
+    """
+    return settings.EVENTS_REJECTIONS_PER_REQUEST
 
 
 def purge_batch_size() -> int:

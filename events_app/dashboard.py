@@ -12,6 +12,7 @@ from . import conf
 from .event_types import revenue_types
 from .models import DeliveryState, DuplicateTally, Event, Game, RejectedEvent
 from .rejections import keep_count as rejections_kept
+from .retention import cutoff
 
 # Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
 # Every query here stays on an index: the per-type series read the (event_type,
@@ -76,9 +77,10 @@ class TimeSeries:
 class Intake:
     """What the API did with the events it was sent in a period.
 
-    `rejected` counts the kept rejection records, which are bounded to the newest
-    EVENTS_REJECTIONS_KEPT, so over a long period it may be a lower bound (then
-    `rejected_is_lower_bound` is set).
+    `rejected` counts the kept rejection records (with the refusals of their request
+    past the per-request cap), which are bounded to the newest EVENTS_REJECTIONS_KEPT
+    and to EVENTS_REJECTIONS_MAX_AGE_DAYS, so over a long period it may be a lower
+    bound (then `rejected_is_lower_bound` is set).
     """
 
     accepted: int
@@ -281,9 +283,12 @@ def intake(*, since: datetime, accepted: int, game: Game | None = None) -> Intak
     oldest_kept = RejectedEvent.objects.order_by("received_at").values_list("received_at", flat=True).first()
     # Full to the bound, and the oldest kept is inside the period: older ones were dropped.
     pruned = RejectedEvent.objects.count() >= rejections_kept() and oldest_kept is not None and oldest_kept > since
+    # A period longer than rejections are kept: those before the age limit are gone.
+    pruned = pruned or since < cutoff(days=conf.rejection_retention_days())
+    counted = rejections.aggregate(rows=Count("pk"), not_kept=Sum("not_kept"))
     return Intake(
         accepted=accepted,
-        rejected=rejections.count(),
+        rejected=counted["rows"] + (counted["not_kept"] or 0),
         duplicates=duplicate_count(since=since, game=game),
         rejected_is_lower_bound=pruned,
     )

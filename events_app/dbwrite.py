@@ -132,31 +132,60 @@ def _prep_with_field(model_field, alias: str, value: object) -> object:
 def insert_events(
     rows: list[dict],
     *,
+    screen: Callable[[list[dict]], set[str]] | None = None,
     after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> dict[uuid.UUID, int]:
     """Insert one game's audit rows (column values by attribute name); return {event_id: pk} of those inserted.
 
-    Rows whose ids the game already has are skipped. The values are converted before
-    the write lock is taken, so other writers wait only for the database's own work.
-    `after_commit(inserted)` runs once the rows are committed (never if they roll
-    back; inside an outer atomic block, once that one commits). On SQLite and
-    PostgreSQL one statement does it; elsewhere the ORM.
+    Rows whose ids the game already has are skipped, and so are the rows of the
+    players `screen(rows)` returns: it runs inside the write transaction, before the
+    insert, so what it reads cannot change before the rows are stored. The values
+    are converted before the write lock is taken, so other writers wait only for the
+    database's own work. `after_commit(inserted)` runs once the rows are committed
+    (never if they roll back; inside an outer atomic block, once that one commits).
+    On SQLite and PostgreSQL one statement does it; elsewhere the ORM.
     """
     if not rows:
         return {}
     connection = connections[using]
     if connection.vendor not in ("sqlite", "postgresql"):
         with write_transaction(using):
-            inserted = insert_events_orm(rows, using=using)
+            left_out = screen(rows) if screen is not None else set()
+            inserted = insert_events_orm([row for row in rows if row["player_id"] not in left_out], using=using)
             _after_commit(after_commit, inserted, using=using)
         return inserted
     plan = _insert_plan(connection.vendor, using)
     params = _sql_params(plan, rows)
     with write_transaction(using):
-        inserted = _insert(plan, rows, params, using=using)
+        left_out = screen(rows) if screen is not None else set()
+        if left_out:
+            kept = [(row, values) for row, values in zip(rows, params, strict=True) if row["player_id"] not in left_out]
+            rows, params = [row for row, _ in kept], [values for _, values in kept]
+        inserted = _insert(plan, rows, params, using=using) if rows else {}
         _after_commit(after_commit, inserted, using=using)
     return inserted
+
+
+# pg_advisory_xact_lock's first key: this app's erasure lock (the second is the game's id).
+_ERASURE_LOCK_SPACE = 0x45524153  # "ERAS"
+
+
+def hold_erasure_lock(game_id: int, *, exclusive: bool, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Hold the game's erasure lock until the current transaction ends: shared to store events, exclusive to erase.
+
+    On PostgreSQL an advisory lock: an erasure waits for the requests storing the
+    game's events right now, and the requests that come after it wait for the
+    erasure to commit, so none can store a row the erasure has not seen and whose
+    player it has not yet suppressed. SQLite needs none: write_transaction queues
+    every writer already.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [_ERASURE_LOCK_SPACE, game_id & 0x7FFFFFFF])
 
 
 def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: str) -> dict[uuid.UUID, int]:

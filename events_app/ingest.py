@@ -1,4 +1,4 @@
-"""Ingestion: validate events, drop duplicates, commit audit rows, then hand them to the forwarder."""
+"""Ingestion: validate events, drop duplicates and erased players' events, commit the rest, hand them on."""
 
 import functools
 import logging
@@ -9,12 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import DatabaseError
+from django.db.models import Q
 from rest_framework import serializers
 
 from . import breaker, conf, forwarder, metrics
 from .dbwrite import insert_events
+from .erasure import suppressed_ids
 from .event_types import REGISTRY
-from .models import ApiKey, DeliveryState, DuplicateTally
+from .models import ApiKey, DeliveryState, DuplicateTally, Event, Game
 from .records import build_payload
 from .rejections import record_rejections
 from .serializers import EventSerializer
@@ -24,6 +26,7 @@ logger = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+SUPPRESSED = "suppressed"  # the player was erased (events_app.erasure): neither stored nor forwarded
 
 
 @dataclass
@@ -34,6 +37,7 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    suppressed: int = 0
 
 
 def ingest_events(
@@ -43,16 +47,21 @@ def ingest_events(
     received_at: datetime,
     batch_sent_at: datetime | None = None,
     originals: list | None = None,
+    rejections: list | None = None,
 ) -> IngestResult:
     """Validate and store `raw_events` for the key's game; return a result per event.
 
     `originals`, when given, are the messages the events were mapped from (a Segment
     call), one per event: a rejected event is recorded for operators as it was sent.
+    `rejections`, when given, collects the (body, errors) pairs for the caller to
+    record once for its whole request; else this call records them.
 
     Returns only after the accepted events' audit rows are committed. Invalid events
     are rejected one by one without affecting the others; an `event_id` or purchase
     `transaction_id` already stored for the game (or earlier in the same call) makes a
-    duplicate, stored and forwarded once only.
+    duplicate, stored and forwarded once only, answered with the stored event's id.
+    Events of a suppressed (erased) player are answered `suppressed`: not stored, not
+    forwarded.
     """
     game = api_key.game
     serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at, "game": game})
@@ -78,21 +87,27 @@ def ingest_events(
             claim_token=lease.token if lease else None, claimed_until=lease.until if lease else None,
         )  # fmt: skip
 
-    stored = _store(rows=rows, hand_off=lease is not None)
+    stored = _store(game=game, rows=rows, hand_off=lease is not None)
     for index, row in rows.items():
-        status = ACCEPTED if index in stored else DUPLICATE
-        outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": status}
-        if status == ACCEPTED:
+        if row["player_id"] in stored.suppressed:
+            outcome.results[index] = _suppressed_result(index, row, sent_id=bool(raw_events[index].get("event_id")))
+            outcome.suppressed += 1
+        elif index in stored.inserted:
+            outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": ACCEPTED}
             outcome.accepted += 1
         else:
+            outcome.results[index] = {"index": index, "event_id": stored.answer_ids[index], "status": DUPLICATE}
             outcome.duplicates += 1
     logger.info(
-        "ingested game=%s accepted=%d duplicates=%d rejected=%d",
-        game.slug, outcome.accepted, outcome.duplicates, outcome.rejected,
+        "ingested game=%s accepted=%d duplicates=%d rejected=%d suppressed=%d",
+        game.slug, outcome.accepted, outcome.duplicates, outcome.rejected, outcome.suppressed,
     )  # fmt: skip
     metrics.count_received(raw_events=raw_events, results=outcome.results)
 
-    record_rejections(game=game, received_at=received_at, rejected=rejected)
+    if rejections is None:
+        record_rejections(game=game, received_at=received_at, rejected=rejected)
+    else:
+        rejections.extend(rejected)
     if outcome.duplicates:
         _tally_duplicates(game_id=game.pk, received_at=received_at, duplicates=outcome.duplicates)
 
@@ -186,27 +201,98 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
     }
 
 
-def _store(*, rows: dict[int, dict], hand_off: bool) -> set[int]:
-    """Insert the rows whose event and transaction ids are new; return the indexes inserted.
+def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
+    # Nothing is stored, so no id of ours: only the client's own, if it sent one.
+    result = {"index": index, "status": SUPPRESSED}
+    if sent_id:
+        result["event_id"] = str(row["event_id"])
+    return result
+
+
+@dataclass
+class _Stored:
+    """What _store did: the indexes it inserted, the suppressed players it left out, each duplicate's stored id."""
+
+    inserted: set[int]
+    suppressed: set[str]
+    answer_ids: dict[int, str]
+
+
+def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
+    """Insert the rows whose event and transaction ids are new and whose players are not suppressed.
 
     The first of several rows with the same id in one call wins; against rows already
     stored, the unique constraints decide, inside the insert itself, so two requests
-    racing with the same id cannot both store it. With `hand_off`, the inserted rows
-    go to the forwarder once (and only if) the transaction commits.
+    racing with the same id cannot both store it. The suppression list is read in the
+    insert's transaction (one query). With `hand_off`, the inserted rows go to the
+    forwarder once (and only if) the transaction commits.
     """
     first_rows: dict[int, dict] = {}
-    seen_events: set = set()
-    seen_transactions: set = set()
+    first_of: dict[int, int] = {}  # a repeat within the call -> the index of the row it repeats
+    by_event: dict = {}
+    by_transaction: dict = {}
     for index, row in rows.items():
         transaction_id = row["transaction_id"]
-        if row["event_id"] in seen_events or (transaction_id is not None and transaction_id in seen_transactions):
+        first = by_event.get(row["event_id"])
+        if first is None and transaction_id is not None:
+            first = by_transaction.get(transaction_id)
+        if first is not None:
+            first_of[index] = first
             continue
-        seen_events.add(row["event_id"])
+        by_event[row["event_id"]] = index
         if transaction_id is not None:
-            seen_transactions.add(transaction_id)
+            by_transaction[transaction_id] = index
         first_rows[index] = row
     if not first_rows:
-        return set()
+        return _Stored(inserted=set(), suppressed=set(), answer_ids={})
     chosen = list(first_rows.values())
-    inserted = insert_events(chosen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None)
-    return {index for index, row in first_rows.items() if row["event_id"] in inserted}
+    suppressed: set[str] = set()
+
+    def screen(candidates: list[dict]) -> set[str]:
+        suppressed.update(suppressed_ids(game=game, player_ids={row["player_id"] for row in candidates}))
+        return suppressed
+
+    inserted = insert_events(
+        chosen, screen=screen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None
+    )
+    stored = _Stored(
+        inserted={index for index, row in first_rows.items() if row["event_id"] in inserted},
+        suppressed=suppressed,
+        answer_ids={index: str(row["event_id"]) for index, row in first_rows.items()},
+    )
+    clashes = {
+        index: row
+        for index, row in first_rows.items()
+        if index not in stored.inserted and row["player_id"] not in suppressed
+    }
+    stored.answer_ids.update(_stored_ids(game=game, rows=clashes))
+    for index, first in first_of.items():
+        stored.answer_ids[index] = stored.answer_ids[first]
+    return stored
+
+
+def _stored_ids(*, game: Game, rows: dict[int, dict]) -> dict[int, str]:
+    """Return the id of the stored event each row duplicates (by event_id, else transaction_id), in one query.
+
+    A duplicate answers with the id the tracker holds: a purchase repeated without
+    its event_id gets a new one, which exists nowhere, while its transaction_id
+    finds the original.
+    """
+    if not rows:
+        return {}
+    event_ids = {row["event_id"] for row in rows.values()}
+    transaction_ids = {row["transaction_id"] for row in rows.values() if row["transaction_id"] is not None}
+    matches = Q(event_id__in=event_ids)
+    if transaction_ids:
+        matches |= Q(transaction_id__in=transaction_ids)
+    found = list(Event.objects.filter(matches, game=game).order_by().values_list("event_id", "transaction_id"))
+    by_transaction = {transaction_id: event_id for event_id, transaction_id in found if transaction_id is not None}
+    stored_events = {event_id for event_id, _ in found}
+    answers = {}
+    for index, row in rows.items():
+        if row["event_id"] in stored_events:
+            answers[index] = str(row["event_id"])
+        elif row["transaction_id"] in by_transaction:
+            answers[index] = str(by_transaction[row["transaction_id"]])
+        # else the original went (purged or erased) since the insert: the row's own id stays
+    return answers

@@ -1,4 +1,4 @@
-"""Database models: games, their API keys, the event audit log and its delivery attempts."""
+"""Database models: games, their API keys, the event audit log, its delivery attempts and erased players."""
 
 import hashlib
 import secrets
@@ -218,7 +218,7 @@ class DeliveryAttempt(models.Model):
 class RejectedEvent(models.Model):
     """A recent event (or request) the API refused, kept so operators can see why a game's events fail.
 
-    Bounded: only the newest rows are kept (see events_app.rejections).
+    Bounded by age and count, and per request (see events_app.rejections).
     """
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, null=True, blank=True, related_name="rejections")
@@ -226,10 +226,18 @@ class RejectedEvent(models.Model):
     status_code = models.PositiveSmallIntegerField(default=400)
     errors = models.JSONField()
     body = models.TextField(blank=True, help_text="The rejected event as received, truncated.")
+    # The body's player_id when it had a string one: what erasing a player finds its rejections by.
+    player_id = models.CharField(max_length=128, blank=True, default="")
+    not_kept = models.PositiveIntegerField(
+        default=0, help_text="More events the same request had refused: counted here, not kept (per-request cap)."
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["game", "received_at"], name="rejection_game_received_idx")]
+        indexes = [
+            models.Index(fields=["game", "received_at"], name="rejection_game_received_idx"),
+            models.Index(fields=["game", "player_id"], name="rejection_game_player_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"rejected at {self.received_at:%Y-%m-%d %H:%M:%S}"
@@ -272,3 +280,28 @@ class DuplicateTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.duplicates} duplicates at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SuppressedPlayer(models.Model):
+    """A player of a game whose data was erased: their later events are answered `suppressed`, never stored.
+
+    Written and lifted through events_app.erasure (the erase_player command, the admin).
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="suppressed_players")
+    player_id = models.CharField(max_length=128)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150, blank=True, help_text="Who erased the player (user or command).")
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "suppressed player"
+        permissions = [("erase_player", "Can erase a player's events and suppress their later ones")]
+        constraints = [
+            # Also the index ingest's one lookup per request reads: (game, player_id IN ...).
+            models.UniqueConstraint(fields=["game", "player_id"], name="suppressed_player_unique_per_game"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.player_id} ({self.game.slug})"

@@ -212,8 +212,11 @@ class EventResultSerializer(serializers.Serializer):
     """What the API answers for one event (documentation of the response)."""
 
     index = serializers.IntegerField(required=False, help_text="Position in the batch (batch only).")
-    event_id = serializers.UUIDField(required=False)
-    status = serializers.ChoiceField(choices=("accepted", "duplicate", "rejected"))
+    event_id = serializers.UUIDField(
+        required=False,
+        help_text="The stored event's id (for a duplicate, the original's); a suppressed event has only the one sent.",
+    )
+    status = serializers.ChoiceField(choices=("accepted", "duplicate", "rejected", "suppressed"))
     errors = serializers.DictField(required=False, help_text="Per field, as DRF gives them (rejected only).")
 
 
@@ -223,4 +226,5 @@ class BatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
+    suppressed = serializers.IntegerField(help_text="Events of erased players: neither stored nor forwarded.")
     results = EventResultSerializer(many=True)

@@ -57,7 +57,9 @@ class EventView(_EventAPIView):
         result = outcome.results[0]
         if result["status"] == REJECTED:
             return Response(result["errors"], status=status.HTTP_400_BAD_REQUEST)
-        return Response({"event_id": result["event_id"], "status": result["status"]}, status=status.HTTP_202_ACCEPTED)
+        # A suppressed event has no event_id of ours (nothing was stored), only the client's if it sent one.
+        answer = {key: result[key] for key in ("event_id", "status") if key in result}
+        return Response(answer, status=status.HTTP_202_ACCEPTED)
 
 
 class EventBatchView(_EventAPIView):
@@ -94,6 +96,7 @@ class EventBatchView(_EventAPIView):
                 "accepted": outcome.accepted,
                 "duplicates": outcome.duplicates,
                 "rejected": outcome.rejected,
+                "suppressed": outcome.suppressed,
                 "results": outcome.results,
             }
         )

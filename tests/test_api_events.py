@@ -116,8 +116,23 @@ def test_purchase_with_a_stored_transaction_id_is_a_duplicate_stored_once(api, m
     response = post_json(api, EVENTS, replay)
 
     assert response.status_code == 202
-    assert response.json() == {"event_id": replay["event_id"], "status": "duplicate"}
+    # The id the tracker holds, not the replay's own, which exists nowhere.
+    assert response.json() == {"event_id": first["event_id"], "status": "duplicate"}
     assert str(Event.objects.get().event_id) == first["event_id"]
+
+
+def test_a_purchase_repeated_without_event_id_answers_with_the_stored_events_id(api, make_purchase):
+    purchase = make_purchase()
+    del purchase["event_id"]
+    stored_id = post_json(api, EVENTS, purchase).json()["event_id"]
+
+    single = post_json(api, EVENTS, purchase)
+    batch = post_json(api, BATCH, {"events": [purchase, purchase]})
+
+    assert single.json() == {"event_id": stored_id, "status": "duplicate"}
+    assert [(r["event_id"], r["status"]) for r in batch.json()["results"]] == [(stored_id, "duplicate")] * 2
+    # The answered id is one the API can be asked about: it is the stored row's.
+    assert [str(event_id) for event_id in Event.objects.values_list("event_id", flat=True)] == [stored_id]
 
 
 def test_same_event_id_in_another_game_is_accepted(api, make_install):
@@ -568,7 +583,8 @@ def test_batch_counts_events_already_stored_as_duplicates(api, make_install, mak
     body = response.json()
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 2, 0)
     assert [r["status"] for r in body["results"]] == ["duplicate", "duplicate", "accepted"]
-    assert body["results"][1]["event_id"] == replayed_receipt["event_id"]
+    # Each duplicate answers with the stored event's id (the receipt's original, not the replay's).
+    assert [r["event_id"] for r in body["results"][:2]] == [known_install["event_id"], known_purchase["event_id"]]
     assert Event.objects.count() == 3
 
 
@@ -594,7 +610,7 @@ def test_same_transaction_id_twice_in_one_batch_is_stored_once(api, make_purchas
     assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 1, 0)
     assert [(r["event_id"], r["status"]) for r in body["results"]] == [
         (first["event_id"], "accepted"),
-        (second["event_id"], "duplicate"),
+        (first["event_id"], "duplicate"),
     ]
     assert str(Event.objects.get().event_id) == first["event_id"]
 

@@ -107,7 +107,8 @@ def test_dashboard_charts_events_per_hour_and_per_day_by_type(admin_client, game
 
 
 def test_dashboard_shows_accepted_duplicate_and_rejected_counts(admin_client, api, game_key, other_game_key, frozen,
-                                                                make_install):  # fmt: skip
+                                                                make_install, settings):  # fmt: skip
+    settings.EVENTS_REJECTIONS_MAX_AGE_DAYS = settings.EVENTS_REJECTION_RETENTION_DAYS = 30  # a month of them kept
     store_at(game_key[0], [make_install() for _ in range(3)], NOW - timedelta(hours=1))
     store_at(game_key[0], [make_install()], NOW - timedelta(days=5))
     for received_at in (NOW - timedelta(hours=3), NOW - timedelta(days=10)):
@@ -137,6 +138,18 @@ def test_rejected_counts_are_marked_as_lower_bounds_once_old_rejections_were_dro
     data = build_dashboard()
 
     assert data.intake_month.rejected_is_lower_bound
+
+
+def test_rejected_counts_include_the_refusals_past_the_per_request_cap(api, settings, game_key, frozen, make_install):
+    settings.EVENTS_REJECTIONS_PER_REQUEST = 3
+    api.post("/v1/events/batch", {"events": [make_install(player_id="") for _ in range(10)]}, format="json")
+
+    data = build_dashboard()
+
+    assert RejectedEvent.objects.count() == 3
+    assert data.intake_day.rejected == 10
+    assert not data.intake_day.rejected_is_lower_bound
+    assert data.intake_month.rejected_is_lower_bound  # 30 days, of which 7 are kept
 
 
 def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_pending_event(admin_client, game_key, frozen,

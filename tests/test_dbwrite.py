@@ -3,7 +3,7 @@
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from events_app import dbwrite, ingest
@@ -79,3 +79,22 @@ def test_of_two_rows_with_one_event_id_in_a_statement_the_first_is_stored(game_k
 
     assert list(inserted) == [uuid.UUID(event["event_id"])]
     assert Event.objects.get().player_id == event["player_id"]
+
+
+@pytest.mark.parametrize("vendor", [None, "another-database"])
+def test_the_screened_players_rows_are_left_out_on_both_paths(game_key, make_install, monkeypatch, vendor):
+    if vendor is not None:  # the ORM fallback of a database the one-statement path does not know
+        monkeypatch.setattr(connection, "vendor", vendor)
+    erased, other = make_install(player_id="erased"), make_install(player_id="other")
+    screened = []
+
+    def screen(rows: list[dict]) -> set[str]:
+        screened.append(sorted(row["player_id"] for row in rows))
+        return {"erased"}
+
+    with transaction.atomic():
+        inserted = dbwrite.insert_events(rows_for(game_key, [erased, other]), screen=screen)
+
+    assert list(inserted) == [uuid.UUID(other["event_id"])]
+    assert screened == [["erased", "other"]]  # asked once, for every row
+    assert list(Event.objects.values_list("player_id", flat=True)) == ["other"]

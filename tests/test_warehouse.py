@@ -35,6 +35,7 @@ from django.utils import timezone
 from sqlglot import exp, parse_one
 
 from events_app import conf, currency, delivery, schemas
+from events_app.erasure import warehouse_delete_sql
 from events_app.event_types import REGISTRY, WarehouseColumn
 from events_app.ingest import ingest_events
 from events_app.management.commands.warehouse_sql import (
@@ -578,3 +579,26 @@ def test_stream_pattern_matches_the_objects_firehose_writes_and_only_those(game_
     assert re.fullmatch(pattern, key + ".gz")  # Firehose's GZIP compression
     assert not re.fullmatch(pattern, key.replace(conf.stream_name(), "other-stream"))
     assert not re.fullmatch(stream_pattern("game.events"), key.replace("game-events", "gameXevents"))
+
+
+def test_the_erasure_sql_deletes_exactly_the_players_lines_from_the_warehouse(
+    game_key, moto_firehose, tmp_path, snowflake_copy_extras
+):
+    def install(player_id: str) -> dict:
+        return {"event_id": str(uuid.uuid4()), "event_type": "install", "player_id": player_id,
+                "occurred_at": "2026-01-09T08:00:00Z", "properties": {}}  # fmt: skip
+
+    erased, kept = install("o'neil"), install("player-2")
+    ingest_events(api_key=game_key[0], raw_events=[erased, kept, install("o'neil")], received_at=timezone.now())
+    assert delivery.deliver_due().delivered == 3
+    download_bucket(moto_firehose, tmp_path / "s3")
+    sql = warehouse_delete_sql(game=game_key[0].game, player_id="o'neil")
+    assert "'o''neil'" in sql
+
+    with loaded_warehouse(rendered_sql(), tmp_path / "s3") as cursor:
+        cursor.execute(sql)
+        raw = cursor.execute("SELECT record:player_id::STRING AS player FROM game_events_raw").fetchall()
+        view = cursor.execute("SELECT event_id FROM game_events").fetchall()
+
+    assert [row["PLAYER"] for row in raw] == ["player-2"]
+    assert [row["EVENT_ID"] for row in view] == [kept["event_id"]]

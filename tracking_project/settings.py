@@ -204,6 +204,9 @@ EVENTS_FORWARD_TIMEOUT_SECONDS = env.float("EVENTS_FORWARD_TIMEOUT_SECONDS", def
 # How long each process reuses a compiled custom-event schema before checking for a newer version.
 EVENTS_SCHEMA_CACHE_SECONDS = env.float("EVENTS_SCHEMA_CACHE_SECONDS", default=2.0)
 EVENTS_REJECTIONS_KEPT = env.int("EVENTS_REJECTIONS_KEPT", default=10_000)
+# Rejected bodies hold what clients sent (personal data too): kept days, and a few per request.
+EVENTS_REJECTIONS_MAX_AGE_DAYS = env.float("EVENTS_REJECTIONS_MAX_AGE_DAYS", default=7.0)
+EVENTS_REJECTIONS_PER_REQUEST = env.int("EVENTS_REJECTIONS_PER_REQUEST", default=20)
 EVENTS_BREAKER_FAILURES = env.int("EVENTS_BREAKER_FAILURES", default=3)
 EVENTS_BREAKER_COOLDOWN_SECONDS = env.float("EVENTS_BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Requests per API key per window ("2000/s", "100000/m"); "0" turns the limit off.

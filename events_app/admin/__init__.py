@@ -2,10 +2,11 @@
 
 from django.contrib import admin
 
-from . import events, games, keys, rates, rejections, schemas
+from . import events, games, keys, privacy, rates, rejections, schemas
 from .events import EventAdmin
 from .games import GameAdmin
 from .keys import ApiKeyAdmin
+from .privacy import SuppressedPlayerAdmin
 from .rates import ExchangeRateAdmin
 from .rejections import RejectedEventAdmin
 from .schemas import EventSchemaAdmin
@@ -17,9 +18,11 @@ __all__ = [
     "ExchangeRateAdmin",
     "GameAdmin",
     "RejectedEventAdmin",
+    "SuppressedPlayerAdmin",
     "events",
     "games",
     "keys",
+    "privacy",
     "rates",
     "rejections",
     "schemas",

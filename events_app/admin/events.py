@@ -24,6 +24,7 @@ from ..records import LINE_FIELDS, encode_line
 from ..resend import ResendCounts, resend_event, resend_events
 from . import dashboard
 from .base import ADMIN_CSS, CheckedChangeList, ReadOnlyAdmin, plural, pretty_json, state_badge, utc_time
+from .privacy import EraseSelectedPlayersMixin
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
@@ -119,7 +120,7 @@ CUSTOM_TYPE = "Custom type"
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     """Events and their delivery: read-only, fast at millions of rows; a resend is the only change.
 
     Filters and search run on indexes, the list never counts the whole table
@@ -141,7 +142,7 @@ class EventAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice is a scan per choice
     sortable_by = ["received"]  # received time: the only order an index serves under every filter
     paginator = EstimatedCountPaginator
-    actions = ["resend_selected"]
+    actions = ["resend_selected", "erase_selected_players"]
     inlines = [DeliveryAttemptInline]
     fieldsets = [
         (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),

@@ -22,6 +22,7 @@ class SegmentOutcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    suppressed: int = 0
 
 
 def ingest_segment_calls(
@@ -38,6 +39,7 @@ def ingest_segment_calls(
     mapped, or that the native rules refuse, is rejected alone: it is listed in the
     admin's rejected events as it was sent (minus its writeKey) with the reason, and
     the others are kept. Messages past Segment's 2,500 per batch are rejected so too.
+    The request's rejections are recorded once, after ingest, under one per-request cap.
     """
     game = api_key.game
     events: list[dict] = []
@@ -65,7 +67,6 @@ def ingest_segment_calls(
             "segment game=%s refused %d messages before ingest: %s",
             game.slug, len(refused), ", ".join(sorted({field for _, errors in refused for field in errors})),
         )  # fmt: skip
-        record_rejections(game=game, received_at=received_at, rejected=refused)
         # Ingest counts what it judges; these never reached it.
         for event_type, count in refused_types.items():
             metrics.count_events(event_type=event_type, status=REJECTED, count=count)
@@ -80,10 +81,13 @@ def ingest_segment_calls(
             raw_events=events[start : start + step],
             received_at=received_at,
             originals=originals[start : start + step],
+            rejections=refused,
         )
         outcome.accepted += result.accepted
         outcome.duplicates += result.duplicates
         outcome.rejected += result.rejected
+        outcome.suppressed += result.suppressed
+    record_rejections(game=game, received_at=received_at, rejected=refused)
     return outcome
 
 

@@ -62,7 +62,7 @@ def stream_pattern(stream: str) -> str:
     return f".*{literal}-[0-9]+-[0-9]{{4}}(-[0-9]{{2}}){{5}}-.*"
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
     """Return `value` safe inside a single-quoted Snowflake string (where a backslash escapes too)."""
     return value.replace("\\", "\\\\").replace("'", "''")
 
@@ -109,7 +109,7 @@ def _typed_column_sql(event_type: EventType, column: WarehouseColumn, taken: set
 def _view_sql(*, name: str, comment: str, items: list[str], where: str) -> str:
     select = ",\n".join(f"  {item}" for item in items)
     return (
-        f"CREATE OR REPLACE VIEW {name}\n  COMMENT = '{_sql_string(comment)}'\nAS\n"
+        f"CREATE OR REPLACE VIEW {name}\n  COMMENT = '{sql_string(comment)}'\nAS\n"
         f"SELECT\n{select}\nFROM game_events\nWHERE {where};"
     )
 
@@ -138,10 +138,10 @@ def type_views_sql(registry: Mapping[str, EventType] | None = None) -> str:
                 comment=f"Player event tracker: {event_type.name} events, one row per (game, event_id), "
                 "typed from the event type registry",
                 items=[*common, *typed, *LOAD_COLUMNS],
-                where=f"event_type = '{_sql_string(event_type.name)}'",
+                where=f"event_type = '{sql_string(event_type.name)}'",
             )
         )
-    builtins = ", ".join(f"'{_sql_string(name)}'" for name in registry)
+    builtins = ", ".join(f"'{sql_string(name)}'" for name in registry)
     views.append(
         _view_sql(
             name=CUSTOM_VIEW,
@@ -169,14 +169,14 @@ def render_warehouse_sql(
         if not IDENTIFIER.fullmatch(value):
             raise ValueError(f"The {name} {value!r} is not a plain Snowflake identifier.")
     values = {
-        "bucket": _sql_string(bucket),
-        "prefix": _sql_string(prefix),
-        "stream": _sql_string(stream),
-        "stream_pattern": _sql_string(stream_pattern(stream)),
+        "bucket": sql_string(bucket),
+        "prefix": sql_string(prefix),
+        "stream": sql_string(stream),
+        "stream_pattern": sql_string(stream_pattern(stream)),
         "database": database,
         "schema": schema,
         "storage_integration": storage_integration,
-        "aws_role_arn": _sql_string(aws_role_arn),
+        "aws_role_arn": sql_string(aws_role_arn),
         "type_views": type_views_sql(),
     }
     rendered = {}

@@ -1,0 +1,131 @@
+"""Player privacy in the console: the suppression list per game, and erasing the players of selected events.
+
+Adding to the list erases the player (events_app.erasure.erase_player); deleting from
+it lifts the suppression (erasure.unsuppress). Both need the `events_app.erase_player`
+permission and are recorded in the admin log, as is every erasure from the event list.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from .. import erasure
+from ..models import Event, Game, SuppressedPlayer
+from .base import ADMIN_CSS, ConsoleAdmin, plural
+
+ERASE_PERMISSION = "events_app.erase_player"
+
+
+def can_erase(request: HttpRequest) -> bool:
+    """Return True if the user may erase players and lift suppressions."""
+    return request.user.has_perm(ERASE_PERMISSION)
+
+
+@admin.register(SuppressedPlayer)
+class SuppressedPlayerAdmin(ConsoleAdmin):
+    """Erased players per game, who erased them and when; adding one erases the player, deleting lifts it."""
+
+    list_display = ["player_id", "game", "created_at", "created_by", "reason"]
+    list_filter = ["game"]
+    list_select_related = ["game"]
+    search_fields = ["=player_id"]
+    search_help_text = "An exact player id."
+    fields = ["game", "player_id", "reason", "created_at", "created_by", "warehouse_sql"]
+    readonly_fields = ["created_at", "created_by", "warehouse_sql"]
+    actions = ["delete_selected"]
+
+    class Media:
+        css = ADMIN_CSS
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return can_erase(request) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request) -> bool:
+        return can_erase(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a suppression is added or lifted, never edited
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return can_erase(request)
+
+    def get_fields(self, request, obj=None):
+        # Who and when are the erasure's to set: shown once it exists, not asked for.
+        return self.fields if obj is not None else ["game", "player_id", "reason"]
+
+    @admin.display(description="Snowflake SQL")
+    def warehouse_sql(self, obj: SuppressedPlayer) -> str:
+        # What the operator runs in the warehouse (docs/privacy.md), as erase_player prints it.
+        return format_html("<pre>{}</pre>", erasure.warehouse_delete_sql(game=obj.game, player_id=obj.player_id))
+
+    def save_model(self, request, obj: SuppressedPlayer, form, change: bool) -> None:
+        # Through the service: the player's data goes, and the suppression is taken under the erasure lock.
+        counts = erasure.erase_player(
+            game=obj.game, player_id=obj.player_id, by=request.user.get_username(), reason=obj.reason
+        )
+        stored = SuppressedPlayer.objects.get(game=obj.game, player_id=obj.player_id)
+        obj.pk, obj.created_at, obj.created_by = stored.pk, stored.created_at, stored.created_by
+        report_erasure(request, [counts])
+
+    def delete_model(self, request, obj: SuppressedPlayer) -> None:
+        erasure.unsuppress(game=obj.game, player_id=obj.player_id, by=request.user.get_username())
+
+    def delete_queryset(self, request, queryset: QuerySet[SuppressedPlayer]) -> None:
+        for suppression in queryset.select_related("game"):
+            self.delete_model(request, suppression)
+
+
+class EraseSelectedPlayersMixin:
+    """The event list's action "Erase the players of the selected events", with a confirmation page."""
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        """Return True if the user may erase players (the `erase_player` permission)."""
+        return can_erase(request)
+
+    @admin.action(description="Erase the players of the selected events", permissions=["erase"])
+    def erase_selected_players(self, request: HttpRequest, queryset: QuerySet[Event]):
+        players = sorted(set(queryset.order_by().values_list("game__slug", "player_id")))
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Erase {plural(len(players), 'player')}?",
+                "opts": self.opts,
+                "players": players,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action": "erase_selected_players",
+            }
+            return TemplateResponse(request, "admin/events_app/event/erase_players.html", context)
+        games = {game.slug: game for game in Game.objects.filter(slug__in={slug for slug, _ in players})}
+        reason = request.POST.get("reason", "")[:500]
+        results = []
+        for slug, player_id in players:
+            counts = erasure.erase_player(
+                game=games[slug], player_id=player_id, by=request.user.get_username(), reason=reason
+            )
+            results.append(counts)
+            suppression = SuppressedPlayer.objects.get(game=games[slug], player_id=player_id)
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=[suppression],
+                action_flag=ADDITION if counts.newly_suppressed else CHANGE,
+                change_message=f"Erased from the event list: {counts.events} events, {counts.attempts} attempts, "
+                f"{counts.rejected_events} rejected events deleted.",
+                single_object=True,
+            )
+        report_erasure(request, results)
+        return None
+
+
+def report_erasure(request: HttpRequest, results: list[erasure.ErasureCounts]) -> None:
+    """Tell the operator what erasing did, in counts, and what is left for S3 and Snowflake."""
+    messages.success(
+        request,
+        f"Erased {plural(len(results), 'player')}: deleted {plural(sum(r.events for r in results), 'event')}, "
+        f"{plural(sum(r.attempts for r in results), 'delivery attempt')} and "
+        f"{plural(sum(r.rejected_events for r in results), 'rejected event')}; their later events are suppressed. "
+        "Lines already in S3 and Snowflake stay until removed there (each suppressed player's page shows the "
+        "Snowflake SQL; see docs/privacy.md).",
+    )
