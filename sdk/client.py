@@ -197,7 +197,7 @@ class SendResult:
 
     @property
     def status(self) -> str | None:
-        """Return "accepted" or "duplicate" (both mean the tracker has the event)."""
+        """Return "accepted", "duplicate" (both mean the tracker has the event) or "suppressed" (an erased player)."""
         return self.body.get("status")
 
 
@@ -216,6 +216,7 @@ class BatchResult:
     rejected: int
     results: list[dict[str, Any]]
     bodies: list[dict[str, Any]]
+    suppressed: int = 0  # events of erased players: acknowledged, neither stored nor forwarded
 
 
 class TrackerClient(EventHelpers[dict[str, Any]]):
@@ -305,6 +306,7 @@ class TrackerClient(EventHelpers[dict[str, Any]]):
             rejected=sum(body.get("rejected", 0) for body in bodies),
             results=results,
             bodies=bodies,
+            suppressed=sum(body.get("suppressed", 0) for body in bodies),
         )
 
     def _post(self, path: str, payload: Mapping[str, Any]) -> requests.Response:

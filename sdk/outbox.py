@@ -32,7 +32,7 @@ class TrackerStats:
 
     queued: int  # valid events given to track_*, kept or dropped
     restored: int  # events found in the spool at start, left by an earlier run
-    sent: int  # acknowledged by the tracker: accepted + duplicates
+    sent: int  # acknowledged by the tracker: accepted + duplicates + suppressed
     accepted: int
     duplicates: int  # the tracker already had them (a retry, a replayed receipt): not counted twice
     failed: int  # will never be delivered: rejected, or given up (reported to on_error)
@@ -42,6 +42,7 @@ class TrackerStats:
     requests: int  # HTTP requests made
     pending: int  # waiting in memory or in the spool, or in flight
     set_aside: int = 0  # of failed: answered 5xx alone again and again while the tracker took the others (poison)
+    suppressed: int = 0  # of sent: the player asked to be forgotten; the tracker acknowledged and dropped them
 
 
 class Outbox:
@@ -70,7 +71,7 @@ class Outbox:
         self.closed = False
         self._queued = self._restored = self._accepted = self._duplicates = 0
         self._failed = self._rejected = self._dropped = self._retried = self._requests = 0
-        self._set_aside = 0
+        self._set_aside = self._suppressed = 0
         self._giveups = 0
         self._pending = 0
         if spool is not None:
@@ -172,13 +173,22 @@ class Outbox:
             self._queue_bytes = 0
         return items
 
-    def settle(self, batch: list[Item], *, accepted: int = 0, duplicates: int = 0, failed: Sequence[Item] = ()) -> None:
+    def settle(
+        self,
+        batch: list[Item],
+        *,
+        accepted: int = 0,
+        duplicates: int = 0,
+        suppressed: int = 0,
+        failed: Sequence[Item] = (),
+    ) -> None:
         """Record the tracker's answer for a batch: the spool forgets it, then the counters move."""
         if self.spool is not None:
             self.spool.remove(batch)
         with self._changed:
             self._accepted += accepted
             self._duplicates += duplicates
+            self._suppressed += suppressed
             self._failed += len(failed)
             self._rejected += len(failed)
             self._pending -= len(batch)
@@ -238,7 +248,7 @@ class Outbox:
             return TrackerStats(
                 queued=self._queued,
                 restored=self._restored,
-                sent=self._accepted + self._duplicates,
+                sent=self._accepted + self._duplicates + self._suppressed,
                 accepted=self._accepted,
                 duplicates=self._duplicates,
                 failed=self._failed,
@@ -248,4 +258,5 @@ class Outbox:
                 requests=self._requests,
                 pending=self._pending,
                 set_aside=self._set_aside,
+                suppressed=self._suppressed,
             )

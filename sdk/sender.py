@@ -329,7 +329,7 @@ class Sender:
 
     def _settle_results(self, batch: list[Item], results: list[dict[str, Any]]) -> None:
         """Count the tracker's per-event answers; hand each rejected event to on_error with its reasons."""
-        accepted = duplicates = 0
+        accepted = duplicates = suppressed = 0
         rejected: list[tuple[Item, Any]] = []
         for item, result in zip(batch, results, strict=True):
             status = result.get("status")
@@ -337,9 +337,18 @@ class Sender:
                 accepted += 1
             elif status == "duplicate":
                 duplicates += 1
+            elif status == "suppressed":
+                # The player was erased: the tracker acknowledges and drops the event on purpose.
+                suppressed += 1
             else:
                 rejected.append((item, result.get("errors")))
-        self._outbox.settle(batch, accepted=accepted, duplicates=duplicates, failed=[item for item, _ in rejected])
+        self._outbox.settle(
+            batch,
+            accepted=accepted,
+            duplicates=duplicates,
+            suppressed=suppressed,
+            failed=[item for item, _ in rejected],
+        )
         for item, errors in rejected:
             reasons = json.dumps(errors, separators=(",", ":"), ensure_ascii=False)
             message = f"the tracker rejected event {item[1]}: {reasons}"

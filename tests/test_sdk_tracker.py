@@ -573,6 +573,23 @@ def test_duplicates_count_as_sent(make_tracker, fake):
     assert (stats.sent, stats.duplicates, stats.accepted) == (1, 1, 0)
 
 
+def test_events_of_an_erased_player_count_as_sent_and_suppressed_not_as_errors(make_tracker, fake):
+    def suppressed(request: RecordedRequest):
+        results = [{"index": i, "status": "suppressed"} for i, _ in enumerate(request.event_ids)]
+        return 200, {"accepted": 0, "duplicates": 0, "suppressed": len(results), "rejected": 0, "results": results}, {}
+
+    fake.respond = suppressed
+    errors = Errors()
+    tracker = make_tracker(sync=True, on_error=errors)
+
+    tracker.track_install("erased-player")
+
+    stats = tracker.stats()
+    assert (stats.sent, stats.suppressed, stats.failed, stats.rejected, stats.pending) == (1, 1, 0, 0, 0)
+    assert not errors.calls
+    assert len(fake.requests) == 1  # acknowledged: never sent again
+
+
 def test_an_answer_that_is_not_the_trackers_json_is_retried(make_tracker, fake):
     clock = FakeClock()
     fake.respond = answers((200, "<html>Welcome to the airport wifi</html>", {}))
