@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import conf, currency, firehose, schemas
+from events_app import conf, currency, firehose, heartbeat, schemas
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
@@ -25,16 +25,19 @@ def _no_inline_delivery_by_default(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """Forget compiled schemas and looked-up rates between tests.
+    """Forget compiled schemas, looked-up rates and heartbeat write times between tests.
 
-    Both are cached per process by game id or day, and ids come back after a test's
-    rollback, so one test's schema or rate would otherwise answer in the next.
+    The first two are cached per process by game id or day, and ids come back after a
+    test's rollback, so one test's schema or rate would otherwise answer in the next;
+    a heartbeat written in one test would hold back the next test's first write.
     """
     schemas.clear_cache()
     currency.clear_rate_cache()
+    heartbeat.forget()
     yield
     schemas.clear_cache()
     currency.clear_rate_cache()
+    heartbeat.forget()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import F, Q, QuerySet
+from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -85,10 +86,15 @@ def _prefer_state_index(queryset: QuerySet) -> bool:
 
 
 class EventChangeList(ChangeList):
-    """The event list reads neither the payload nor the error text of the rows it shows."""
+    """The event list never loads the payload: the purchase column takes its two fields in the same query."""
 
     def get_queryset(self, request, exclude_parameters=None):
-        return super().get_queryset(request, exclude_parameters).defer("payload", "last_error")
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .defer("payload")
+            .annotate(product=KT("payload__properties__product_id"), price=KT("payload__price"))
+        )
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -98,7 +104,7 @@ class DeliveryAttemptInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "Delivery attempts and resends (newest first)"
-    attempted = utc_time("attempted_at", "attempted at (UTC)")
+    attempted = utc_time("attempted_at", "attempted at", precise=True)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -114,6 +120,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         return request.user.has_perm("events_app.view_event")
 
 
+LIST_ERROR_CHARS = 60  # of the last error in the list; the whole of it shows on hover and on the event's page
 REVENUE = "Revenue"
 CUSTOM_TYPE = "Custom type"
 
@@ -128,7 +135,10 @@ class EventAdmin(ReadOnlyAdmin):
     and goes through events_app.resend.
     """
 
-    list_display = ["received", "event_type", "game", "player_id", "delivery", "attempts"]
+    list_display = [
+        "received", "event_type", "game", "player_id", "purchase", "delivery", "attempts", "next_attempt",
+        "last_error_excerpt",
+    ]  # fmt: skip
     list_display_links = ["received"]
     list_filter = [EventTypeFilter, ("game", GameFilter), "delivery_state", PlatformFilter, CurrencyFilter]
     # Searched by exact value on indexed columns (see get_search_results).
@@ -147,7 +157,7 @@ class EventAdmin(ReadOnlyAdmin):
         (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),
         (CUSTOM_TYPE, {"fields": ["event_schema"]}),
         (
-            "Times (UTC)",
+            "Times",
             {
                 "fields": ["occurred", "sent", "received_exact", "derived"],
                 "description": "derived = received - (sent - occurred) when the client gave sent_at, else occurred: "
@@ -183,15 +193,15 @@ class EventAdmin(ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    received = utc_time("received_at", "received (UTC)", precise=False)
-    received_exact = utc_time("received_at", "received")
-    occurred = utc_time("occurred_at", "occurred (client clock)")
-    sent = utc_time("sent_at", "sent (client clock)")
-    derived = utc_time("derived_at", "derived")
+    received = utc_time("received_at", "received")
+    received_exact = utc_time("received_at", "received", precise=True)
+    occurred = utc_time("occurred_at", "occurred (client clock)", precise=True)
+    sent = utc_time("sent_at", "sent (client clock)", precise=True)
+    derived = utc_time("derived_at", "derived", precise=True)
     next_attempt = utc_time("next_attempt_at", "next attempt")
-    emitted = utc_time("emitted_at", "last sent (emitted_at)")
-    delivered = utc_time("delivered_at", "delivered")
-    claimed = utc_time("claimed_until", "leased by a sender until")
+    emitted = utc_time("emitted_at", "last sent (emitted_at)", precise=True)
+    delivered = utc_time("delivered_at", "delivered", precise=True)
+    claimed = utc_time("claimed_until", "leased by a sender until", precise=True)
 
     # -- permissions -------------------------------------------------------------------------------------------
 
@@ -230,6 +240,27 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="delivery", ordering="delivery_state")
     def delivery(self, obj: Event) -> str:
         return state_badge(obj.delivery_state, obj.get_delivery_state_display())
+
+    @admin.display(description="last error")
+    def last_error_excerpt(self, obj: Event) -> str:
+        """Return the start of the last error, the whole of it on hover."""
+        error = obj.last_error
+        if not error:
+            return "-"
+        short = error if len(error) <= LIST_ERROR_CHARS else error[: LIST_ERROR_CHARS - 1] + "…"
+        return format_html('<span class="last-error" title="{}">{}</span>', error, short)
+
+    @admin.display(description="purchase")
+    def purchase(self, obj: Event) -> str:
+        """Return a purchase's product, price and currency (from the annotations of EventChangeList)."""
+        if obj.event_type != "purchase":
+            return "-"
+        return format_html(
+            '<span class="product">{}</span> <span class="price">{} {}</span>',
+            getattr(obj, "product", None) or "?",
+            getattr(obj, "price", None) or "?",
+            obj.currency,
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

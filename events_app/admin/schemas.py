@@ -71,7 +71,7 @@ class EventSchemaAdmin(admin.ModelAdmin):
     class Media:
         css = ADMIN_CSS
 
-    created = utc_time("created_at", "registered (UTC)", precise=False)
+    created = utc_time("created_at", "registered")
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
