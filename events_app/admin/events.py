@@ -411,8 +411,13 @@ class EventAdmin(ReadOnlyAdmin):
 def report_resend(request: HttpRequest, counts: ResendCounts) -> None:
     """Tell the operator what a resend did, in counts."""
     text = f"Resent {plural(counts.resent, 'event')} (queued for the delivery worker)"
-    if counts.skipped:
-        text += f"; skipped {counts.skipped} already pending or being sent"
+    skipped = []
+    if counts.pending:
+        skipped.append(f"{counts.pending:,} already pending or being sent")
+    if counts.delivered_since_resend:
+        skipped.append(f"{counts.delivered_since_resend:,} delivered since their last resend")
+    if skipped:
+        text += "; skipped " + " and ".join(skipped)
     level = messages.SUCCESS if counts.resent else messages.WARNING
     messages.add_message(request, level, text + ".")
 
