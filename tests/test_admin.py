@@ -135,7 +135,7 @@ def test_failed_events_list_their_last_error_and_next_attempt(operator, game_key
 
     html = operator.get(EVENTS_URL).content.decode()
 
-    assert f'<span class="last-error" title="{error}">{error[:59]}…</span>' in html
+    assert f'<span class="last-error" title="{error}">{error[:47]}…</span>' in html
     assert '<td class="field-next_attempt">2026-11-25 15:41:07 UTC</td>' in html
     assert '<td class="field-last_error_excerpt">-</td>' in html  # the delivered one
     assert '<td class="field-next_attempt">-</td>' in html
@@ -176,6 +176,7 @@ def test_rejected_events_give_their_reason_room_to_read_as_a_sentence(operator, 
     assert "events_app/admin.css" in html and '<td class="field-reason">' in html
     assert ".model-rejectedevent #result_list td.field-reason { min-width: 24em; }" in css
     assert ".model-rejectedevent #result_list td.field-body_excerpt code { word-break: break-all; }" in css
+    assert "#result_list thead th { white-space: nowrap; }" in css  # no header clipped or broken
 
 
 @pytest.mark.parametrize(

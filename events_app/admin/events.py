@@ -120,7 +120,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         return request.user.has_perm("events_app.view_event")
 
 
-LIST_ERROR_CHARS = 60  # of the last error in the list; the whole of it shows on hover and on the event's page
+LIST_ERROR_CHARS = 48  # of the last error in the list; the whole of it shows on hover and on the event's page
 REVENUE = "Revenue"
 CUSTOM_TYPE = "Custom type"
 
