@@ -176,6 +176,7 @@ def test_event_page_shows_the_record_and_its_history_and_resends_it(operator_log
 def test_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(operator_login, screenshot):
     seed_pipeline()
     page = operator_login()
+    beat(seen_ago=timedelta(seconds=1), delivered_ago=timedelta(seconds=4))  # a healthy worker, for the screenshot
 
     page.click("#dashboard-link")
     page.wait_for_url("**/dashboard/")
