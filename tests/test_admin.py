@@ -627,7 +627,10 @@ def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_
     Event.objects.filter(pk=still_queued[0].pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
     assert delivery.deliver_due().delivered == 3
 
+    confirm = resender.get(url).content.decode()
     second = resender.post(url, follow=True)
+
+    assert '<span id="skips-delivered-since">resent before and delivered since</span>' in confirm
 
     assert (
         "Resent 0 events (queued for the delivery worker); skipped 1 already pending or being sent and 3 delivered "
