@@ -1,16 +1,16 @@
-"""Dashboard queries: events over time, intake, delivery backlog, revenue and a game's types, each on an index."""
+"""Dashboard queries: events over time, intake, backlog, worker health, revenue and a game's types, on indexes."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import NotSupportedError
-from django.db.models import CharField, Count, F, Func, Min, Model, QuerySet, Subquery, Sum
+from django.db.models import CharField, Count, F, Func, Max, Min, Model, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from . import conf
+from . import conf, heartbeat
 from .event_types import revenue_types
-from .models import DeliveryState, DuplicateTally, Event, Game, RejectedEvent
+from .models import DUE_STATES, DeliveryState, DuplicateTally, Event, Game, Heartbeat, RejectedEvent
 from .rejections import keep_count as rejections_kept
 from .retention import cutoff
 
@@ -24,6 +24,9 @@ from .retention import cutoff
 HOURS_SHOWN = 24
 DAYS_SHOWN = 30
 TYPE_COUNT_CAP = 10_000  # a game's events counted by type: its newest this many
+# A worker beats every loop (at least every second when idle, written every few seconds):
+# two minutes of silence is no slow batch, the worker is gone or stuck.
+WORKER_STALE_AFTER = timedelta(minutes=2)
 
 
 class UtcBucket(Func):
@@ -91,17 +94,39 @@ class Intake:
 
 @dataclass
 class Backlog:
-    """Events not yet delivered, by state, and how long the oldest pending one has waited."""
+    """Events not yet delivered, by state, and how long the oldest undelivered one (pending or failed) has waited."""
 
     pending: int
     failed: int
     dead: int
-    oldest_pending_at: datetime | None
+    # Failed events count: in an outage every event fails, and the age must still grow.
+    oldest_undelivered_at: datetime | None
     now: datetime
 
     @property
-    def oldest_pending_age(self) -> timedelta | None:
-        return None if self.oldest_pending_at is None else max(self.now - self.oldest_pending_at, timedelta(0))
+    def oldest_undelivered_age(self) -> timedelta | None:
+        if self.oldest_undelivered_at is None:
+            return None
+        return max(self.now - self.oldest_undelivered_at, timedelta(0))
+
+
+@dataclass
+class WorkerHealth:
+    """When a delivery worker last ran its loop and when any sender last delivered, from the heartbeat rows."""
+
+    last_seen_at: datetime | None
+    last_delivery_at: datetime | None
+    now: datetime
+
+    @property
+    def silent_for(self) -> timedelta | None:
+        """Return how long no worker has been seen, or None if one never was."""
+        return None if self.last_seen_at is None else max(self.now - self.last_seen_at, timedelta(0))
+
+    @property
+    def is_stale(self) -> bool:
+        """Return True if no worker was seen within WORKER_STALE_AFTER (or ever): nothing retries failed events."""
+        return self.silent_for is None or self.silent_for > WORKER_STALE_AFTER
 
 
 @dataclass
@@ -116,6 +141,7 @@ class Dashboard:
     intake_day: Intake
     intake_month: Intake
     backlog: Backlog
+    worker: WorkerHealth
     revenue: dict[str, TimeSeries]  # per type with money, in the registry's order: purchase, ad_impression, ...
     without_rate: dict[str, int]  # per type with money: events, of any date, waiting for an exchange rate
 
@@ -145,6 +171,7 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
         intake_day=intake(since=hour_start, accepted=hourly.total(), game=game),
         intake_month=intake(since=day_start, accepted=daily.total(), game=game),
         backlog=backlog(game=game, now=now),
+        worker=worker_health(now=now),
         revenue=revenue_per_day(since=day_start, until=now, game=game),
         without_rate=events_without_rate(game=game),
     )
@@ -303,25 +330,36 @@ def duplicate_count(*, since: datetime, game: Game | None = None) -> int:
 
 
 def backlog(*, game: Game | None = None, now: datetime | None = None) -> Backlog:
-    """Return the undelivered events by state and the time the oldest pending one was received."""
+    """Return the undelivered events by state and the time the oldest one still to send was received."""
     now = now or timezone.now()
     events = _events(game)
     states = (DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.DEAD)
     counts = dict(
         events.filter(delivery_state__in=states).values_list("delivery_state").annotate(n=Count("pk")).order_by()
     )
-    oldest = (
-        events.filter(delivery_state=DeliveryState.PENDING)
-        .order_by("received_at")
-        .values_list("received_at", flat=True)
-        .first()
+    # The front of the (delivery_state, received_at) index once per state still to send:
+    # two seeks, where one query over both states would merge or sort them.
+    firsts = (
+        events.filter(delivery_state=state).order_by("received_at").values_list("received_at", flat=True).first()
+        for state in DUE_STATES
     )
+    oldest = [first for first in firsts if first is not None]
     return Backlog(
         pending=counts.get(DeliveryState.PENDING, 0),
         failed=counts.get(DeliveryState.FAILED, 0),
         dead=counts.get(DeliveryState.DEAD, 0),
-        oldest_pending_at=oldest,
+        oldest_undelivered_at=min(oldest, default=None),
         now=now,
+    )
+
+
+def worker_health(*, now: datetime | None = None) -> WorkerHealth:
+    """Return when a delivery worker was last seen and when any sender last delivered an event (one query)."""
+    times = Heartbeat.objects.aggregate(
+        last_seen=Max("last_seen_at", filter=Q(sender=heartbeat.WORKER)), last_delivery=Max("last_delivery_at")
+    )
+    return WorkerHealth(
+        last_seen_at=times["last_seen"], last_delivery_at=times["last_delivery"], now=now or timezone.now()
     )
 
 

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import breaker, conf, metrics
+from . import breaker, conf, heartbeat, metrics
 from .dbwrite import write_transaction
 from .destinations import Destination, Limits, PackedRecord, RecordError, get_destination
 from .exceptions import DestinationError
@@ -245,6 +245,8 @@ def deliver_claimed(
         counts.records, counts.bytes, counts.billed_bytes, f" first_error={first_error!r}" if errors else "",
     )  # fmt: skip
     metrics.record_delivery(sender=policy.name, destination=destination.name, counts=counts)
+    if counts.delivered:
+        heartbeat.beat(sender=policy.name, delivered=True)  # the admin's "last successful delivery"
     return counts
 
 

@@ -1,4 +1,4 @@
-"""Database models: games, their API keys, the event audit log, its delivery attempts and erased players."""
+"""Database models: games, API keys, the event audit log, delivery attempts, erased players, senders' heartbeats."""
 
 import hashlib
 import secrets
@@ -305,3 +305,18 @@ class SuppressedPlayer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.player_id} ({self.game.slug})"
+
+
+class Heartbeat(models.Model):
+    """A kind of sender's latest signs of life (`worker`, `forwarder`): written every few seconds, one row each.
+
+    Every process of a kind writes the same row, so it says when any of them was last
+    seen and last delivered; events_app.heartbeat writes it, the dashboard reads it.
+    """
+
+    sender = models.CharField(max_length=32, unique=True)
+    last_seen_at = models.DateTimeField()
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.sender} last seen at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"

@@ -15,7 +15,7 @@ from datetime import datetime
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .dbwrite import write_transaction
@@ -29,10 +29,15 @@ LOG_MESSAGE = "Resent to Firehose (retry state reset)."
 
 @dataclass
 class ResendCounts:
-    """How many events were queued again, and how many were left alone (already queued or being sent)."""
+    """How many events were queued again, and how many were left alone, and why."""
 
     resent: int = 0
-    skipped: int = 0
+    pending: int = 0  # already pending, or being sent right now
+    delivered_since_resend: int = 0  # resent before and delivered since: a repeated resend leaves them
+
+    @property
+    def skipped(self) -> int:
+        return self.pending + self.delivered_since_resend
 
     @property
     def total(self) -> int:
@@ -40,7 +45,12 @@ class ResendCounts:
 
 
 def resend_events(
-    *, queryset: QuerySet[Event], user, batch_size: int = BATCH_SIZE, now: datetime | None = None
+    *,
+    queryset: QuerySet[Event],
+    user,
+    batch_size: int = BATCH_SIZE,
+    now: datetime | None = None,
+    again: bool = False,
 ) -> ResendCounts:
     """Queue every event of `queryset` for sending again; return the counts.
 
@@ -48,7 +58,10 @@ def resend_events(
     error and lease cleared; it gets a `resend` DeliveryAttempt and an admin LogEntry
     in `user`'s name. Events already pending, or leased by a sender right now, are
     skipped: they are about to be sent anyway, and taking a row from its sender would
-    leave that sender unable to record what happened.
+    leave that sender unable to record what happened. Unless `again`, so are events
+    delivered since an earlier resend: repeating a bulk resend (a second click, the
+    same filter a minute later) must not send them a second time; an event's own
+    Resend button passes `again`, as someone asked for that event by name.
 
     Works through the matching ids in ascending batches, one short transaction each,
     so resending 100,000 events never holds the delivery worker up for long.
@@ -56,20 +69,34 @@ def resend_events(
     counts = ResendCounts()
     ids = sorted(queryset.order_by().values_list("pk", flat=True))
     for start in range(0, len(ids), batch_size):
-        resent = _resend_batch(ids=ids[start : start + batch_size], user=user, now=now or timezone.now())
+        batch = ids[start : start + batch_size]
+        resent, delivered_since = _resend_batch(ids=batch, user=user, now=now or timezone.now(), again=again)
         counts.resent += resent
-        counts.skipped += min(batch_size, len(ids) - start) - resent
-    logger.info("resend by user=%s resent=%d skipped=%d", getattr(user, "pk", None), counts.resent, counts.skipped)
+        counts.delivered_since_resend += delivered_since
+        counts.pending += len(batch) - resent - delivered_since
+    logger.info(
+        "resend by user=%s resent=%d pending=%d delivered_since_resend=%d",
+        getattr(user, "pk", None), counts.resent, counts.pending, counts.delivered_since_resend,
+    )  # fmt: skip
     return counts
 
 
 def resend_event(*, event: Event, user) -> ResendCounts:
-    """Queue one event for sending again (see resend_events)."""
-    return resend_events(queryset=Event.objects.filter(pk=event.pk), user=user)
+    """Queue one event for sending again, even if delivered since an earlier resend (see resend_events)."""
+    return resend_events(queryset=Event.objects.filter(pk=event.pk), user=user, again=True)
 
 
-def _resend_batch(*, ids: list[int], user, now: datetime) -> int:
-    """Reset the retry state of the resendable events among `ids`; return how many."""
+def _delivered_since_resend() -> Exists:
+    """Return a condition true for an event delivered after one of its resends (its latest delivery is later)."""
+    return Exists(
+        DeliveryAttempt.objects.filter(
+            event_id=OuterRef("pk"), outcome=AttemptOutcome.RESEND, attempted_at__lte=OuterRef("delivered_at")
+        )
+    ) & Q(delivery_state=DeliveryState.DELIVERED)
+
+
+def _resend_batch(*, ids: list[int], user, now: datetime, again: bool) -> tuple[int, int]:
+    """Reset the retry state of the resendable events among `ids`; return (resent, delivered since a resend)."""
     with write_transaction():
         candidates = (
             Event.objects.filter(pk__in=ids)
@@ -77,12 +104,16 @@ def _resend_batch(*, ids: list[int], user, now: datetime) -> int:
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("pk")
         )
+        delivered_since = 0
+        if not again:
+            delivered_since = candidates.filter(_delivered_since_resend()).count()
+            candidates = candidates.exclude(_delivered_since_resend())
         if connection.features.has_select_for_update_skip_locked:
             # A row a worker is claiming this instant is locked: leave it to that worker.
             candidates = candidates.select_for_update(skip_locked=True)
         events = list(candidates.only("pk", "event_type", "event_id"))
         if not events:
-            return 0
+            return 0, delivered_since
         # SQLite: the IMMEDIATE transaction holds the write lock since BEGIN, so no
         # sender can claim these rows between the select and this update.
         Event.objects.filter(pk__in=[event.pk for event in events]).update(
@@ -98,7 +129,7 @@ def _resend_batch(*, ids: list[int], user, now: datetime) -> int:
             batch_size=500,
         )
         _log_admin_changes(events=events, user=user)
-    return len(events)
+    return len(events), delivered_since
 
 
 def _log_admin_changes(*, events: Iterable[Event], user) -> None:

@@ -6,6 +6,7 @@ import threading
 
 from django.db import close_old_connections, connection
 
+from . import heartbeat
 from .delivery import DeliveryCounts, deliver_due
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def run_worker(*, once: bool, idle_seconds: float = 1.0, stop: threading.Event |
         # does between requests; never inside a transaction (a test's, for one).
         if not connection.in_atomic_block:
             close_old_connections()
+        heartbeat.beat(sender=heartbeat.WORKER)  # "worker last seen" in the admin, idle or not
         counts = deliver_due()
         totals.add(counts)
         if counts.claimed == 0:

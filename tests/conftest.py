@@ -10,7 +10,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import authentication, breaker, conf, currency, firehose, schemas, sharedcache
+from events_app import authentication, breaker, conf, currency, firehose, heartbeat, schemas, sharedcache
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
@@ -27,17 +27,19 @@ def _no_inline_delivery_by_default(settings):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """Forget compiled schemas, looked-up rates and what the process knows of the shared cache between tests.
+    """Forget compiled schemas, looked-up rates, heartbeat write times and what the process knows of the shared cache.
 
     Schemas and rates are cached per process by game id or day, and ids come back
     after a test's rollback, so one test's schema or rate would otherwise answer in
     the next; so would its rate-limit counts (by key id, by address), its breaker
-    state, and a simulated cache outage.
+    state, and a simulated cache outage; a heartbeat written in one test would hold
+    back the next test's first write.
     """
 
     def forget():
         schemas.clear_cache()
         currency.clear_rate_cache()
+        heartbeat.forget()
         breaker.forget_state()
         sharedcache.forget_failures()
         authentication.forget_failures()

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
@@ -123,6 +124,59 @@ def test_event_list_shows_time_type_game_player_a_state_badge_and_attempts(opera
     assert '<span class="state-badge state-failed"' in html
     assert '<td class="field-attempts">3</td>' in html
     assert "events_app/admin.css" in html
+
+
+def test_failed_events_list_their_last_error_and_next_attempt(operator, game_key, make_install):
+    failed, delivered = store(game_key[0], [make_install(), make_install()])
+    error = "ServiceUnavailableException: " + "Slow down. " * 20
+    set_state([failed], DeliveryState.FAILED, attempts=2, last_error=error,
+              next_attempt_at=datetime(2026, 11, 25, 15, 41, 7, tzinfo=UTC))  # fmt: skip
+    set_state([delivered], DeliveryState.DELIVERED, attempts=1, next_attempt_at=None)
+
+    html = operator.get(EVENTS_URL).content.decode()
+
+    assert f'<span class="last-error" title="{error}">{error[:47]}…</span>' in html
+    assert '<td class="field-next_attempt">2026-11-25 15:41:07 UTC</td>' in html
+    assert '<td class="field-last_error_excerpt">-</td>' in html  # the delivered one
+    assert '<td class="field-next_attempt">-</td>' in html
+
+
+def test_purchases_list_their_product_price_and_currency(operator, game_key, make_install, make_purchase):
+    store(game_key[0], [make_purchase(), make_install()])
+
+    html = operator.get(EVENTS_URL).content.decode()
+
+    assert '<span class="product">gem_pack_small</span> <span class="price">4.99 EUR</span>' in html
+    assert '<td class="field-purchase">-</td>' in html  # the install
+
+
+def test_new_list_columns_add_no_query_per_row(operator, game_key, make_purchase, django_assert_max_num_queries):
+    events = store(game_key[0], [make_purchase() for _ in range(30)])
+    set_state(events, DeliveryState.FAILED, attempts=1, last_error="throttled", next_attempt_at=timezone.now())
+
+    with django_assert_max_num_queries(26):  # as many as before the columns, whatever the page size
+        response = operator.get(EVENTS_URL)
+    assert response.content.decode().count('class="product"') == 30
+
+
+def test_view_site_opens_a_page_that_exists(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    view_site = re.search(r'<a href="([^"]+)">View site</a>', html).group(1)
+    assert view_site == "/api/docs/"
+    assert admin_client.get(view_site).status_code == 200
+
+
+def test_rejected_events_give_their_reason_room_to_read_as_a_sentence(operator, api, make_install):
+    api.post("/v1/events/batch", {"events": [make_install(player_id="")]}, format="json")
+
+    html = operator.get(reverse("admin:events_app_rejectedevent_changelist")).content.decode()
+    css = (settings.BASE_DIR / "events_app/static/events_app/admin.css").read_text()
+
+    assert "events_app/admin.css" in html and '<td class="field-reason">' in html
+    assert ".model-rejectedevent #result_list td.field-reason { min-width: 24em; }" in css
+    assert ".model-rejectedevent #result_list td.field-body_excerpt code { word-break: break-all; }" in css
+    assert "#result_list thead th { white-space: nowrap; }" in css  # no header clipped or broken
 
 
 @pytest.mark.parametrize(
@@ -576,6 +630,58 @@ def test_resend_all_matching_follows_the_search_too(resender, game_key, make_ins
     assert Event.objects.get(pk=bob.pk).delivery_state == DeliveryState.DEAD
 
 
+def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_once(resender, game_key, moto_firehose,
+                                                                                    make_install):  # fmt: skip
+    resent = store(game_key[0], [make_install() for _ in range(3)])
+    set_state(resent, DeliveryState.DEAD, attempts=12, next_attempt_at=None)
+    still_queued = store(game_key[0], [make_install()])
+    url = reverse("admin:events_app_event_resend_matching") + f"?game__id__exact={game_key[0].game_id}"
+    first = resender.post(url, follow=True)
+    assert "Resent 3 events (queued for the delivery worker); skipped 1 already pending or being sent." in [
+        str(m) for m in first.context["messages"]
+    ]
+    Event.objects.filter(pk=still_queued[0].pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    assert delivery.deliver_due().delivered == 3
+
+    confirm = resender.get(url).content.decode()
+    second = resender.post(url, follow=True)
+
+    assert '<span id="skips-delivered-since">resent before and delivered since</span>' in confirm
+
+    assert (
+        "Resent 0 events (queued for the delivery worker); skipped 1 already pending or being sent and 3 delivered "
+        "since their last resend." in [str(m) for m in second.context["messages"]]
+    )
+    assert set(Event.objects.filter(pk__in=[e.pk for e in resent]).values_list("delivery_state", flat=True)) == {
+        DeliveryState.DELIVERED
+    }
+    assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).count() == 3
+
+
+def test_an_events_own_resend_button_sends_it_again_even_if_delivered_since_a_resend(resender, game_key,
+                                                                                    make_install):  # fmt: skip
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DELIVERED, delivered_at=timezone.now())
+    DeliveryAttempt.objects.create(event=event, attempted_at=timezone.now() - timedelta(minutes=5),
+                                   outcome=AttemptOutcome.RESEND)  # fmt: skip
+
+    bulk = resend_events(queryset=Event.objects.all(), user=resender.user)
+    post = resender.post(reverse("admin:events_app_event_resend", args=[event.pk]), follow=True)
+
+    assert (bulk.resent, bulk.delivered_since_resend) == (0, 1)
+    assert "Resent 1 event (queued for the delivery worker)." in [str(m) for m in post.context["messages"]]
+    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+
+
+def test_a_delivered_event_never_resent_is_resent_by_a_bulk_resend(game_key, make_install, admin_user):
+    (event,) = store(game_key[0], [make_install()])
+    set_state([event], DeliveryState.DELIVERED, delivered_at=timezone.now())
+
+    counts = resend_events(queryset=Event.objects.all(), user=admin_user)
+
+    assert (counts.resent, counts.skipped) == (1, 0)
+
+
 def test_resend_button_resends_one_event_on_post_only(resender, game_key, make_install):
     (event,) = store(game_key[0], [make_install()])
     set_state([event], DeliveryState.DEAD, attempts=12)
@@ -793,8 +899,32 @@ def test_key_list_shows_last_use(admin_client, api, game_key, make_install):
     html = admin_client.get(reverse("admin:events_app_apikey_changelist")).content.decode()
 
     assert f"{game_key[0].prefix}…" in html
-    assert "Nov. 20, 2026, 8:30 a.m." in html
+    assert '<td class="field-last_used">2026-11-20 08:30:00 UTC</td>' in html
     assert "key-active" in html
+
+
+def test_every_list_writes_times_one_way_with_the_time_zone(admin_client, api, game_key, make_install):
+    moment = datetime(2026, 11, 20, 8, 30, 5, tzinfo=UTC)
+    (event,) = store(game_key[0], [make_install()])
+    Event.objects.filter(pk=event.pk).update(received_at=moment)
+    ApiKey.objects.filter(pk=game_key[0].pk).update(created_at=moment, revoked_at=moment)
+    Game.objects.filter(pk=game_key[0].game_id).update(created_at=moment)
+    RejectedEvent.objects.create(game=game_key[0].game, received_at=moment, errors={"player_id": ["bad"]})
+
+    pages = {
+        "events": (EVENTS_URL, ["received"]),
+        "keys": (reverse("admin:events_app_apikey_changelist"), ["created", "revoked"]),
+        "games": (reverse("admin:events_app_game_changelist"), ["created"]),
+        "rejections": (reverse("admin:events_app_rejectedevent_changelist"), ["received"]),
+        "key page": (reverse("admin:events_app_apikey_change", args=[game_key[0].pk]), []),
+    }
+    for name, (url, columns) in pages.items():
+        html = admin_client.get(url).content.decode()
+        assert "2026-11-20 08:30:05 UTC" in html, name
+        for column in columns:
+            cell = rf'<t[dh] class="field-{column}">(<a href="[^"]+">)?2026-11-20 08:30:05 UTC<'
+            assert re.search(cell, html), (name, column)
+        assert "Nov. 20, 2026" not in html, name
 
 
 def test_read_only_operator_cannot_issue_or_revoke_keys(operator, game_key):

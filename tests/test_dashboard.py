@@ -1,22 +1,26 @@
-"""The pipeline dashboard: events over time by type, intake, delivery backlog, revenue by type, its SVG charts."""
+"""The dashboard and the admin index's panel: events by type, intake, backlog, worker heartbeat, revenue, charts."""
 
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 
-from events_app import charts
+from events_app import charts, delivery, firehose, heartbeat
 from events_app.currency import clear_rate_cache
-from events_app.dashboard import build_dashboard
+from events_app.dashboard import backlog, build_dashboard, worker_health
+from events_app.exceptions import DestinationError
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
-from events_app.models import DuplicateTally, Event, RejectedEvent
+from events_app.models import DuplicateTally, Event, Heartbeat, RejectedEvent
+from events_app.worker import run_worker
 
 NOW = datetime(2026, 11, 25, 15, 40, tzinfo=UTC)
 DASHBOARD_URL = reverse("admin:events_app_event_dashboard")
@@ -152,7 +156,7 @@ def test_rejected_counts_include_the_refusals_past_the_per_request_cap(api, sett
     assert data.intake_month.rejected_is_lower_bound  # 30 days, of which 7 are kept
 
 
-def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_pending_event(admin_client, game_key, frozen,
+def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event(admin_client, game_key, frozen,
                                                                              make_install):  # fmt: skip
     store_at(game_key[0], [make_install()], NOW - timedelta(hours=2, minutes=5))
     store_at(game_key[0], [make_install()], NOW - timedelta(minutes=1))
@@ -164,10 +168,154 @@ def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_pending_event(adm
 
     backlog = response.context["dashboard"].backlog
     assert (backlog.pending, backlog.failed, backlog.dead) == (2, 2, 1)
-    assert backlog.oldest_pending_age == timedelta(hours=2, minutes=5)
+    assert backlog.oldest_undelivered_age == timedelta(hours=2, minutes=5)
     html = response.content.decode()
-    assert 'id="oldest-pending">2\xa0hours, 5\xa0minutes<' in html
+    assert 'id="oldest-undelivered">2\xa0hours, 5\xa0minutes<' in html
     assert 'href="/admin/events_app/event/?delivery_state__exact=failed" id="backlog-failed">2<' in html
+
+
+def test_during_an_outage_the_oldest_failed_event_is_aged(admin_client, game_key, frozen, make_install):
+    store_at(game_key[0], [make_install() for _ in range(3)], NOW - timedelta(minutes=47), delivery_state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=5), delivery_state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=5), delivery_state="dead")  # given up: not aged
+
+    response = admin_client.get(DASHBOARD_URL)
+
+    backlog = response.context["dashboard"].backlog
+    assert (backlog.pending, backlog.failed) == (0, 4)
+    assert backlog.oldest_undelivered_age == timedelta(minutes=47)
+    assert 'id="oldest-undelivered">47\xa0minutes<' in response.content.decode()
+
+
+def test_oldest_undelivered_is_the_older_of_pending_and_failed(game_key, frozen, make_install):
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=3))
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=9), delivery_state="failed")
+
+    assert backlog(now=NOW).oldest_undelivered_age == timedelta(minutes=9)
+    Event.objects.filter(delivery_state="failed").update(received_at=NOW - timedelta(minutes=1))
+    assert backlog(now=NOW).oldest_undelivered_age == timedelta(minutes=3)
+
+
+# -- worker heartbeat and the admin index's pipeline panel ----------------------------------------------------------
+
+
+def test_the_worker_loop_records_when_it_was_last_seen_even_when_idle(db, frozen):
+    assert worker_health(now=NOW).last_seen_at is None
+
+    run_worker(once=True)
+
+    assert Heartbeat.objects.get(sender="worker").last_seen_at == NOW
+    health = worker_health(now=NOW + timedelta(seconds=30))
+    assert (health.silent_for, health.is_stale, health.last_delivery_at) == (timedelta(seconds=30), False, None)
+
+
+def test_a_successful_delivery_records_its_time_and_failures_do_not(game_key, moto_firehose, make_install):
+    with time_machine.travel(NOW, tick=False):
+        store_at(game_key[0], [make_install()], NOW - timedelta(seconds=2))
+        assert delivery.deliver_due().delivered == 1
+    assert worker_health(now=NOW).last_delivery_at == NOW
+
+    later = NOW + timedelta(minutes=10)
+    with time_machine.travel(later, tick=False):
+        store_at(game_key[0], [make_install()], later)
+        with mock.patch.object(firehose.FirehoseDestination, "send", side_effect=DestinationError("down")):
+            assert delivery.deliver_due().failed == 1
+
+    assert worker_health(now=later).last_delivery_at == NOW
+
+
+def test_heartbeats_are_written_at_most_every_few_seconds_and_keep_the_latest(db, django_assert_num_queries):
+    with time_machine.travel(NOW, tick=False):
+        heartbeat.beat(sender="worker")
+    with time_machine.travel(NOW + timedelta(seconds=2), tick=False), django_assert_num_queries(0):
+        heartbeat.beat(sender="worker", delivered=True)  # noted, not written yet
+    assert Heartbeat.objects.get(sender="worker").last_delivery_at is None
+    with time_machine.travel(NOW + timedelta(seconds=6), tick=False):
+        heartbeat.beat(sender="worker")
+
+    row = Heartbeat.objects.get(sender="worker")
+    assert (row.last_seen_at, row.last_delivery_at) == (NOW + timedelta(seconds=6), NOW + timedelta(seconds=2))
+
+
+def test_a_process_with_an_older_time_does_not_move_the_heartbeat_back(db):
+    Heartbeat.objects.create(sender="worker", last_seen_at=NOW, last_delivery_at=NOW)  # another process, later
+
+    heartbeat.beat(sender="worker", delivered=True, now=NOW - timedelta(seconds=3))
+
+    row = Heartbeat.objects.get(sender="worker")
+    assert (row.last_seen_at, row.last_delivery_at) == (NOW, NOW)
+
+
+def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_worker(db, caplog):
+    with mock.patch.object(heartbeat, "_write", side_effect=DatabaseError("locked")):
+        heartbeat.beat(sender="worker")
+
+    assert "heartbeat not written sender=worker" in caplog.text
+    heartbeat.beat(sender="worker")  # written with the next beat
+    assert Heartbeat.objects.filter(sender="worker").exists()
+
+
+def test_admin_index_shows_the_pipeline_at_a_glance(admin_client, game_key, frozen, make_install):
+    store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(minutes=3))
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=12), delivery_state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), delivery_state="dead")
+    Heartbeat.objects.create(sender="worker", last_seen_at=NOW - timedelta(seconds=4))
+    Heartbeat.objects.create(sender="forwarder", last_seen_at=NOW, last_delivery_at=NOW - timedelta(seconds=40))
+
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    panel = html.split('id="pipeline-module"', 1)[1].split('id="content-main"', 1)[0]
+    assert 'href="/admin/events_app/event/?delivery_state__exact=pending" id="backlog-pending">2<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state__exact=failed" id="backlog-failed">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state__exact=dead" id="backlog-dead">1<' in panel
+    assert 'id="oldest-undelivered">12\xa0minutes<' in panel
+    assert "40 seconds ago</td>" in panel and 'id="last-delivery" title="2026-11-25 15:39:20 UTC"' in panel
+    assert 'id="worker-last-seen" title="2026-11-25 15:39:56 UTC">4 seconds ago<' in panel
+    assert 'class="worker-alive"' in panel and "worker-warning" not in panel
+    assert f'href="{DASHBOARD_URL}" id="dashboard-link"' in panel
+
+
+def test_admin_index_warns_when_the_worker_has_not_been_seen_for_minutes(admin_client, db, frozen):
+    Heartbeat.objects.create(sender="worker", last_seen_at=NOW - timedelta(minutes=7, seconds=10))
+
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert 'class="worker-stale"' in html
+    assert 'id="worker-warning" role="alert">Worker not seen for 7\xa0minutes: failed events are not retried.' in html
+
+
+def test_admin_index_warns_when_no_worker_was_ever_seen(admin_client, db):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert 'id="worker-last-seen">never<' in html
+    assert "No delivery worker seen yet: failed events are not retried." in html
+    assert 'id="last-delivery">never<' in html
+
+
+def test_dashboard_shows_the_same_worker_state_as_the_index(admin_client, db, frozen):
+    Heartbeat.objects.create(sender="worker", last_seen_at=NOW - timedelta(minutes=30))
+
+    html = admin_client.get(DASHBOARD_URL).content.decode()
+
+    assert "Worker not seen for 30\xa0minutes" in html
+
+
+def test_admin_index_panel_needs_the_permission_to_view_events(client, db):
+    user = User.objects.create_user("nobody", password="x-secret-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_game"))
+    client.force_login(user)
+
+    html = client.get(reverse("admin:index")).content.decode()
+
+    assert 'id="pipeline-module"' not in html
+
+
+def test_admin_index_panel_costs_a_fixed_number_of_queries(admin_client, game_key, make_install,
+                                                           django_assert_max_num_queries):  # fmt: skip
+    store_at(game_key[0], [make_install() for _ in range(20)], timezone.now(), delivery_state="failed")
+
+    with django_assert_max_num_queries(12):  # session and user, app list, 4 backlog, 1 heartbeat
+        assert admin_client.get(reverse("admin:index")).status_code == 200
 
 
 def test_revenue_is_charted_per_day_and_game_in_the_base_currency(admin_client, game_key, other_game_key, frozen,
@@ -265,7 +413,7 @@ def test_dashboard_with_no_events_says_so(admin_client, db):
     html = admin_client.get(DASHBOARD_URL).content.decode()
 
     assert "No data in this period" in html
-    assert 'id="oldest-pending">none<' in html
+    assert 'id="oldest-undelivered">none<' in html
 
 
 def test_dashboard_needs_the_permission_to_view_events(client, db):

@@ -1,7 +1,7 @@
-"""What every admin module of the console shares: checked list queries, read-only admins, JSON, UTC, badges."""
+"""What the console's admin modules share: checked list queries, read-only admins, JSON, one time format, badges."""
 
 from collections.abc import Callable
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from django.contrib import admin
@@ -120,15 +120,19 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
-def utc_time(field_name: str, description: str, *, precise: bool = True) -> Callable:
-    """Return an admin column showing a datetime field in UTC: to the microsecond, or to the second."""
+def format_utc(value: datetime | None, *, precise: bool = False) -> str:
+    """Return the console's one way of writing a time: "2026-11-20 08:30:05 UTC" (precise: "…05.123456 UTC")."""
+    if value is None:
+        return "-"
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S.%f} UTC" if precise else f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def utc_time(field_name: str, description: str, *, precise: bool = False) -> Callable:
+    """Return an admin column or read-only field showing a datetime field with format_utc."""
 
     @admin.display(description=description, ordering=field_name)
     def show(model_admin, obj) -> str:
-        value = getattr(obj, field_name)
-        if value is None:
-            return "-"
-        value = value.astimezone(UTC)
-        return value.isoformat().replace("+00:00", "Z") if precise else f"{value:%Y-%m-%d %H:%M:%S}"
+        return format_utc(getattr(obj, field_name), precise=precise)
 
     return show

@@ -1,16 +1,18 @@
-"""The pipeline dashboard page: intake, backlog, events by type and revenue by type and game, as SVG and tables."""
+"""The pipeline dashboard page and the admin index's pipeline panel: backlog, worker, intake, events, revenue."""
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.timesince import timesince
 
 from ..charts import format_count, format_money, stacked_bar_chart
-from ..dashboard import TimeSeries, build_dashboard
+from ..dashboard import Backlog, TimeSeries, WorkerHealth, backlog, build_dashboard, worker_health
 from ..models import DeliveryState, Game
 from ..rejections import keep_count as rejections_kept
 from .base import plural
@@ -29,7 +31,6 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
     def list_link(**filters) -> str:
         return f"{list_url}?{urlencode({**filters, **game_filter})}"
 
-    backlog = data.backlog
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Pipeline dashboard" + (f": {game.slug}" if game else ""),
@@ -73,12 +74,7 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
         ],
         "games": games,
         "game": game,
-        "backlog_rows": [
-            ("pending", backlog.pending, list_link(delivery_state__exact=DeliveryState.PENDING)),
-            ("failed", backlog.failed, list_link(delivery_state__exact=DeliveryState.FAILED)),
-            ("dead", backlog.dead, list_link(delivery_state__exact=DeliveryState.DEAD)),
-        ],
-        "oldest_pending_age": timesince(backlog.oldest_pending_at, data.now) if backlog.oldest_pending_at else None,
+        "pipeline": pipeline_status(backlog=data.backlog, worker=data.worker, list_link=list_link),
         "tables": [
             dashboard_table("Events per hour", data.hourly, "%Y-%m-%d %H:00", format_count),
             dashboard_table("Events per day", data.daily, "%Y-%m-%d", format_count),
@@ -91,6 +87,59 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
         "changelist_url": list_url,
     }
     return TemplateResponse(request, "admin/events_app/event/dashboard.html", context)
+
+
+def index_panel(*, now: datetime | None = None) -> dict:
+    """Return the admin index's pipeline panel: the dashboard's backlog and worker figures, for every game."""
+    list_url = reverse("admin:events_app_event_changelist")
+
+    def list_link(**filters) -> str:
+        return f"{list_url}?{urlencode(filters)}"
+
+    now = now or timezone.now()
+    return {
+        "pipeline": pipeline_status(backlog=backlog(now=now), worker=worker_health(now=now), list_link=list_link),
+        "dashboard_url": reverse("admin:events_app_event_dashboard"),
+    }
+
+
+def pipeline_status(*, backlog: Backlog, worker: WorkerHealth, list_link: Callable[..., str]) -> dict:
+    """Return the pipeline's state as the dashboard's backlog card and the index panel both show it."""
+    silent_for = worker.silent_for
+    return {
+        "backlog_rows": [
+            ("pending", backlog.pending, list_link(delivery_state__exact=DeliveryState.PENDING)),
+            ("failed", backlog.failed, list_link(delivery_state__exact=DeliveryState.FAILED)),
+            ("dead", backlog.dead, list_link(delivery_state__exact=DeliveryState.DEAD)),
+        ],
+        "oldest_undelivered_age": format_age(backlog.oldest_undelivered_age),
+        "last_delivery_age": format_age(_since(worker.last_delivery_at, worker.now)),
+        "last_delivery_at": worker.last_delivery_at,
+        "worker_last_seen_age": format_age(silent_for),
+        "worker_last_seen_at": worker.last_seen_at,
+        "worker_stale": worker.is_stale,
+        "worker_warning": (
+            "no delivery worker seen yet: failed events are not retried"
+            if silent_for is None
+            else f"worker not seen for {format_age(silent_for)}: failed events are not retried"
+            if worker.is_stale
+            else ""
+        ),
+    }
+
+
+def format_age(age: timedelta | None) -> str | None:
+    """Return "12 seconds", "4 minutes", "2 hours, 5 minutes" (None for None)."""
+    if age is None:
+        return None
+    if age < timedelta(minutes=1):
+        return plural(int(age.total_seconds()), "second")
+    now = timezone.now()
+    return timesince(now - age, now)
+
+
+def _since(moment: datetime | None, now: datetime) -> timedelta | None:
+    return None if moment is None else max(now - moment, timedelta(0))
 
 
 def dashboard_table(caption: str, series: TimeSeries, time_format: str, value_format: Callable) -> dict:

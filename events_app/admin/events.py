@@ -9,6 +9,7 @@ from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import F, Q, QuerySet
+from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -86,10 +87,15 @@ def _prefer_state_index(queryset: QuerySet) -> bool:
 
 
 class EventChangeList(CheckedChangeList):
-    """The event list reads neither the payload nor the error text of the rows it shows."""
+    """The event list never loads the payload: the purchase column takes its two fields in the same query."""
 
     def get_queryset(self, request, exclude_parameters=None):
-        return super().get_queryset(request, exclude_parameters).defer("payload", "last_error")
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .defer("payload")
+            .annotate(product=KT("payload__properties__product_id"), price=KT("payload__price"))
+        )
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -99,7 +105,7 @@ class DeliveryAttemptInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "Delivery attempts and resends (newest first)"
-    attempted = utc_time("attempted_at", "attempted at (UTC)")
+    attempted = utc_time("attempted_at", "attempted at", precise=True)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -115,6 +121,7 @@ class DeliveryAttemptInline(admin.TabularInline):
         return request.user.has_perm("events_app.view_event")
 
 
+LIST_ERROR_CHARS = 48  # of the last error in the list; the whole of it shows on hover and on the event's page
 REVENUE = "Revenue"
 CUSTOM_TYPE = "Custom type"
 
@@ -129,7 +136,10 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     beside the view permission, and goes through events_app.resend.
     """
 
-    list_display = ["received", "event_type", "game", "player_id", "delivery", "attempts"]
+    list_display = [
+        "received", "event_type", "game", "player_id", "purchase", "delivery", "attempts", "next_attempt",
+        "last_error_excerpt",
+    ]  # fmt: skip
     list_display_links = ["received"]
     list_filter = [EventTypeFilter, ("game", GameFilter), "delivery_state", PlatformFilter, CurrencyFilter]
     # Searched by exact value on indexed columns (see get_search_results).
@@ -148,7 +158,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),
         (CUSTOM_TYPE, {"fields": ["event_schema"]}),
         (
-            "Times (UTC)",
+            "Times",
             {
                 "fields": ["occurred", "sent", "received_exact", "derived"],
                 "description": "derived = received - (sent - occurred) when the client gave sent_at, else occurred: "
@@ -184,15 +194,15 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     class Media:
         css = ADMIN_CSS
 
-    received = utc_time("received_at", "received (UTC)", precise=False)
-    received_exact = utc_time("received_at", "received")
-    occurred = utc_time("occurred_at", "occurred (client clock)")
-    sent = utc_time("sent_at", "sent (client clock)")
-    derived = utc_time("derived_at", "derived")
+    received = utc_time("received_at", "received")
+    received_exact = utc_time("received_at", "received", precise=True)
+    occurred = utc_time("occurred_at", "occurred (client clock)", precise=True)
+    sent = utc_time("sent_at", "sent (client clock)", precise=True)
+    derived = utc_time("derived_at", "derived", precise=True)
     next_attempt = utc_time("next_attempt_at", "next attempt")
-    emitted = utc_time("emitted_at", "last sent (emitted_at)")
-    delivered = utc_time("delivered_at", "delivered")
-    claimed = utc_time("claimed_until", "leased by a sender until")
+    emitted = utc_time("emitted_at", "last sent (emitted_at)", precise=True)
+    delivered = utc_time("delivered_at", "delivered", precise=True)
+    claimed = utc_time("claimed_until", "leased by a sender until", precise=True)
 
     # -- permissions -------------------------------------------------------------------------------------------
 
@@ -235,6 +245,27 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     @admin.display(description="delivery", ordering="delivery_state")
     def delivery(self, obj: Event) -> str:
         return state_badge(obj.delivery_state, obj.get_delivery_state_display())
+
+    @admin.display(description="last error")
+    def last_error_excerpt(self, obj: Event) -> str:
+        """Return the start of the last error, the whole of it on hover."""
+        error = obj.last_error
+        if not error:
+            return "-"
+        short = error if len(error) <= LIST_ERROR_CHARS else error[: LIST_ERROR_CHARS - 1] + "…"
+        return format_html('<span class="last-error" title="{}">{}</span>', error, short)
+
+    @admin.display(description="purchase")
+    def purchase(self, obj: Event) -> str:
+        """Return a purchase's product, price and currency (from the annotations of EventChangeList)."""
+        if obj.event_type != "purchase":
+            return "-"
+        return format_html(
+            '<span class="product">{}</span> <span class="price">{} {}</span>',
+            getattr(obj, "product", None) or "?",
+            getattr(obj, "price", None) or "?",
+            obj.currency,
+        )
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -385,8 +416,13 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
 def report_resend(request: HttpRequest, counts: ResendCounts) -> None:
     """Tell the operator what a resend did, in counts."""
     text = f"Resent {plural(counts.resent, 'event')} (queued for the delivery worker)"
-    if counts.skipped:
-        text += f"; skipped {counts.skipped} already pending or being sent"
+    skipped = []
+    if counts.pending:
+        skipped.append(f"{counts.pending:,} already pending or being sent")
+    if counts.delivered_since_resend:
+        skipped.append(f"{counts.delivered_since_resend:,} delivered since their last resend")
+    if skipped:
+        text += "; skipped " + " and ".join(skipped)
     level = messages.SUCCESS if counts.resent else messages.WARNING
     messages.add_message(request, level, text + ".")
 

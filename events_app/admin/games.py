@@ -9,14 +9,17 @@ from ..dashboard import type_counts
 from ..event_types import builtin
 from ..models import ApiKey, Game
 from ..schemas import registered_types
-from .base import ADMIN_CSS, ConsoleAdmin
+from .base import ADMIN_CSS, ConsoleAdmin, utc_time
 
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
-    fields = ["prefix", "name", "created_at", "last_used_at", "revoked_at"]
+    fields = ["prefix", "name", "created", "last_used", "revoked"]
     readonly_fields = fields
     extra = 0
+    created = utc_time("created_at", "created")
+    last_used = utc_time("last_used_at", "last used")
+    revoked = utc_time("revoked_at", "revoked")
     can_delete = False
     show_change_link = True
 
@@ -31,13 +34,15 @@ class ApiKeyInline(admin.TabularInline):
 class GameAdmin(ConsoleAdmin):
     """A game's page also shows its custom event types (latest versions) and its newest events counted by type."""
 
-    list_display = ["slug", "name", "active_keys", "unknown_events", "created_at"]
+    list_display = ["slug", "name", "active_keys", "unknown_events", "created"]
     list_filter = ["unknown_events"]
     search_fields = ["slug", "name"]
     inlines = [ApiKeyInline]
 
     class Media:
         css = ADMIN_CSS
+
+    created = utc_time("created_at", "created")
 
     def get_queryset(self, request):
         return (
@@ -48,7 +53,7 @@ class GameAdmin(ConsoleAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [
-            (None, {"fields": ["slug", "name", "created_at"] if obj is not None else ["slug", "name"]}),
+            (None, {"fields": ["slug", "name", "created"] if obj is not None else ["slug", "name"]}),
             (
                 "Custom event types",
                 {
@@ -61,7 +66,7 @@ class GameAdmin(ConsoleAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is in every event line already sent: renaming it would split the game's data.
-        return ["slug", "created_at"] if obj is not None else ["created_at"]
+        return ["slug", "created"] if obj is not None else ["created"]
 
     @admin.display(description="active keys", ordering="active_key_count")
     def active_keys(self, obj: Game) -> int:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from ..keys import issue_api_key, revoke_api_key, rotate_api_key
 from ..models import ApiKey, Game
-from .base import ADMIN_CSS, ConsoleAdmin
+from .base import ADMIN_CSS, ConsoleAdmin, utc_time
 
 
 class IssueKeyForm(forms.Form):
@@ -45,16 +45,20 @@ class ApiKeyAdmin(ConsoleAdmin):
     Issuing needs `add_apikey`, revoking `change_apikey`, rotating both: it revokes a key and issues one.
     """
 
-    list_display = ["key_prefix", "game", "name", "state", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["key_prefix", "game", "name", "state", "created", "last_used", "revoked"]
     list_filter = [KeyStateFilter, "game"]
     list_select_related = ["game"]
     search_fields = ["=prefix", "name", "game__slug"]
-    fields = ["game", "name", "key_prefix", "state", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["game", "key_prefix", "state", "created_at", "last_used_at", "revoked_at"]
+    fields = ["game", "name", "key_prefix", "state", "created", "last_used", "revoked"]
+    readonly_fields = ["game", "key_prefix", "state", "created", "last_used", "revoked"]
     actions = ["revoke_selected", "rotate_selected"]
 
     class Media:
         css = ADMIN_CSS
+
+    created = utc_time("created_at", "created")
+    last_used = utc_time("last_used_at", "last used")
+    revoked = utc_time("revoked_at", "revoked")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: the row keeps the key's history

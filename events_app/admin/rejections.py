@@ -5,24 +5,26 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from ..models import RejectedEvent
-from .base import ADMIN_CSS, ReadOnlyAdmin, pretty_json
+from .base import ADMIN_CSS, ReadOnlyAdmin, pretty_json, utc_time
 
 
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(ReadOnlyAdmin):
     """The newest events the API refused (bounded, see events_app.rejections), to see why a game's events fail."""
 
-    list_display = ["received_at", "game", "status_code", "reason", "body_excerpt"]
+    list_display = ["received", "game", "status_code", "reason", "body_excerpt"]
     list_filter = ["game", "status_code"]
     list_select_related = ["game"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    sortable_by = ["received_at"]
-    fields = ["received_at", "game", "status_code", "errors_json", "body_text"]
-    readonly_fields = ["errors_json", "body_text"]
+    sortable_by = ["received"]
+    fields = ["received", "game", "status_code", "errors_json", "body_text"]
+    readonly_fields = ["received", "errors_json", "body_text"]
 
     class Media:
         css = ADMIN_CSS
+
+    received = utc_time("received_at", "received")
 
     @admin.display(description="reason")
     def reason(self, obj: RejectedEvent) -> str:

@@ -73,7 +73,7 @@ class EventSchemaAdmin(ConsoleAdmin):
     class Media:
         css = ADMIN_CSS
 
-    created = utc_time("created_at", "registered (UTC)", precise=False)
+    created = utc_time("created_at", "registered")
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -1,10 +1,12 @@
-"""Template tags of the event admin: a date drill-down that reads an index instead of every row."""
+"""Template tags of the event admin: an index-reading date drill-down, the admin index's pipeline panel."""
 
 from datetime import datetime, timedelta
 
 from django import template
 from django.utils import formats, timezone
 from django.utils.text import capfirst
+
+from ..admin.dashboard import index_panel
 
 register = template.Library()
 
@@ -132,3 +134,9 @@ def _next_month(value: datetime) -> datetime:
 
 def _format(value: datetime, kind: str) -> str:
     return capfirst(formats.date_format(value.date(), f"{kind}_FORMAT"))
+
+
+@register.inclusion_tag("admin/events_app/pipeline_panel.html")
+def pipeline_panel() -> dict:
+    """Return the admin index's pipeline panel: the dashboard's backlog and worker figures (see admin.dashboard)."""
+    return index_panel()

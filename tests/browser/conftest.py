@@ -9,7 +9,15 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts, git-ignored
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
-DOCS_SCREENSHOTS = {"dashboard.png", "event-list.png", "event-detail.png"}  # shown in the README and docs/admin.md
+# Shown in the README and docs/admin.md.
+DOCS_SCREENSHOTS = {
+    "dashboard.png",
+    "dashboard-outage.png",
+    "admin-index.png",
+    "event-list.png",
+    "event-list-failed.png",
+    "event-detail.png",
+}
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where chromium's sandbox cannot start
     "--disable-gpu",

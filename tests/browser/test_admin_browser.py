@@ -1,7 +1,8 @@
-"""The operator console in a real browser: filter and resend events, read the dashboard, register custom schemas."""
+"""The operator console in a real browser: the pipeline panel, events and resends, the dashboard, custom schemas."""
 
 import json
 import random
+import re
 import uuid
 from datetime import UTC, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from playwright.sync_api import expect
 from events_app import schemas
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
-from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, RejectedEvent
+from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, Heartbeat, RejectedEvent
 
 pytestmark = pytest.mark.e2e
 
@@ -175,6 +176,7 @@ def test_event_page_shows_the_record_and_its_history_and_resends_it(operator_log
 def test_dashboard_is_linked_from_the_admin_index_and_draws_its_charts(operator_login, screenshot):
     seed_pipeline()
     page = operator_login()
+    beat(seen_ago=timedelta(seconds=1), delivered_ago=timedelta(seconds=4))  # a healthy worker, for the screenshot
 
     page.click("#dashboard-link")
     page.wait_for_url("**/dashboard/")
@@ -254,3 +256,116 @@ def test_operator_registers_a_custom_schema_for_a_game_and_finds_its_events(oper
     expect(page.locator("#changelist-filter")).to_contain_text("level_up")
     page.locator("#result_list tbody tr th a").first.click()
     expect(page.locator(".field-event_schema")).to_contain_text("level_up version 1")
+
+
+def beat(*, seen_ago: timedelta, delivered_ago: timedelta | None) -> None:
+    """Record a delivery worker's heartbeat as if it last ran and last delivered that long ago."""
+    now = timezone.now()
+    Heartbeat.objects.update_or_create(
+        sender="worker",
+        defaults={
+            "last_seen_at": now - seen_ago,
+            "last_delivery_at": now - delivered_ago if delivered_ago is not None else None,
+        },
+    )
+
+
+def test_admin_index_shows_the_pipeline_and_warns_when_the_worker_is_gone(operator_login, screenshot):
+    seed_pipeline(days=2, per_day=10)
+    page = operator_login()
+    beat(seen_ago=timedelta(seconds=3), delivered_ago=timedelta(seconds=20))
+    page.reload()
+
+    panel = page.locator("#pipeline-module")
+    expect(panel.locator("#backlog-pending")).to_have_text("4")
+    expect(panel.locator("#backlog-failed")).to_have_text("6")
+    expect(panel.locator("#backlog-dead")).to_have_text("3")
+    expect(panel.locator("#oldest-undelivered")).not_to_have_text("none")
+    # A live server: a second or two may pass between the heartbeat and the page.
+    expect(panel.locator("#last-delivery")).to_have_text(re.compile(r"^2\d seconds ago$"))
+    expect(panel.locator("#worker-last-seen")).to_have_text(re.compile(r"^\d seconds ago$"))
+    assert panel.locator("#worker-warning").count() == 0
+    screenshot("admin-index.png")
+
+    beat(seen_ago=timedelta(minutes=9), delivered_ago=timedelta(minutes=9))
+    page.reload()
+    warning = panel.locator("#worker-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("Worker not seen for 9\xa0minutes")
+    assert panel.locator("tr.worker-stale").evaluate("row => getComputedStyle(row.cells[1]).color") == "rgb(176, 0, 32)"
+    screenshot("admin-index-worker-gone.png")
+
+    panel.locator("#backlog-failed").click()
+    page.wait_for_url("**delivery_state__exact=failed")
+    expect(page.locator("#result_list tbody tr")).to_have_count(6)
+
+
+def test_dashboard_during_an_outage_ages_the_failed_events(operator_login, screenshot):
+    seed_pipeline()
+    page = operator_login()
+    now = timezone.now()
+    # Firehose down for 47 minutes: the 66 events received since have all failed, none is pending.
+    Event.objects.filter(delivery_state__in=["pending", "failed"]).update(delivery_state=DeliveryState.DELIVERED)
+    outage = list(Event.objects.order_by("-received_at").values_list("pk", flat=True)[:66])
+    for position, pk in enumerate(outage):
+        Event.objects.filter(pk=pk).update(received_at=now - timedelta(minutes=47 * position / 65))
+    set_state(outage, DeliveryState.FAILED, attempts=4, now=now)
+    beat(seen_ago=timedelta(seconds=1), delivered_ago=timedelta(minutes=47))
+
+    page.goto("/admin/events_app/event/dashboard/")
+
+    expect(page.locator("#backlog-failed")).to_have_text("66")
+    expect(page.locator("#backlog-pending")).to_have_text("0")
+    expect(page.locator("#oldest-undelivered")).to_have_text("47\xa0minutes")
+    expect(page.locator("#last-delivery")).to_have_text("47\xa0minutes ago")
+    assert page.locator("#worker-warning").count() == 0  # the worker runs; Firehose is what fails
+    screenshot("dashboard-outage.png")
+
+
+def test_event_list_shows_last_error_next_attempt_and_what_was_bought(operator_login, screenshot):
+    seed_pipeline(days=2, per_day=20)
+    page = operator_login()
+
+    page.goto("/admin/events_app/event/?delivery_state__exact=failed")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(6)
+    error = rows.first.locator(".field-last_error_excerpt .last-error")
+    expect(error).to_have_text("ServiceUnavailableException: Slow down.")
+    expect(error).to_have_attribute("title", "ServiceUnavailableException: Slow down.")
+    assert rows.first.locator(".field-next_attempt").inner_text().endswith(" UTC")
+    screenshot("event-list-failed.png")
+    results = page.locator("#changelist .results").bounding_box()
+    cell = rows.first.locator(".field-last_error_excerpt").bounding_box()
+    assert cell["x"] + cell["width"] <= results["x"] + results["width"]  # in view, not scrolled off
+
+    page.goto("/admin/events_app/event/?event_type=purchase")
+    purchase = page.locator("#result_list tbody tr").first.locator(".field-purchase")
+    expect(purchase.locator(".product")).to_have_text("gems")
+    assert purchase.locator(".price").inner_text().split()[1] in FX_TO_USD
+
+
+def test_rejection_reasons_and_key_times_read_in_full(operator_login, screenshot):
+    api_key, _ = issue_api_key(game_slug="space-raiders", name="ios-production")
+    RejectedEvent.objects.create(
+        game=api_key.game,
+        received_at=timezone.now(),
+        errors={"player_id": ["This field may not be blank."], "occurred_at": ["Datetime has wrong format."]},
+        body='{"event_type": "install", "player_id": "", "occurred_at": "yesterday", "properties": '
+        + '{"store": "app_store", "country": "FR", "campaign": "'
+        + "x" * 200
+        + '"}}',
+    )
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+    page = operator_login()
+
+    page.goto("/admin/events_app/rejectedevent/")
+    screenshot("rejected-events.png")
+    reason = page.locator("#result_list td.field-reason").first
+    assert reason.bounding_box()["width"] > 300  # a sentence, not a word per line
+
+    page.goto("/admin/events_app/apikey/")
+    header = page.locator("#result_list thead th.column-revoked")
+    assert header.evaluate("th => th.scrollWidth <= th.clientWidth")
+    assert page.locator("#result_list td.field-revoked").first.inner_text().endswith(" UTC")
+    screenshot("api-keys.png")
