@@ -78,7 +78,12 @@ def ingest_events(
             claim_token=lease.token if lease else None, claimed_until=lease.until if lease else None,
         )  # fmt: skip
 
-    stored = _store(rows=rows, hand_off=lease is not None)
+    stored, refused = _store(rows=rows, hand_off=lease is not None)
+    for index, errors in refused.items():  # validated, yet no column could hold it: rejected like any invalid event
+        del rows[index]
+        outcome.results[index] = {"index": index, "status": REJECTED, "errors": errors}
+        outcome.rejected += 1
+        rejected.append((raw_events[index] if originals is None else originals[index], errors))
     for index, row in rows.items():
         status = ACCEPTED if index in stored else DUPLICATE
         outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": status}
@@ -186,8 +191,8 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
     }
 
 
-def _store(*, rows: dict[int, dict], hand_off: bool) -> set[int]:
-    """Insert the rows whose event and transaction ids are new; return the indexes inserted.
+def _store(*, rows: dict[int, dict], hand_off: bool) -> tuple[set[int], dict[int, dict]]:
+    """Insert the rows whose event and transaction ids are new; return the indexes inserted, and the refused ones.
 
     The first of several rows with the same id in one call wins; against rows already
     stored, the unique constraints decide, inside the insert itself, so two requests
@@ -206,7 +211,9 @@ def _store(*, rows: dict[int, dict], hand_off: bool) -> set[int]:
             seen_transactions.add(transaction_id)
         first_rows[index] = row
     if not first_rows:
-        return set()
+        return set(), {}
     chosen = list(first_rows.values())
-    inserted = insert_events(chosen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None)
-    return {index for index, row in first_rows.items() if row["event_id"] in inserted}
+    result = insert_events(chosen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None)
+    inserted = {index for index, row in first_rows.items() if row["event_id"] in result.inserted}
+    return inserted, {index: result.refused[row["event_id"]] for index, row in first_rows.items()
+                      if row["event_id"] in result.refused}  # fmt: skip

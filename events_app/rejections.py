@@ -35,7 +35,7 @@ def record_rejections(
             game=game,
             received_at=received_at,
             status_code=status_code,
-            errors=orjson.loads(orjson.dumps(errors)),
+            errors=_storable(orjson.loads(orjson.dumps(errors))),
             body=_truncate(body),
         )
         for body, errors in rejected
@@ -49,6 +49,21 @@ def record_rejections(
             RejectedEvent.objects.filter(pk__lte=newest - keep_count()).delete()
     except DatabaseError as exc:
         logger.warning("could not record %d rejected events: %s", len(rows), exc.__class__.__name__)
+
+
+def _storable(value: object) -> object:
+    """Return `value` with each NUL in its keys and strings written as the text \\u0000.
+
+    Errors name the keys they are about, and a key may hold the NUL it was refused
+    for: PostgreSQL's jsonb cannot store one, and the record would be lost.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _truncate(body: object) -> str:
