@@ -19,7 +19,7 @@ from tests.processes import database_url, deployment, moto_process  # noqa: F401
 # HYPOTHESIS_PROFILE=hunt tries many more. Tests that give max_examples keep theirs.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True, max_examples=150)
 hypothesis_settings.register_profile("dev", max_examples=150)
-hypothesis_settings.register_profile("hunt", max_examples=3000)
+hypothesis_settings.register_profile("hunt", max_examples=1000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
