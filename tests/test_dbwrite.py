@@ -1,4 +1,4 @@
-"""The audit-row insert: the one-statement SQL path and the plain-ORM fallback store identical rows."""
+"""The audit-row insert: SQL and ORM paths store identical rows; a row no column can hold is refused alone."""
 
 import uuid
 from decimal import Decimal
@@ -6,6 +6,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from events_app import dbwrite, ingest
 from events_app.fields import NUL_MESSAGE
@@ -131,3 +133,22 @@ def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(
     assert committed == [result.inserted]  # handed to the forwarder once, with the stored row only
     assert "trying them one by one" in caplog.text
     assert "nul\x00" not in caplog.text
+
+
+@given(
+    player_id=st.text(max_size=130),
+    currency=st.text(max_size=4),
+    revenue=st.decimals(allow_nan=False, allow_infinity=False),
+    note=st.text(max_size=4),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_quick_pass_of_unstorable_answers_as_the_column_by_column_one(row, player_id, currency, revenue, note):
+    candidate = {**row, "player_id": player_id, "currency": currency, "revenue": revenue,
+                 "payload": {**row["payload"], "context": {note: note}}}  # fmt: skip
+
+    assert dbwrite._fits(candidate) == (dbwrite._column_errors(candidate) == {})
+
+
+@pytest.fixture
+def row(game_key, make_purchase) -> dict:
+    return rows_for(game_key, [make_purchase()])[0]
