@@ -62,6 +62,16 @@ def fx_lookback_days() -> int:
     return settings.EVENTS_FX_LOOKBACK_DAYS
 
 
+def fx_carry_forward() -> bool:
+    """Return True if purchases after the newest rate in the table take that rate: local development only (DEBUG).
+
+    The ECB history shipped for local runs ends at its release date, while the
+    simulator sends purchases of today. A deployment (DEBUG off) never carries a rate
+    forward: such purchases wait for real rates and `reconvert` (docs/currency.md).
+    """
+    return settings.DEBUG
+
+
 def fx_cache_seconds() -> float:
     """Return how long a looked-up rate (or its absence) is reused in-process (EVENTS_FX_CACHE_SECONDS)."""
     return settings.EVENTS_FX_CACHE_SECONDS

@@ -182,16 +182,62 @@ def find_rates(keys: Iterable[tuple[str, date]], *, base: str | None = None) -> 
         else:
             missing.add((currency, day))
     if missing:
-        loaded = _load_rates(base=base, keys=missing)
+        looked_up = _carried_forward(missing, base=base) if conf.fx_carry_forward() else {key: key for key in missing}
+        loaded = _load_rates(base=base, keys=set(looked_up.values()))
         expires = now + conf.fx_cache_seconds()
         with _cache_lock:
             if len(_cache) + len(missing) > _CACHE_MAX_ENTRIES:
                 _cache.clear()
             for key in missing:
-                _cache[(base, *key)] = (expires, loaded.get(key))
+                _cache[(base, *key)] = (expires, loaded.get(looked_up[key]))
         for key in missing:
-            found[key] = loaded.get(key)
+            found[key] = loaded.get(looked_up[key])
     return found
+
+
+def newest_rate_day(base: str | None = None) -> date | None:
+    """Return the newest day of any rate against the base in the table, or None if it has none."""
+    return (
+        ExchangeRate.objects.filter(base_currency=base or conf.base_currency())
+        .order_by("-date")
+        .values_list("date", flat=True)
+        .first()
+    )
+
+
+def _carried_forward(keys: set[tuple[str, date]], *, base: str) -> dict[tuple[str, date], tuple[str, date]]:
+    """Map each (currency, day) to the key to look up: a day after the table's newest is looked up as that day.
+
+    The local-development rule (conf.fx_carry_forward): the purchase converts at the
+    newest published rate, and its fx_date names that rate's day, so the record says
+    plainly which day's rate it took. Gaps inside the table are not filled.
+    """
+    newest = newest_rate_day(base)
+    if newest is None:
+        return {key: key for key in keys}
+    return {(code, day): (code, min(day, newest)) for code, day in keys}
+
+
+def carry_forward_note(last_day: date | None, *, today: date | None = None) -> str | None:
+    """Return what happens to purchases after `last_day`, the newest rate day, or None if it is recent enough.
+
+    Said by import_rates and docs/currency.md, so that no carried rate passes for a
+    published one.
+    """
+    if last_day is None:
+        return None
+    today = today or utc_day(timezone.now())
+    if (today - last_day).days <= conf.fx_lookback_days():
+        return None
+    if conf.fx_carry_forward():
+        return (
+            f"Rates after {last_day.isoformat()} are carried forward from the last rate imported (local "
+            f"development only): such purchases get fx_date {last_day.isoformat()}."
+        )
+    return (
+        f"No rate after {last_day.isoformat()}: purchases after {(last_day + timedelta(days=conf.fx_lookback_days()))} "
+        "stay unconverted until newer rates are imported and `manage.py reconvert` runs."
+    )
 
 
 def _earliest_day(day: date, lookback: timedelta) -> date:

@@ -10,17 +10,24 @@ at once. It is only a speed-up: SQLite's own locking still guarantees correctnes
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import orjson
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
 
+from sdk.contract import FORBIDDEN_CHARACTERS
+
+from .fields import NUL_MESSAGE, encoded_has_nul, nest_error, nul_paths
 from .models import Event
+
+logger = logging.getLogger(__name__)
 
 _local = threading.local()
 
@@ -129,42 +136,188 @@ def _prep_with_field(model_field, alias: str, value: object) -> object:
     return None if value is None else model_field.get_db_prep_save(value, connections[alias])
 
 
+@dataclass
+class InsertResult:
+    """What insert_events did: the rows it stored, and those no database could hold, with why."""
+
+    inserted: dict[uuid.UUID, int] = field(default_factory=dict)  # event_id: pk
+    # event_id: errors in DRF's shape, named by the event's own fields where a column is one
+    refused: dict[uuid.UUID, dict] = field(default_factory=dict)
+
+
 def insert_events(
     rows: list[dict],
     *,
     screen: Callable[[list[dict]], set[str]] | None = None,
     after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
     using: str = DEFAULT_DB_ALIAS,
-) -> dict[uuid.UUID, int]:
-    """Insert one game's audit rows (column values by attribute name); return {event_id: pk} of those inserted.
+) -> InsertResult:
+    """Insert one game's audit rows (column values by attribute name); return those inserted and those refused.
 
     Rows whose ids the game already has are skipped, and so are the rows of the
     players `screen(rows)` returns: it runs inside the write transaction, before the
-    insert, so what it reads cannot change before the rows are stored. The values
-    are converted before the write lock is taken, so other writers wait only for the
-    database's own work. `after_commit(inserted)` runs once the rows are committed
-    (never if they roll back; inside an outer atomic block, once that one commits).
-    On SQLite and PostgreSQL one statement does it; elsewhere the ORM.
+    insert, so what it reads cannot change before the rows are stored. A row a column
+    cannot hold (see unstorable) is refused alone, on every database alike; should
+    the database still refuse a statement with a data error, each row is tried on its
+    own so that only the guilty ones are refused. The values are converted before the
+    write lock is taken, so other writers wait only for the database's own work.
+    `after_commit(inserted)` runs once the rows are committed (never if they roll
+    back; inside an outer atomic block, once that one commits). On SQLite and
+    PostgreSQL one statement does it; elsewhere the ORM.
     """
+    result = InsertResult()
+    for row in rows:
+        errors = unstorable(row)
+        if errors:
+            result.refused[row["event_id"]] = errors
+    if result.refused:
+        rows = [row for row in rows if row["event_id"] not in result.refused]
     if not rows:
-        return {}
+        return result
     connection = connections[using]
     if connection.vendor not in ("sqlite", "postgresql"):
         with write_transaction(using):
             left_out = screen(rows) if screen is not None else set()
-            inserted = insert_events_orm([row for row in rows if row["player_id"] not in left_out], using=using)
-            _after_commit(after_commit, inserted, using=using)
-        return inserted
+            kept_rows = [row for row in rows if row["player_id"] not in left_out]
+            result.inserted = insert_events_orm(kept_rows, using=using)
+            _after_commit(after_commit, result.inserted, using=using)
+        return result
     plan = _insert_plan(connection.vendor, using)
     params = _sql_params(plan, rows)
-    with write_transaction(using):
-        left_out = screen(rows) if screen is not None else set()
-        if left_out:
-            kept = [(row, values) for row, values in zip(rows, params, strict=True) if row["player_id"] not in left_out]
-            rows, params = [row for row, _ in kept], [values for _, values in kept]
-        inserted = _insert(plan, rows, params, using=using) if rows else {}
-        _after_commit(after_commit, inserted, using=using)
-    return inserted
+    try:
+        with write_transaction(using):
+            left_out = screen(rows) if screen is not None else set()
+            if left_out:
+                pairs = zip(rows, params, strict=True)
+                kept = [(row, values) for row, values in pairs if row["player_id"] not in left_out]
+                rows, params = [row for row, _ in kept], [values for _, values in kept]
+            result.inserted = _insert(plan, rows, params, using=using) if rows else {}
+            _after_commit(after_commit, result.inserted, using=using)
+    except DataError as exc:
+        # Rolled back whole (PostgreSQL aborts a transaction at its first error), so
+        # the happy path pays for no savepoint; only now is each row tried alone.
+        logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _first_line(exc))
+        _insert_one_by_one(plan, rows, params, result, screen=screen, using=using)
+        _after_commit(after_commit, result.inserted, using=using)
+    return result
+
+
+def _insert_one_by_one(
+    plan: _InsertPlan,
+    rows: list[dict],
+    params: list[list],
+    result: InsertResult,
+    *,
+    screen: Callable[[list[dict]], set[str]] | None,
+    using: str,
+) -> None:
+    """Insert each row in its own transaction, refusing those the database refuses with its reason."""
+    for row, values in zip(rows, params, strict=True):
+        try:
+            with write_transaction(using):
+                # Screened again: the first transaction (and the lock it held) rolled back.
+                if screen is not None and row["player_id"] in screen([row]):
+                    continue
+                result.inserted.update(_insert(plan, [row], [values], using=using))
+        except DataError as exc:
+            reason = _first_line(exc)
+            logger.warning("event %s refused by the database: %s", row["event_id"], reason)
+            result.refused[row["event_id"]] = {"non_field_errors": [f"Cannot be stored: {reason}."]}
+
+
+def _first_line(exc: Exception) -> str:
+    # The database's own sentence ("numeric field overflow"); its DETAIL lines quote the data.
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].rstrip(".")
+
+
+# --- What no column can hold --------------------------------------------------------
+#
+# PostgreSQL refuses these where SQLite silently stores them; refusing them here
+# keeps one rule on both, and names the event's field rather than the database's error.
+
+# Columns the event carries under its own name; the others are derived from its properties.
+_EVENT_FIELD_COLUMNS = {"event_type", "player_id", "platform"}
+TOO_LONG_MESSAGE = "Is {length} characters; at most {max_length} can be stored."
+TOO_LARGE_MESSAGE = "{value} is too large to store (at most {digits} digits before the point)."
+FORBIDDEN_MESSAGE = "Contains a NUL character or a lone surrogate, which cannot be stored."
+
+
+@functools.cache
+def _column_checks() -> list[tuple[str, str, object]]:
+    """Return (attribute, kind, limit) for each insert column whose values may break its type."""
+    checks = []
+    for model_field in _INSERT_FIELDS:
+        if isinstance(model_field, models.CharField | models.TextField):
+            checks.append((model_field.attname, "text", model_field.max_length))
+        elif isinstance(model_field, models.DecimalField):
+            checks.append((model_field.attname, "decimal", model_field.max_digits - model_field.decimal_places))
+        elif isinstance(model_field, models.JSONField):
+            checks.append((model_field.attname, "json", None))
+    return checks
+
+
+def unstorable(row: dict) -> dict:
+    """Return why some column of `row` cannot hold its value, as errors by the event's fields; {} if none.
+
+    Text with a NUL or a lone surrogate, text over its column's length, a decimal
+    with more integer digits than its column, a NUL anywhere in the JSON payload.
+    """
+    # On every event's way in: one cheap pass answers the usual row; only a row it
+    # doubts is examined column by column.
+    if _fits(row):
+        return {}
+    return _column_errors(row)
+
+
+def _fits(row: dict) -> bool:
+    texts = []
+    for name, kind, limit in _column_checks():
+        value = row.get(name)
+        if value is None:
+            continue
+        if kind == "text":
+            if value.__class__ is not str or (limit is not None and len(value) > limit):
+                return False
+            texts.append(value)
+        elif kind == "decimal":
+            if value.__class__ is not Decimal or (value and value.adjusted() >= limit):
+                return False
+        else:
+            try:
+                encoded = orjson.dumps(value)
+            except TypeError:
+                return False
+            if b"\\u0000" in encoded:  # rare: the exact scan is left to _column_errors
+                return False
+    return FORBIDDEN_CHARACTERS.search("".join(texts)) is None
+
+
+def _column_errors(row: dict) -> dict:
+    errors: dict = {}
+    for name, kind, limit in _column_checks():
+        value = row.get(name)
+        if value is None:
+            continue
+        place = [name] if name in _EVENT_FIELD_COLUMNS else []
+        prefix = "" if place else f"{name}: "  # a derived column is named in the message
+        if kind == "text" and isinstance(value, str):
+            if FORBIDDEN_CHARACTERS.search(value):
+                nest_error(errors, place, prefix + FORBIDDEN_MESSAGE)
+            elif limit is not None and len(value) > limit:
+                nest_error(errors, place, prefix + TOO_LONG_MESSAGE.format(length=len(value), max_length=limit))
+        elif kind == "decimal" and isinstance(value, Decimal) and value.is_finite():
+            if value != 0 and value.adjusted() + 1 > limit:
+                nest_error(errors, place, prefix + TOO_LARGE_MESSAGE.format(value=value, digits=limit))
+        elif kind == "json":
+            try:
+                has_nul = encoded_has_nul(orjson.dumps(value))
+            except TypeError as exc:  # orjson's JSONEncodeError: a lone surrogate, an integer past 64 bits
+                nest_error(errors, place, f"Cannot be encoded as JSON: {exc}.")
+                continue
+            if has_nul:
+                for path in nul_paths(value):  # a payload's keys are the event's fields
+                    nest_error(errors, [str(part) for part in path[:2]], NUL_MESSAGE)
+    return errors
 
 
 # pg_advisory_xact_lock's first key: this app's erasure lock (the second is the game's id).

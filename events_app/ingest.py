@@ -88,6 +88,11 @@ def ingest_events(
         )  # fmt: skip
 
     stored = _store(game=game, rows=rows, hand_off=lease is not None)
+    for index, errors in stored.refused.items():  # validated, yet no column could hold it: rejected like any invalid
+        del rows[index]
+        outcome.results[index] = {"index": index, "status": REJECTED, "errors": errors}
+        outcome.rejected += 1
+        rejected.append((raw_events[index] if originals is None else originals[index], errors))
     for index, row in rows.items():
         if row["player_id"] in stored.suppressed:
             outcome.results[index] = _suppressed_result(index, row, sent_id=bool(raw_events[index].get("event_id")))
@@ -211,15 +216,20 @@ def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
 
 @dataclass
 class _Stored:
-    """What _store did: the indexes it inserted, the suppressed players it left out, each duplicate's stored id."""
+    """What _store did: the indexes it inserted, the suppressed players it left out, each duplicate's stored id,
+    and the rows no column could hold (index -> errors)."""
 
     inserted: set[int]
     suppressed: set[str]
     answer_ids: dict[int, str]
+    refused: dict[int, dict] = field(default_factory=dict)
 
 
 def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
     """Insert the rows whose event and transaction ids are new and whose players are not suppressed.
+
+    Rows no column can hold are refused (returned in `refused`, with the repeats of
+    them in the same call), never a database error.
 
     The first of several rows with the same id in one call wins; against rows already
     stored, the unique constraints decide, inside the insert itself, so two requests
@@ -252,22 +262,27 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
         suppressed.update(suppressed_ids(game=game, player_ids={row["player_id"] for row in candidates}))
         return suppressed
 
-    inserted = insert_events(
+    result = insert_events(
         chosen, screen=screen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None
     )
     stored = _Stored(
-        inserted={index for index, row in first_rows.items() if row["event_id"] in inserted},
+        inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},
         suppressed=suppressed,
         answer_ids={index: str(row["event_id"]) for index, row in first_rows.items()},
-    )
+        refused={index: result.refused[row["event_id"]] for index, row in first_rows.items()
+                 if row["event_id"] in result.refused},
+    )  # fmt: skip
     clashes = {
         index: row
         for index, row in first_rows.items()
-        if index not in stored.inserted and row["player_id"] not in suppressed
+        if index not in stored.inserted and index not in stored.refused and row["player_id"] not in suppressed
     }
     stored.answer_ids.update(_stored_ids(game=game, rows=clashes))
     for index, first in first_of.items():
-        stored.answer_ids[index] = stored.answer_ids[first]
+        if first in stored.refused:  # a repeat of a row nothing stored is no duplicate of anything
+            stored.refused[index] = stored.refused[first]
+        else:
+            stored.answer_ids[index] = stored.answer_ids[first]
     return stored
 
 

