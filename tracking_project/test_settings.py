@@ -10,5 +10,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.pop("AWS_PROFILE", None)
+# Currency tests expect a deployment's rule (no rate carried forward); those of the
+# local rule turn it on themselves.
+os.environ.setdefault("EVENTS_FX_CARRY_FORWARD", "0")
 
 from .settings import *  # noqa: F403
