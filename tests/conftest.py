@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from events_app import conf, currency, firehose, schemas
 from events_app.keys import issue_api_key
-from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+from tests.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
 
 @pytest.fixture(autouse=True)
