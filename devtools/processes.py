@@ -69,16 +69,20 @@ def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
-def start(args: list[str], env: dict, *, log: Path | None = None, cwd: Path = ROOT, **kwargs) -> subprocess.Popen:
-    """Start a process in its own session (it and its children stop together), output to `log` or nowhere.
+def start(
+    args: list[str], env: dict, *, log: Path | None = None, cwd: Path = ROOT, own_session: bool = True, **kwargs
+) -> subprocess.Popen:
+    """Start a process, output to `log` or nowhere; in its own session unless `own_session` is False.
 
-    The working folder defaults to the project's, so gunicorn reads gunicorn.conf.py.
+    In its own session, it and its children stop together (`stop`) and a terminal's
+    Ctrl-C does not reach them. The working folder defaults to the project's, so
+    gunicorn reads gunicorn.conf.py.
     """
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; ours closes below)
     try:
         return subprocess.Popen(
             args, env=env, cwd=cwd, stdout=kwargs.pop("stdout", out), stderr=kwargs.pop("stderr", subprocess.STDOUT),
-            start_new_session=True, **kwargs,
+            start_new_session=own_session, **kwargs,
         )  # fmt: skip
     finally:
         if log:
