@@ -12,6 +12,7 @@ import os
 import sys
 
 import environ
+import honcho.manager
 from honcho.environ import parse_procfile
 from honcho.manager import SIGNALS, Manager
 from honcho.printer import Printer
@@ -20,6 +21,10 @@ from . import localenv
 from .processes import BIN, ROOT, descendants, port_in_use
 
 PROCFILE = ROOT / "Procfile.local"
+# honcho SIGKILLs what has not stopped 5 s after its SIGTERM; on a busy machine
+# gunicorn's graceful stop (its workers' forwarders flushing) can take longer, and a
+# killed web server reads like a crash. Longer than the web's --graceful-timeout.
+STOP_GRACE_SECONDS = 15
 
 
 def prepare_environment() -> None:
@@ -40,6 +45,7 @@ def main() -> int:
               f"{localenv.WEB_PORT_VARIABLE} to another port", file=sys.stderr)  # fmt: skip
         return 1
     processes = parse_procfile(PROCFILE.read_text()).processes
+    honcho.manager.KILL_WAIT = STOP_GRACE_SECONDS
     manager = Manager(Printer(sys.stdout, colour=sys.stdout.isatty()))
     for name, command in processes.items():
         manager.add_process(name, command, env=os.environ.copy(), cwd=str(ROOT))
