@@ -17,8 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.DEBUG:
             raise CommandError("dev_setup is for a local clone and creates the login admin/admin: set DJANGO_DEBUG=1.")
-        # Imported here: devtools is a development package, absent from the production image.
-        from devtools import dev_setup, localenv
+        try:  # devtools is a development package, absent from the production image
+            from devtools import dev_setup, localenv
+        except ImportError as exc:
+            raise CommandError("dev_setup needs a development checkout (devtools/ is missing).") from exc
 
         report = dev_setup.set_up()
         key_file = _shown(report.key_file)

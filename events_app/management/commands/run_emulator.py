@@ -19,9 +19,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        # Imported here: devtools is a development package, absent from the production image.
-        from devtools.emulator import EmulatorSupervisor
-        from devtools.localenv import emulator_address
+        try:  # devtools is a development package, absent from the production image
+            from devtools.emulator import EmulatorSupervisor
+            from devtools.localenv import emulator_address
+        except ImportError as exc:
+            raise CommandError("run_emulator needs a development checkout (devtools/ is missing).") from exc
 
         endpoint = conf.aws_endpoint_url()
         if not endpoint:
