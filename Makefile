@@ -7,11 +7,6 @@ VENV := .venv
 # after a successful install, and lives inside .venv so `make clean` drops it too.
 STAMP := $(VENV)/.requirements.stamp
 
-# Local development defaults; override on the command line or in the environment
-# (e.g. `make run AWS_ENDPOINT_URL=` to talk to real AWS with your own credentials).
-DJANGO_DEBUG ?= 1
-AWS_ENDPOINT_URL ?= http://127.0.0.1:4566
-
 .DEFAULT_GOAL := help
 .PHONY: help venv run test lint clean
 
@@ -19,7 +14,7 @@ help:
 	@echo "make run    start the app locally (AWS emulator, worker, web on http://127.0.0.1:8000)"
 	@echo "make test   lint (ruff check) and run the whole test suite"
 	@echo "make lint   ruff check + ruff format --check"
-	@echo "make clean  remove .venv, the SQLite database, .local/ and collected static files"
+	@echo "make clean  remove .venv, the SQLite database, .local/, .env and collected static files"
 
 venv: $(STAMP)
 
@@ -35,17 +30,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install --no-input -r requirements-dev.txt
 	@touch $@
 
-# Fake credentials only when talking to the emulator, so real ones never reach it and
-# a developer's AWS_PROFILE cannot make boto3 fail or pick another account. With
-# AWS_ENDPOINT_URL empty, boto3's usual chain (your own credentials) applies.
-ifneq ($(strip $(AWS_ENDPOINT_URL)),)
-EMULATOR_ENV := -u AWS_PROFILE -u AWS_DEFAULT_PROFILE \
-	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
-endif
-
+# The clone's settings live in .env (written when missing; every manage.py command reads
+# it), the setup steps in `manage.py dev_setup`, the processes in Procfile.local.
 run: venv
-	env $(EMULATOR_ENV) DJANGO_DEBUG='$(DJANGO_DEBUG)' AWS_ENDPOINT_URL='$(AWS_ENDPOINT_URL)' \
-		bash scripts/run_local.sh
+	$(VENV)/bin/python -m devtools.localenv
+	$(VENV)/bin/python manage.py dev_setup
+	$(VENV)/bin/python -m devtools.stack
 
 test: venv
 	bash scripts/test.sh
@@ -56,4 +46,5 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .local staticfiles
+	rm -f .env
 	rm -f db.sqlite3*

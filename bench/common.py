@@ -1,36 +1,20 @@
-"""Helpers shared by the benchmark scripts: ports, readiness, moto's server, PostgreSQL databases."""
+"""Helpers shared by the benchmark scripts: PostgreSQL databases, S3 readers, wrk; processes are devtools.processes.
 
-import contextlib
+Importing this module puts the project folder on sys.path (a script run as
+`python bench/NAME.py` has only bench/ there), so the scripts reach devtools and the app.
+"""
+
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import requests
 
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise TimeoutError(url)
+from devtools.processes import ROOT
 
 
 def ensure_postgres_database(url: str) -> None:
@@ -43,22 +27,6 @@ def ensure_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-@contextlib.contextmanager
-def moto_server(port: int) -> Iterator[str]:
-    """Run moto's AWS emulator on a loopback port; yield its URL."""
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url)
-        yield url
-    finally:
-        process.terminate()
-        process.wait()
-
-
 def put_record_batch_calls(endpoint_url: str, bucket: str = "game-events") -> int:
     """Return how many PutRecordBatch calls reached moto (it writes one S3 object per call)."""
     s3 = boto3.client(
@@ -66,39 +34,6 @@ def put_record_batch_calls(endpoint_url: str, bucket: str = "game-events") -> in
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
     return sum(len(page.get("Contents", [])) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket))
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start(args: list[str], *, env: dict, log: Path | None = None) -> subprocess.Popen:
-    """Start a process in the project folder (so gunicorn reads gunicorn.conf.py), output to `log` or nowhere."""
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM `process` and wait (SIGKILL after 20 s)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
-def precise_moto_server(port: int) -> Iterator[str]:
-    """Run moto with S3 LastModified to the microsecond (bench/moto_precise.py); yield its URL."""
-    process = start([sys.executable, str(ROOT / "bench" / "moto_precise.py"), "-H", "127.0.0.1", "-p", str(port)],
-                    env=dict(os.environ))  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url)
-        yield url
-    finally:
-        stop(process)
 
 
 def s3_client(endpoint_url: str):

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import ensure_postgres_database, free_port, moto_server, put_record_batch_calls  # noqa: E402
+from common import ensure_postgres_database, put_record_batch_calls  # noqa: E402
+
+from devtools.processes import free_port, moto_server  # noqa: E402
 
 
 def memory_kib(pid: int) -> tuple[int, int]:

@@ -43,18 +43,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (
-    BIN,
-    ROOT,
-    free_port,
-    precise_moto_server,
-    run_wrk,
-    s3_line_count,
-    s3_objects,
-    start,
-    stop,
-    wait_until_up,
-)
+from common import run_wrk, s3_line_count, s3_objects
+
+from devtools.processes import BIN, ROOT, free_port, precise_moto_server, start, stop, wait_until_up
 
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 BILLING_UNIT = 5 * 1024

@@ -31,7 +31,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import ensure_postgres_database, free_port, moto_server, put_record_batch_calls, wait_until_up
+from common import ensure_postgres_database, put_record_batch_calls
+
+from devtools.processes import free_port, moto_server, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

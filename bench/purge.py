@@ -243,7 +243,9 @@ def scrape_cost(url: str, *, scrapes: int = 20) -> float:
 
 def serve(env: dict, *, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
     sys.path.insert(0, str(ROOT / "bench"))
-    from common import free_port, wait_until_up
+    import common  # noqa: F401 (puts the project on sys.path)
+
+    from devtools.processes import free_port, wait_until_up
 
     port = free_port()
     process = subprocess.Popen(

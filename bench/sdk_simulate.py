@@ -24,8 +24,8 @@ BIN = Path(sys.executable).parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, wait_until_up  # noqa: E402
 
+from devtools.processes import free_port, wait_until_up  # noqa: E402
 from sdk.simulate import run, summary  # noqa: E402 (after the path is set)
 
 

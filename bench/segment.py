@@ -23,8 +23,10 @@ import tempfile
 from pathlib import Path
 from statistics import mean
 
-from common import free_port
+import common  # noqa: F401 (puts the project on sys.path)
 from ingest import ROOT, app_env, count_rows, prepare, run_wrk, serving
+
+from devtools.processes import free_port
 
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 BATCH = 100

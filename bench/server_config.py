@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, ROOT, free_port, run_wrk, start, stop, wait_until_up
+from common import run_wrk
+
+from devtools.processes import BIN, ROOT, free_port, start, stop, wait_until_up
 
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 DEFAULT_CONFIGS = "sync:3:1,gthread:3:1,gthread:3:2,gthread:3:4,gthread:3:1:3,sync:2:1,sync:4:1"

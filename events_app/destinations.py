@@ -86,3 +86,18 @@ def get_destination() -> Destination:
     """Return the destination EVENTS_DESTINATION names (a key of DESTINATIONS or a dotted class path)."""
     name = conf.destination()
     return _load(DESTINATIONS.get(name, name))
+
+
+def ensure_emulator_streams() -> list[str]:
+    """Create what a local emulator lacks: the S3 bucket and Firehose stream, and the destination's own; return them.
+
+    Firehose's always (the default destination, and the one S3 lands in), the configured
+    destination's too when it is another. `ensure_firehose`, `dev_setup` and the local
+    emulator's supervisor all call this.
+    """
+    firehose = _load(DESTINATIONS["firehose"])
+    created = firehose.ensure()
+    destination = get_destination()
+    if destination is not firehose:
+        created += destination.ensure()
+    return created

@@ -20,6 +20,8 @@ _client = aws.client
 PERMANENT_RECORD_ERRORS = frozenset({"InvalidArgumentException", "ValidationException"})
 # Call-level codes that blame the request itself; retrying the same records is futile.
 PERMANENT_CALL_ERRORS = frozenset({"InvalidArgumentException", "ValidationException", "SerializationException"})
+# The stream does not exist. Retried all the same: creating it is an operator's fix.
+MISSING = "ResourceNotFoundException"
 
 
 def get_client(*, policy: SendPolicy):
@@ -38,7 +40,9 @@ def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[Recor
         response = client.put_record_batch(DeliveryStreamName=stream, Records=[{"Data": data} for data in records])
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        raise FirehoseError(f"PutRecordBatch failed: {exc}", permanent=code in PERMANENT_CALL_ERRORS) from exc
+        # First in the message, which logs cut short: an emulator restarted empty answers this.
+        hint = f"no delivery stream {stream} (on an emulator: manage.py ensure_firehose): " if code == MISSING else ""
+        raise FirehoseError(f"PutRecordBatch failed: {hint}{exc}", permanent=code in PERMANENT_CALL_ERRORS) from exc
     except BotoCoreError as exc:  # connection refused, timeouts, DNS: always worth another try
         raise FirehoseError(f"PutRecordBatch failed: {exc}") from exc
     if not response.get("FailedPutCount"):

@@ -6,8 +6,8 @@ Each simulated player installs once, then plays sessions, several players at a t
 session_start, progression through the levels (start, then complete or fail, with
 score and attempt), virtual currency earned and spent (resource), the odd ad
 impression (with ad revenue, often a fraction of a cent) and purchase (at price
-points a real store would show in their currency: USD, EUR, GBP, JPY, KRW, BRL, INR,
-KWD), and session_end with the same session_id and the session's duration. Now and
+points a real store would show in their currency: USD, EUR, GBP, JPY, KRW, BRL,
+INR), and session_end with the same session_id and the session's duration. Now and
 then a player comes back from an offline session: the whole session, played minutes
 ago, sent at once. The game sometimes retries an event it already sent (same
 event_id) or replays a store receipt (same transaction_id): the tracker must count

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from events_app import authentication, breaker, conf, currency, firehose, heartbeat, schemas, sharedcache
 from events_app.keys import issue_api_key
-from tests.processes import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+from tests.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
 # Hypothesis: in CI the same examples every run, and no example database written
 # (a red build must be reproducible, not luck); locally new examples each run, and

@@ -1,4 +1,6 @@
-"""SDK test helpers: a scriptable stand-in for the tracker, a fault-injecting proxy, the real app under gunicorn."""
+"""SDK test helpers: a scriptable stand-in for the tracker, a fault-injecting proxy, the real app under gunicorn.
+
+Processes start through devtools.processes."""
 
 from __future__ import annotations
 
@@ -6,14 +8,12 @@ import contextlib
 import gzip
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,10 +22,7 @@ from typing import Any
 
 import requests
 
-from tests.processes import free_port, start, stop, wait_until_up
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from devtools.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
 
 # What a stand-in answers: (status, JSON body or text, headers), or CLOSE to hang up without answering.
 Answer = tuple[int, Any, dict[str, str]]
@@ -143,7 +140,7 @@ class FakeTracker:
         return [event_id for request in batches for event_id in request.event_ids]
 
     def wait_for_requests(self, count: int, timeout: float = 30.0) -> None:
-        poll_until(lambda: len(self.requests) >= count, timeout=timeout, what=f"{count} requests")
+        wait_for(lambda: len(self.requests) >= count, timeout=timeout, what=f"{count} requests")
 
 
 def forward_to(upstream: str) -> Callable[[RecordedRequest], Answer | str]:
@@ -175,24 +172,6 @@ def forward_then_hang_up(upstream: str) -> Callable[[RecordedRequest], str]:
         return CLOSE
 
     return respond
-
-
-def poll_until(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `condition()` until it returns something true, and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class FakeClock:
@@ -307,36 +286,6 @@ class LiveTracker:
     def row_count(self) -> int:
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
             return db.execute("SELECT count(*) FROM events_app_event").fetchone()[0]
-
-
-@contextlib.contextmanager
-def child_python(code: str, *args: str) -> Iterator[subprocess.Popen]:
-    """Run `code` in a new Python process (the SDK importable), stdout piped; kill it at the end."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        process.stdout.close()
-        process.stderr.close()
-
-
-def read_line(process: subprocess.Popen, timeout: float = 60.0) -> str:
-    """Return the next line the process prints, or fail (with its stderr) after `timeout` seconds."""
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not lines or not lines[0]:
-        process.kill()
-        raise AssertionError(f"the child printed nothing; stderr: {process.stderr.read()[-2000:]}")
-    return lines[0]
 
 
 def fail_batches_holding(player_id: str, status: int = 500) -> Callable[[RecordedRequest], Answer]:

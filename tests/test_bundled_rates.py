@@ -165,5 +165,6 @@ def test_the_packaged_history_covers_the_simulators_currencies_and_the_examples_
     examples = [date(2026, 1, 9), date(2026, 11, 25), currency.utc_day(datetime.now(UTC))]
     unconverted = {code for code in CURRENCY_WEIGHTS for day in examples
                    if currency.find_rate(currency=code, on=day) is None}  # fmt: skip
-    assert unconverted == {"KWD"}  # the ECB publishes no KWD rate: those stay unconverted, as docs/currency.md says
+    assert unconverted == set()  # a simulator run's revenue is complete
+    assert currency.find_rate(currency="KWD", on=date(2026, 1, 9)) is None  # the ECB has none: never made up
     assert currency.find_rate(currency="JPY", on=date(2026, 1, 9)).date == date(2026, 1, 9)

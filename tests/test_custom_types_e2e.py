@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.processes import MANAGE, ROOT, wait_for
+from devtools.processes import MANAGE, ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -260,3 +260,17 @@ def test_a_claimed_event_is_not_claimed_again_until_its_lease_expires(game_key, 
     assert len(first) == 1
     assert second == []
     assert [e.pk for e in after_lease] == [e.pk for e in first]
+
+
+def test_a_missing_delivery_stream_says_how_to_create_it(api, settings, moto_firehose, make_install, caplog):
+    settings.FIREHOSE_STREAM_NAME = "never-created"  # what an emulator restarted empty answers
+    api.post("/v1/events", make_install(), format="json")
+
+    with caplog.at_level("WARNING", logger="events_app.delivery"):
+        delivery.deliver_due()
+
+    event = Event.objects.get()
+    assert event.delivery_state == DeliveryState.FAILED
+    assert event.last_error.startswith("PutRecordBatch failed: no delivery stream never-created")
+    # The worker's log line, cut at 200 characters, still says what to do.
+    assert "manage.py ensure_firehose" in caplog.records[-1].getMessage()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from django.core.management import get_commands
 
+from devtools.processes import ROOT
 from events_app.schedule import JOBS
-from tests.processes import ROOT
 
 APP_SERVICES = {"migrate", "firehose", "web", "worker", "scheduler"}
 SERVICES = APP_SERVICES | {"postgres", "redis", "moto"}

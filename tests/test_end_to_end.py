@@ -2,8 +2,8 @@
 
 import pytest
 
+from devtools.processes import wait_for
 from sdk.client import TrackerClient
-from tests.processes import wait_for
 
 pytestmark = pytest.mark.e2e
 

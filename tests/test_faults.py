@@ -18,7 +18,8 @@ import orjson
 import pytest
 import requests
 
-from tests.processes import App, stop, wait_for
+from devtools.processes import stop, wait_for
+from tests.deployments import App
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.processes import BIN, ROOT, free_port, stop, wait_for, wait_until_up
 from events_app.logs import API_KEY_PATTERN, RequestIdFilter, json_formatter, logging_config, redact_keys
 from events_app.models import API_KEY_PREFIX, ApiKey
-from tests.processes import BIN, ROOT, free_port, stop, wait_for, wait_until_up
 from tests.test_metrics import GUNICORN_HOOK_LINES
 
 

@@ -17,12 +17,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
 from events_app import breaker, delivery, metrics
 from events_app.destinations import RecordError
 from events_app.exceptions import FirehoseError
 from events_app.models import DeliveryState, Event
 from events_app.policies import worker_policy
-from tests.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
 
 # What gunicorn.conf.py needs for the metrics of all workers to be summed (docs/operations.md).
 GUNICORN_HOOK_LINES = """

@@ -6,9 +6,9 @@ import sqlite3
 import pytest
 from django.core.management import CommandError, call_command
 
+from devtools.processes import ROOT
 from events_app import schedule
 from events_app.models import ExchangeRate
-from tests.processes import ROOT
 
 SAMPLE_RATES = ROOT / "events_app" / "data" / "eurofxref-sample.csv"
 

@@ -7,7 +7,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.processes import App, MotoServer
+from devtools.processes import MotoServer
+from tests.deployments import App
 
 pytestmark = pytest.mark.e2e
 

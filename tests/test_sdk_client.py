@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import free_port
 from sdk import InvalidEventError, Tracker, __version__, validate_event
 from sdk.client import (
     InsecureEndpointWarning,
@@ -24,7 +25,7 @@ from sdk.client import (
     main,
 )
 from sdk.gameplay import Play, PlayerBase, Tally
-from tests.sdk_helpers import Answer, FakeTracker, RecordedRequest, answer, unused_port
+from tests.sdk_helpers import Answer, FakeTracker, RecordedRequest, answer
 
 API_KEY = "test-key"
 
@@ -562,7 +563,7 @@ def test_redirect_is_reported_instead_of_followed(client, tracker):
 
 
 def test_unreachable_server_raises_a_retryable_connection_error():
-    url = f"http://127.0.0.1:{unused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with (
         TrackerClient(base_url=url, api_key=API_KEY) as client,
         pytest.raises(TrackerConnectionError) as caught,
@@ -677,7 +678,7 @@ def test_main_exits_1_with_one_line_when_the_key_is_refused(tracker, capsys):
 
 
 def test_main_exits_1_with_one_line_when_the_server_is_unreachable(capsys):
-    exit_code = main(["--url", f"http://127.0.0.1:{unused_port()}", "--api-key", "flag-key"])
+    exit_code = main(["--url", f"http://127.0.0.1:{free_port()}", "--api-key", "flag-key"])
 
     assert exit_code == 1
     captured = capsys.readouterr()

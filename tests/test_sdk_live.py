@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import child_python, free_port, read_line, wait_for
 from sdk import (
     EventRejectedError,
     EventSetAsideError,
@@ -36,14 +37,10 @@ from tests.sdk_helpers import (
     LiveTracker,
     RecordedRequest,
     answers,
-    child_python,
     fail_batches_holding,
     forward_then_hang_up,
     forward_to,
-    poll_until,
-    read_line,
     spool_count,
-    unused_port,
 )
 
 pytestmark = pytest.mark.e2e
@@ -219,10 +216,10 @@ def test_a_custom_type_is_stored_with_its_schema_version_and_a_bad_one_is_named_
 
 
 def test_server_down_then_up_delivers_everything_once(live):
-    port = unused_port()
+    port = free_port()
     tracker = Tracker(base_url=f"http://127.0.0.1:{port}", api_key=live.key, flush_interval=0.05, retry=QUICK_RETRIES)
     ids = [tracker.track_install(f"player-{n}") for n in range(300)]
-    poll_until(lambda: tracker.stats().retried > 0, timeout=30, what="the SDK retrying against a server that is down")
+    wait_for(lambda: tracker.stats().retried > 0, timeout=30, what="the SDK retrying against a server that is down")
 
     live.serve(port)  # the server comes up
     assert tracker.flush(timeout=120)
@@ -386,10 +383,10 @@ threading.Event().wait()  # playing on, until killed
 
 def test_a_killed_game_sends_its_spooled_events_on_the_next_start(live, tmp_path):
     spool = tmp_path / "game" / "events.sqlite3"
-    offline = f"http://127.0.0.1:{unused_port()}"
+    offline = f"http://127.0.0.1:{free_port()}"
     with child_python(CRASHING_GAME, offline, str(spool)) as game:
         ids = json.loads(read_line(game))
-        poll_until(lambda: spool_count(spool) == 80, timeout=30, what="80 events in the spool")
+        wait_for(lambda: spool_count(spool) == 80, timeout=30, what="80 events in the spool")
         game.send_signal(signal.SIGKILL)
         game.wait(timeout=30)
 

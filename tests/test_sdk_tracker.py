@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devtools.processes import free_port, wait_for
 from sdk import (
     DROP_OLDEST,
     EventRejectedError,
@@ -40,9 +41,7 @@ from tests.sdk_helpers import (
     answer,
     answers,
     fail_batches_holding,
-    poll_until,
     spool_count,
-    unused_port,
 )
 
 API_KEY = "test-key"
@@ -628,7 +627,7 @@ def test_an_on_error_that_raises_does_not_stop_the_tracker(make_tracker, fake):
 def test_close_gives_up_by_its_deadline_when_the_tracker_is_down_and_reports_every_event(make_tracker):
     errors = Errors()
     tracker = make_tracker(
-        base_url=f"http://127.0.0.1:{unused_port()}", flush_interval=3600, on_error=errors,
+        base_url=f"http://127.0.0.1:{free_port()}", flush_interval=3600, on_error=errors,
         retry=RetryPolicy(base=0.05, cap=0.1, budget=600),
     )  # fmt: skip
     ids = [tracker.track_install(f"player-{n}") for n in range(250)]
@@ -689,7 +688,7 @@ def test_with_persistence_tracked_events_reach_the_spool_before_any_request(make
 
     ids = [tracker.track_install(f"player-{n}") for n in range(10)]
 
-    poll_until(lambda: spool_count(spool) == 10, timeout=10, what="10 events in the spool")
+    wait_for(lambda: spool_count(spool) == 10, timeout=10, what="10 events in the spool")
     assert spooled_ids(spool) == ids
     assert fake.requests == []
 
@@ -713,7 +712,7 @@ def test_spooled_events_leave_the_spool_only_once_the_tracker_answered(make_trac
 def test_events_left_in_the_spool_are_sent_on_the_next_start(make_tracker, fake, tmp_path):
     spool = tmp_path / "spool.sqlite3"
     offline = make_tracker(
-        persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", retry=RetryPolicy(base=0.05, cap=0.1)
+        persist=spool, base_url=f"http://127.0.0.1:{free_port()}", retry=RetryPolicy(base=0.05, cap=0.1)
     )
     ids = [offline.track_install(f"player-{n}") for n in range(20)]
 
@@ -735,13 +734,13 @@ def test_events_left_in_the_spool_are_sent_on_the_next_start(make_tracker, fake,
 def test_a_full_spool_drops_by_the_overflow_policy(make_tracker, tmp_path, overflow, kept):
     spool = tmp_path / "spool.sqlite3"
     tracker = make_tracker(
-        persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", max_spool_events=5, overflow=overflow,
+        persist=spool, base_url=f"http://127.0.0.1:{free_port()}", max_spool_events=5, overflow=overflow,
         flush_interval=3600, batch_size=500,
     )  # fmt: skip
 
     ids = [tracker.track_install(f"player-{n}") for n in range(8)]
 
-    poll_until(lambda: tracker.stats().dropped == 3, timeout=10, what="3 events dropped")
+    wait_for(lambda: tracker.stats().dropped == 3, timeout=10, what="3 events dropped")
     assert spooled_ids(spool) == ids[kept]
     assert balanced(tracker.stats())
     tracker.close(timeout=0.1)  # offline: the spool keeps them
@@ -795,10 +794,10 @@ def loose_umask() -> Iterator[None]:
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_the_spool_and_its_wal_files_are_private_in_a_private_folder_it_creates(make_tracker, tmp_path, loose_umask):
     spool = tmp_path / "game" / "data" / "spool.sqlite3"
-    tracker = make_tracker(persist=spool, base_url=f"http://127.0.0.1:{unused_port()}", flush_interval=3600)
+    tracker = make_tracker(persist=spool, base_url=f"http://127.0.0.1:{free_port()}", flush_interval=3600)
 
     tracker.track_install("player-1")
-    poll_until(lambda: spool_count(spool) == 1, timeout=10, what="1 event in the spool")
+    wait_for(lambda: spool_count(spool) == 1, timeout=10, what="1 event in the spool")
 
     assert mode_of(spool.parent) == 0o700
     files = [spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")]

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.processes import ROOT
+from devtools.processes import ROOT
 
 
 def test_sentry_is_off_without_a_dsn():

@@ -16,6 +16,11 @@ from events_app.logs import logging_config
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# A clone's local settings (`manage.py dev_setup` writes .env); variables already in the
+# environment win. DJANGO_ENV_FILE names another file, or none when empty (the tests).
+ENV_FILE = env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 

@@ -2,6 +2,10 @@
 
 import os
 
+# A developer's .env must not change a test run, here or in the processes tests start
+# (they inherit this environment).
+os.environ["DJANGO_ENV_FILE"] = ""
+
 # Development mode (no production secret needed); Django's test runner still serves
 # requests with DEBUG off.
 os.environ.setdefault("DJANGO_DEBUG", "1")

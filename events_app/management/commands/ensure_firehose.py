@@ -3,8 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from events_app import conf
-from events_app.destinations import get_destination
-from events_app.firehose import FirehoseDestination
+from events_app.destinations import ensure_emulator_streams
 
 
 class Command(BaseCommand):
@@ -14,10 +13,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        created = FirehoseDestination().ensure()
-        destination = get_destination()
-        if not isinstance(destination, FirehoseDestination):
-            created += destination.ensure()
+        created = ensure_emulator_streams()
         if created:
             self.stdout.write("Created " + ", ".join(created) + ".")
         else:

@@ -1,95 +1,21 @@
-"""Real processes for end-to-end and fault tests: moto's server, gunicorn, workers, databases."""
+"""Test deployments of the app over real processes (devtools.processes): databases, moto, gunicorn, workers."""
 
 import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import boto3
 import orjson
 import psycopg
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MANAGE = [sys.executable, str(ROOT / "manage.py")]
+from devtools.processes import BIN, MANAGE, ROOT, MotoServer, free_port, start, stop, wait_until_up
+
 # The PostgreSQL server the suite may use; each real-process test makes its own database there.
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers; fail early if `process` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
-        try:
-            requests.get(url, timeout=2)
-            return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def wait_for(condition, *, timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll `condition()` until it is true, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.05)
-
-
-def start(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
-    """Start a process in its own session, so it and its children can be killed together."""
-    return subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **kwargs
-    )
-
-
-def stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    """Send `sig` to the process's whole group and wait for it (SIGKILL after 15 s)."""
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-class MotoServer:
-    """moto's AWS emulator on a fixed loopback port; can be stopped and started again (fresh state)."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], os.environ.copy())
-        wait_until_up(self.url, self.process)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-            self.process = None
 
 
 @dataclass
