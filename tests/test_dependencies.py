@@ -10,8 +10,10 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from importlib import metadata
 
 import pytest
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -28,9 +30,16 @@ HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class Locked:
+    name: str
     version: str
+    marker: Marker | None
     hashes: frozenset[str]
     via: tuple[str, ...]
+
+    @property
+    def applies_here(self) -> bool:
+        """Return True if pip installs this package on this machine (the locks are for every platform)."""
+        return self.marker is None or self.marker.evaluate()
 
 
 def logical_lines(text: str) -> list[str]:
@@ -38,9 +47,12 @@ def logical_lines(text: str) -> list[str]:
     return re.sub(r"\s*\\\n\s*", " ", text).splitlines()
 
 
-def read_lock(name: str) -> dict[str, Locked]:
-    """Return the packages of a lock file by canonical name, with what its `# via` comments name."""
-    packages: dict[str, Locked] = {}
+def read_lock(name: str) -> list[Locked]:
+    """Return the entries of a lock file, with what their `# via` comments name.
+
+    A package can have two entries, one version per Python range (e.g. one for 3.11, one for 3.12+).
+    """
+    entries: list[Locked] = []
     current = None
     via: list[str] = []
     for line in [*logical_lines((ROOT / name).read_text()), ""]:
@@ -49,7 +61,7 @@ def read_lock(name: str) -> dict[str, Locked]:
             via.append(stripped.removeprefix("#").strip().removeprefix("via").strip())
             continue
         if current is not None:
-            packages[current[0]] = Locked(*current[1:], via=tuple(item for item in via if item))
+            entries.append(Locked(*current, via=tuple(item for item in via if item)))
             current, via = None, []
         if not stripped or stripped.startswith("#"):
             continue
@@ -59,44 +71,78 @@ def read_lock(name: str) -> dict[str, Locked]:
         (specifier,) = requirement.specifier
         assert specifier.operator == "==" and not requirement.extras and not requirement.url, f"{name}: {stripped}"
         hashes = frozenset(option.split(":", 1)[1] for option in options)
-        current = (canonicalize_name(requirement.name), specifier.version, hashes)
-    return packages
+        current = (canonicalize_name(requirement.name), specifier.version, requirement.marker, hashes)
+    return entries
 
 
-def top_level_pins(name: str) -> dict[str, str]:
-    """Return {canonical name: version} of an input file and the inputs it includes with -r (not its -c constraints)."""
+def locked_here(name: str) -> dict[str, Locked]:
+    """Return {canonical name: entry} of what pip installs from a lock file on this machine."""
+    entries = [entry for entry in read_lock(name) if entry.applies_here]
+    assert len({entry.name for entry in entries}) == len(entries), f"{name}: two entries apply here"
+    return {entry.name: entry for entry in entries}
+
+
+def top_level_requirements(name: str) -> dict[str, Requirement]:
+    """Return the requirements of an input file and of the inputs it includes with -r (not its -c constraints)."""
     path = ROOT / name
-    pins: dict[str, str] = {}
+    requirements: dict[str, Requirement] = {}
     for line in logical_lines(path.read_text()):
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-c "):
             continue
         if line.startswith("-r "):
-            pins |= top_level_pins(str((path.parent / line.removeprefix("-r ").strip()).relative_to(ROOT)))
+            included = (path.parent / line.removeprefix("-r ").strip()).resolve().relative_to(ROOT)
+            requirements |= top_level_requirements(str(included))
             continue
         requirement = Requirement(line)
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{name}: pin {line} exactly"
-        pins[canonicalize_name(requirement.name)] = specifier.version
-    return pins
+        requirements[canonicalize_name(requirement.name)] = requirement
+    return requirements
+
+
+def top_level_pins(name: str) -> dict[str, str]:
+    """Return {canonical name: version} of what an input file pins."""
+    return {name_: next(iter(req.specifier)).version for name_, req in top_level_requirements(name).items()}
+
+
+def needed_here(requirements: list[Requirement]) -> set[str]:
+    """Return the canonical names of REQUIREMENTS and all they need on this machine, from the installed metadata."""
+    names: set[str] = set()
+    done: set[tuple[str, str]] = set()
+    todo = [(canonicalize_name(req.name), frozenset(req.extras)) for req in requirements]
+    while todo:
+        name, extras = todo.pop()
+        names.add(name)
+        for extra in {"", *extras}:
+            if (name, extra) in done:
+                continue
+            done.add((name, extra))
+            for text in metadata.requires(name) or []:
+                requirement = Requirement(text)
+                if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                    todo.append((canonicalize_name(requirement.name), frozenset(requirement.extras)))
+    return names
 
 
 @pytest.mark.parametrize("lock", LOCKS)
 def test_every_locked_package_is_pinned_with_hashes(lock):
-    packages = read_lock(lock)  # fails on a line without == or with anything but sha256 hashes
+    entries = read_lock(lock)  # fails on a line without == or with anything but sha256 hashes
 
-    unhashed = sorted(name for name, package in packages.items() if not package.hashes)
-    assert packages and not unhashed, f"{lock}: no --hash for {unhashed}"
+    unhashed = sorted(entry.name for entry in entries if not entry.hashes)
+    assert entries and not unhashed, f"{lock}: no --hash for {unhashed}"
 
 
 @pytest.mark.parametrize(("lock", "source"), LOCKS.items())
 def test_every_top_level_pin_is_locked_at_its_version(lock, source):
-    locked = read_lock(lock)
+    locked: dict[str, set[str]] = {}
+    for entry in read_lock(lock):
+        locked.setdefault(entry.name, set()).add(entry.version)
 
     drifted = {
-        name: (version, locked[name].version if name in locked else None)
+        name: (version, sorted(locked.get(name, ())))
         for name, version in top_level_pins(source).items()
-        if name not in locked or locked[name].version != version
+        if locked.get(name) != {version}
     }
     assert not drifted, f"{source} pins differ from {lock} (pin, locked): {drifted}; run `make lock`"
 
@@ -106,23 +152,38 @@ def test_the_lock_holds_no_top_level_pin_its_inputs_dropped(lock, source):
     pins = top_level_pins(source)
 
     stale = sorted(
-        name
-        for name, package in read_lock(lock).items()
-        if any(item.startswith("-r requirements/") for item in package.via) and name not in pins
+        entry.name
+        for entry in read_lock(lock)
+        if any(item.startswith("-r requirements/") for item in entry.via) and entry.name not in pins
     )
     assert not stale, f"{lock} still has {stale} from an input that no longer pins them; run `make lock`"
 
 
+@pytest.mark.parametrize(("lock", "source"), LOCKS.items())
+def test_the_lock_names_exactly_what_its_inputs_need(lock, source):
+    here = locked_here(lock)
+    # The metadata read is the installed packages': the locked one only in a venv made from the locks.
+    other = {name: installed_version(name) for name, entry in here.items() if installed_version(name) != entry.version}
+    if other:
+        pytest.skip(f"this venv is not made from the locks (installed: {other}); `make test` builds one that is")
+
+    needed = needed_here(list(top_level_requirements(source).values()))
+
+    missing, unneeded = sorted(needed - set(here)), sorted(set(here) - needed)
+    assert not missing, f"{lock} misses {missing}, which its packages need; run `make lock`"
+    assert not unneeded, f"{lock} has {unneeded}, which nothing in {source} needs; run `make lock`"
+
+
 def test_each_lock_contains_the_smaller_ones_at_the_same_versions_and_files():
     for smaller_lock, larger_lock in itertools.pairwise(LOCKS):
-        smaller, larger = read_lock(smaller_lock), read_lock(larger_lock)
+        larger = {(entry.name, entry.version, entry.hashes) for entry in read_lock(larger_lock)}
 
-        differing = {
-            name: (package.version, larger[name].version if name in larger else None)
-            for name, package in smaller.items()
-            if name not in larger or (larger[name].version, larger[name].hashes) != (package.version, package.hashes)
-        }
-        assert not differing, f"{smaller_lock} vs {larger_lock} (version in each): {differing}"
+        differing = sorted(
+            f"{entry.name}=={entry.version}"
+            for entry in read_lock(smaller_lock)
+            if (entry.name, entry.version, entry.hashes) not in larger
+        )
+        assert not differing, f"{smaller_lock} has {differing}, which {larger_lock} lacks at that version or files"
 
 
 def test_each_lock_says_how_to_rewrite_it_and_make_lock_writes_all_three():
@@ -152,6 +213,13 @@ def test_the_image_installs_the_runtime_lock_with_hash_checks():
     assert len(installs) == 1
     assert re.search(r"pip install .*--require-hashes --no-deps -r /tmp/requirements\.txt$", installs[0])
     assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def make_dry_run(target: str) -> str:
