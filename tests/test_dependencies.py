@@ -1,7 +1,8 @@
 """The lock files: every package hash-pinned, in step with requirements/*.in, nested, and installed with hash checks.
 
-No network: the checks read the files (and `make -n`), they resolve nothing. A failure
-here after editing requirements/*.in means `make lock` was not run.
+No network: the checks read the files, the installed packages' metadata and `make -n`;
+they resolve nothing. A failure here after editing requirements/*.in means `make lock`
+was not run.
 """
 
 import itertools
@@ -103,7 +104,8 @@ def top_level_requirements(name: str) -> dict[str, Requirement]:
 
 def top_level_pins(name: str) -> dict[str, str]:
     """Return {canonical name: version} of what an input file pins."""
-    return {name_: next(iter(req.specifier)).version for name_, req in top_level_requirements(name).items()}
+    requirements = top_level_requirements(name)
+    return {package: next(iter(requirement.specifier)).version for package, requirement in requirements.items()}
 
 
 def needed_here(requirements: list[Requirement]) -> set[str]:
@@ -216,6 +218,7 @@ def test_the_image_installs_the_runtime_lock_with_hash_checks():
 
 
 def installed_version(name: str) -> str | None:
+    """Return the version of package NAME installed here, None if it is not."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
