@@ -13,8 +13,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 COPY requirements.txt /tmp/requirements.txt
 # Wheels only: every runtime dependency ships one for this platform, so no compiler is needed.
+# requirements.txt is the lock (`make lock`): every package, transitive ones too, with its
+# hashes; pip refuses a file whose hash differs and, with --no-deps, resolves nothing else.
 RUN python -m venv /venv \
-    && /venv/bin/pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt
+    && /venv/bin/pip install --no-cache-dir --only-binary=:all: --require-hashes --no-deps -r /tmp/requirements.txt
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/venv/bin:$PATH \
