@@ -3,7 +3,6 @@
 import contextlib
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,40 +14,17 @@ import boto3
 import pytest
 import requests
 
-from devtools.processes import ROOT, alive, descendants, free_port, stop, wait_for, wait_until_up
+from devtools.processes import alive, descendants, stop, wait_for, wait_until_up
+from tests.clones import make_clone, run
 
 pytestmark = pytest.mark.e2e
-
-# What a clone holds that the stack does not run, or that a run leaves behind.
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".local", ".env", "staticfiles", "db.sqlite3*", "__pycache__", ".*_cache", ".hypothesis",
-    "tests", "bench", "docs", "deploy", "warehouse",
-)  # fmt: skip
 
 
 @pytest.fixture
 def clone(tmp_path):
-    """Yield a copy of the project with nothing of the developer's (no .env, database or key), and its environment."""
+    """Yield a fresh copy of the project and its environment (tests/clones.py)."""
     folder = tmp_path / "clone"
-    shutil.copytree(ROOT, folder, ignore=NOT_COPIED)
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("DJANGO_", "AWS_", "DATABASE_URL", "EVENTS_", "FIREHOSE_", "PROMETHEUS_"))
-    }
-    # Other ports than a developer's `make run` (8000, 4566); quick retries. Real
-    # variables win over the .env the stack writes.
-    env.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", DEV_WEB_PORT=str(free_port()),
-        EVENTS_RETRY_BASE_SECONDS="0.5", EVENTS_RETRY_MAX_SECONDS="2", WEB_CONCURRENCY="2",
-    )  # fmt: skip
-    return folder, env
-
-
-def run(folder: Path, env: dict, *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, *args], cwd=folder, env=env, check=True, capture_output=True, text=True, timeout=300
-    ).stdout
+    return folder, make_clone(folder)
 
 
 def send(url: str, key: str, count: int) -> list[str]:
