@@ -38,9 +38,15 @@ KEY_CACHE_SECONDS = 5.0
 # per process per this many seconds.
 UNKNOWN_KEY_CACHE_SECONDS = 30.0
 _CACHE_MAX_ENTRIES = 10_000
+# From a blocked address, a key is looked up only if its digest is among the active
+# keys' digests, read in one query at most this often per process while any address
+# is blocked: valid keys keep working from behind a shared address (a NAT, a router)
+# even in a process that never saw them, and random keys cost no query each.
+ACTIVE_DIGESTS_SECONDS = 60.0
 # An entry outlives its expiry (until revoked or the cache is full): an expired one
 # still says the digest was valid here once, so it is looked up from a blocked address.
 _key_cache: dict[str, tuple[float, ApiKey]] = {}
+_active_digests: list = [0.0, frozenset()]  # [time.time() it is read again at, the digests]
 _unknown_keys: dict[str, float] = {}  # digest -> time.time() it is forgotten at
 _blocked: dict[str, float] = {}  # client address -> time.time() its window ends at
 _lock = threading.Lock()
@@ -61,6 +67,7 @@ def forget_failures() -> None:
     with _lock:
         _unknown_keys.clear()
         _blocked.clear()
+        _active_digests[:] = [0.0, frozenset()]
     _unknown_log.reset()
     _blocked_log.reset()
 
@@ -96,7 +103,7 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
     if cached is not None and cached[0] > now:
         return cached[1]
     blocked_until = _blocked.get(client_address, 0.0) if client_address else 0.0
-    if cached is None and blocked_until > now:
+    if cached is None and blocked_until > now and not _is_active_digest(digest, now=now):
         _refuse_throttled(wait=blocked_until - now)
     if _unknown_keys.get(digest, 0.0) > now:
         _note_unknown()  # a repeat: answered from memory, not counted
@@ -110,6 +117,15 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
     _count_failure(client_address, now=now)
     _note_unknown()
     return None
+
+
+def _is_active_digest(digest: str, *, now: float) -> bool:
+    """Return True if `digest` is an active key's, from this process's copy of the list (refreshed once a minute)."""
+    if _active_digests[0] <= now:
+        digests = frozenset(ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", flat=True))
+        with _lock:
+            _active_digests[:] = [now + ACTIVE_DIGESTS_SECONDS, digests]
+    return digest in _active_digests[1]
 
 
 def _count_failure(client_address: str, *, now: float) -> None:
