@@ -1,10 +1,12 @@
 """Player erasure: the command, suppressed events over the API and Segment, the metric, the admin's list and action."""
 
 import base64
+import re
 import threading
 import time
 import uuid
 from datetime import timedelta
+from html import unescape
 from io import StringIO
 
 import orjson
@@ -301,14 +303,25 @@ def reader(client, db):
     return client
 
 
-def test_adding_to_the_suppression_list_erases_the_player_and_is_logged(eraser, stored_player):
+@pytest.mark.django_db(transaction=True)  # commits for real: the erasure runs after the admin's own transaction
+def test_adding_to_the_suppression_list_erases_the_player_and_is_logged(eraser, stored_player, monkeypatch):
     form = eraser.get(SUPPRESS_ADD_URL).content.decode()
     assert 'name="player_id"' in form
     assert 'name="created_by"' not in form  # set by the erasure, not asked for
 
+    inside_a_transaction = []
+    erase_player = erasure.erase_player
+
+    def watched(**kwargs):
+        inside_a_transaction.append(connection.in_atomic_block)
+        return erase_player(**kwargs)
+
+    monkeypatch.setattr(erasure, "erase_player", watched)
     response = eraser.post(
         SUPPRESS_ADD_URL, {"game": stored_player.pk, "player_id": "player-1", "reason": "GDPR request 7"}, follow=True
     )
+
+    assert inside_a_transaction == [False]  # not in the admin's (it would hold the erasure lock throughout)
 
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
@@ -357,16 +370,44 @@ def test_erasing_the_players_of_selected_events_asks_first_then_erases_each_once
 
     assert confirm.status_code == 200
     assert "Yes, erase them" in confirm.content.decode()
-    assert confirm.context["players"] == [("space-raiders", "player-1")]
+    assert [player[:2] for player in confirm.context["players"]] == [("space-raiders", "player-1")]
     assert Event.objects.count() == 3  # nothing yet
 
-    done = eraser.post(EVENTS_URL, {**action, "post": "yes", "reason": "ticket 9"}, follow=True)
+    done = eraser.post(EVENTS_URL, {**confirmed(confirm), "reason": "ticket 9"}, follow=True)
 
     assert any("Erased 1 player: deleted 2 events" in str(m) for m in done.context["messages"])
     assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
     assert SuppressedPlayer.objects.get().reason == "ticket 9"
     entry = LogEntry.objects.get(user=eraser.user)
     assert (entry.action_flag, "2 events" in entry.get_change_message()) == (ADDITION, True)
+
+
+def confirmed(page) -> dict:
+    """Return what the confirmation page's form posts back (its hidden fields), as the browser would."""
+    html = page.content.decode()
+    start = html.index('<form method="post">')
+    form = html[start : html.index("</form>", start)]
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form):
+        fields.setdefault(name, []).append(unescape(value))
+    return fields
+
+
+def test_select_all_erases_every_player_it_confirmed_and_none_that_appeared_since(eraser, stored_player, game_key):
+    one = Event.objects.filter(player_id="player-1").values_list("pk", flat=True)[0]
+    action = {"action": "erase_selected_players", "_selected_action": [one], "select_across": "1"}
+
+    confirm = eraser.post(EVENTS_URL, action)
+    ingest_events(api_key=game_key[0], raw_events=[{"event_type": "install", "player_id": "player-3",
+                  "occurred_at": "2026-11-25T10:00:00Z"}], received_at=timezone.now())  # fmt: skip
+    eraser.post(EVENTS_URL, confirmed(confirm))
+
+    assert [player[:2] for player in confirm.context["players"]] == [
+        ("space-raiders", "player-1"),
+        ("space-raiders", "player-2"),
+    ]
+    assert sorted(SuppressedPlayer.objects.values_list("player_id", flat=True)) == ["player-1", "player-2"]
+    assert list(Event.objects.values_list("player_id", flat=True)) == ["player-3"]
 
 
 def test_the_erase_action_is_not_offered_without_the_permission(reader, stored_player):

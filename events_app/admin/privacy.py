@@ -5,11 +5,14 @@ it lifts the suppression (erasure.unsuppress). Both need the `events_app.erase_p
 permission and are recorded in the admin log, as is every erasure from the event list.
 """
 
+import orjson
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from .. import erasure
@@ -62,13 +65,19 @@ class SuppressedPlayerAdmin(ConsoleAdmin):
         return format_html("<pre>{}</pre>", erasure.warehouse_delete_sql(game=obj.game, player_id=obj.player_id))
 
     def save_model(self, request, obj: SuppressedPlayer, form, change: bool) -> None:
-        # Through the service: the player's data goes, and the suppression is taken under the erasure lock.
-        counts = erasure.erase_player(
-            game=obj.game, player_id=obj.player_id, by=request.user.get_username(), reason=obj.reason
-        )
-        stored = SuppressedPlayer.objects.get(game=obj.game, player_id=obj.player_id)
-        obj.pk, obj.created_at, obj.created_by = stored.pk, stored.created_at, stored.created_by
-        report_erasure(request, [counts])
+        # The admin wraps the whole add in one transaction: the suppression is stored in
+        # it, and the erasure (short transactions of its own, under the exclusive erasure
+        # lock) runs once it has committed, so the game's ingest never waits for the
+        # whole erasure. A request that stored an event meanwhile is waited for and its
+        # event deleted: erase_player deletes under the lock.
+        obj.created_at, obj.created_by = timezone.now(), request.user.get_username()[:150]
+        super().save_model(request, obj, form, change)
+        by = request.user.get_username()
+
+        def erase() -> None:
+            report_erasure(request, [erasure.erase_player(game=obj.game, player_id=obj.player_id, by=by)])
+
+        transaction.on_commit(erase)
 
     def delete_model(self, request, obj: SuppressedPlayer) -> None:
         erasure.unsuppress(game=obj.game, player_id=obj.player_id, by=request.user.get_username())
@@ -93,11 +102,17 @@ class EraseSelectedPlayersMixin:
                 **self.admin_site.each_context(request),
                 "title": f"Erase {plural(len(players), 'player')}?",
                 "opts": self.opts,
-                "players": players,
+                "players": [(slug, player_id, orjson.dumps([slug, player_id]).decode()) for slug, player_id in players],
                 "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                # "Select all N": the confirmation posts back the whole filtered list, not only the page's rows.
+                "select_across": request.POST.get("select_across", "0"),
                 "action": "erase_selected_players",
             }
             return TemplateResponse(request, "admin/events_app/event/erase_players.html", context)
+        # Exactly the players the operator confirmed (and still selected): never one that
+        # appeared under the filter since the confirmation page was shown.
+        confirmed = {tuple(orjson.loads(value)) for value in request.POST.getlist("confirmed_player")}
+        players = [player for player in players if player in confirmed]
         games = {game.slug: game for game in Game.objects.filter(slug__in={slug for slug, _ in players})}
         reason = request.POST.get("reason", "")[:500]
         results = []
