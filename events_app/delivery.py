@@ -304,7 +304,10 @@ def _record_some(
     with write_transaction():
         # A row whose lease ran out belongs to another sender now: record nothing for it.
         all_ids = [e.pk for e in delivered] + [e.pk for e, _ in failed] + [e.pk for e in deferred]
-        held = set(ours.filter(pk__in=all_ids).values_list("pk", flat=True))
+        # Locked (PostgreSQL), in pk order as erasure locks them: a row erased meanwhile
+        # is gone here rather than getting an attempt whose event no longer exists,
+        # which would fail the whole transaction at commit.
+        held = set(ours.filter(pk__in=all_ids).order_by("pk").select_for_update().values_list("pk", flat=True))
         delivered = [e for e in delivered if e.pk in held]
         failed = [(e, error) for e, error in failed if e.pk in held]
         deferred = [e for e in deferred if e.pk in held]

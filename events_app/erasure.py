@@ -122,6 +122,9 @@ def _delete_events(*, game: Game, player_id: str) -> tuple[int, int]:
         if not ids:
             return events, attempts
         with write_transaction():
+            # Lock the rows first (PostgreSQL; in pk order, as senders lock them): a sender
+            # recording an outcome for one of them finishes first, or finds it gone.
+            list(Event.objects.filter(pk__in=ids).order_by("pk").select_for_update().values_list("pk", flat=True))
             attempts += DeliveryAttempt.objects.filter(event_id__in=ids).delete()[0]
             # only("pk"): the cascade's collector reads the ids, not every payload.
             events += Event.objects.filter(pk__in=ids).only("pk").delete()[1].get(Event._meta.label, 0)

@@ -15,13 +15,13 @@ from django.contrib.admin.models import ADDITION, DELETION, LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from events_app import erasure, ingest
+from events_app import delivery, erasure, ingest
 from events_app.ingest import ingest_events
 from events_app.keys import issue_api_key
 from events_app.models import AttemptOutcome, DeliveryAttempt, Event, RejectedEvent, SuppressedPlayer
@@ -477,3 +477,53 @@ def test_a_rejected_event_keeps_the_player_it_named(api, make_install):
     api.post(BATCH, {"events": [make_install(platform="nintendo-64", player_id="player-9")]}, format="json")
 
     assert RejectedEvent.objects.get().player_id == "player-9"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_recording_an_outcome_for_an_event_erased_meanwhile_keeps_the_others(game_key, make_install):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite queues every writer on one lock: an erasure never runs between a sender's read and write")
+    store(game_key, [make_install(), make_install(player_id="player-2")])
+    token = uuid.uuid4()
+    Event.objects.update(claim_token=token, claimed_until=timezone.now() + timedelta(minutes=1))
+    erased, kept = Event.objects.get(player_id="player-1"), Event.objects.get(player_id="player-2")
+    locked, go_on, errors = threading.Event(), threading.Event(), []
+
+    def erasure_batch():  # erase_player's batch: the player's rows locked, then deleted
+        try:
+            with transaction.atomic():
+                list(Event.objects.filter(pk=erased.pk).select_for_update().values_list("pk", flat=True))
+                locked.set()
+                go_on.wait(30)
+                DeliveryAttempt.objects.filter(event_id=erased.pk).delete()
+                Event.objects.filter(pk=erased.pk).delete()
+        finally:
+            connection.close()
+
+    def sender():  # a worker recording that both were delivered
+        try:
+            delivery._record_some(claim_token=token, emitted_at=timezone.now(), delivered=[erased, kept], failed=[],
+                                  deferred=[], counts=delivery.DeliveryCounts())  # fmt: skip
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=erasure_batch), threading.Thread(target=sender)]
+    threads[0].start()
+    assert locked.wait(30)
+    threads[1].start()
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:  # until the sender queues behind the erasure's row lock
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                break
+            assert time.monotonic() < deadline, "the sender did not wait for the erasure"
+    go_on.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []  # before: an attempt for the erased row failed the whole transaction at commit
+    assert list(Event.objects.values_list("player_id", "delivery_state")) == [("player-2", "delivered")]
+    assert list(DeliveryAttempt.objects.values_list("event_id", flat=True)) == [kept.pk]
