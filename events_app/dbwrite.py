@@ -196,7 +196,7 @@ def insert_events(
     except DataError as exc:
         # Rolled back whole (PostgreSQL aborts a transaction at its first error), so
         # the happy path pays for no savepoint; only now is each row tried alone.
-        logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _first_line(exc))
+        logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _error_code(exc))
         _insert_one_by_one(plan, rows, params, result, screen=screen, using=using)
         _after_commit(after_commit, result.inserted, using=using)
     return result
@@ -221,8 +221,14 @@ def _insert_one_by_one(
                 result.inserted.update(_insert(plan, [row], [values], using=using))
         except DataError as exc:
             reason = _first_line(exc)
-            logger.warning("event %s refused by the database: %s", row["event_id"], reason)
+            logger.warning("event %s refused by the database (%s)", row["event_id"], _error_code(exc))
             result.refused[row["event_id"]] = {"non_field_errors": [f"Cannot be stored: {reason}."]}
+
+
+def _error_code(exc: Exception) -> str:
+    # For the log: the SQLSTATE (22P05, 22003) or the class, never the database's
+    # message, which may quote the value ("invalid input syntax ...: "<the value>"").
+    return getattr(exc.__cause__, "sqlstate", None) or exc.__class__.__name__
 
 
 def _first_line(exc: Exception) -> str:
