@@ -7,9 +7,12 @@ server from taking the rest down. Ctrl-C stops everything and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import sys
+from collections.abc import Iterator
 
 import environ
 import honcho.manager
@@ -37,7 +40,42 @@ def prepare_environment() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
+@contextlib.contextmanager
+def own_terminal() -> Iterator[None]:
+    """Make this process's group the terminal's foreground one while the stack runs, then give it back.
+
+    Ctrl-C signals the terminal's foreground group. Under `make run` that is make's, and
+    make, interrupted, exits 130 ("make: *** ... Interrupt") however cleanly the stack
+    stopped; in a group of its own, the stack alone gets the SIGINT, stops everything,
+    and make reports the stack's 0. Nothing changes without a terminal (CI, tests).
+    """
+    try:
+        terminal = sys.stdin.fileno()
+        foreground = os.tcgetpgrp(terminal) if os.isatty(terminal) else None
+    except (OSError, ValueError):  # no stdin, or not a terminal we may ask
+        foreground = None
+    if foreground is None or os.getpgrp() != foreground:  # already in the background: leave it so
+        yield
+        return
+    os.setpgid(0, 0)
+    # A background group writing the terminal's settings gets SIGTTOU; ignore it for the switch.
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(terminal, os.getpgrp())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(terminal, foreground)
+        signal.signal(signal.SIGTTOU, previous)
+
+
 def main() -> int:
+    with own_terminal():
+        return run_stack()
+
+
+def run_stack() -> int:
+    """Run Procfile.local until Ctrl-C or a process exits; return the exit status `make run` should have."""
     prepare_environment()
     port = localenv.web_port()
     if port_in_use("127.0.0.1", port):

@@ -2,10 +2,13 @@
 
 import logging
 import os
+import pty
+import select
 import signal
 import socket
 import sys
 import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -13,7 +16,7 @@ import pytest
 from gunicorn.config import Config
 
 from devtools.emulator import EmulatorSupervisor
-from devtools.processes import alive, free_port, wait_for
+from devtools.processes import ROOT, alive, free_port, wait_for
 from devtools.weblog import LocalLogger
 
 # Answers HTTP on the port given as `-p PORT`, like moto's server.
@@ -99,3 +102,59 @@ def test_the_dev_access_log_drops_static_files_and_keeps_every_other_request(cap
     assert access_line(logger, "/static/admin/css/base.css", capsys) == ""
     assert '"GET /admin/ HTTP/1.1" 200' in access_line(logger, "/admin/", capsys)
     assert '"GET /v1/static-looking HTTP/1.1" 200' in access_line(logger, "/v1/static-looking", capsys)
+
+
+CTRL_C_CHILD = """
+import signal, sys
+from devtools.stack import own_terminal
+signal.signal(signal.SIGINT, lambda *_: None)  # as honcho's manager: Ctrl-C means stop cleanly
+with own_terminal():
+    print("ready", flush=True)
+    signal.pause()
+print("stopped cleanly", flush=True)
+"""
+
+
+def run_make_at_a_terminal(tmp_path, child: str) -> tuple[int, str]:
+    """Run `make run` (recipe: `child`) at a pseudo-terminal, press Ctrl-C once ready; return (status, output)."""
+    (tmp_path / "child.py").write_text(child)
+    (tmp_path / "Makefile").write_text(f"run:\n\t{sys.executable} child.py\n")
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: make, as a shell at a terminal would start it
+        os.chdir(tmp_path)
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execvp("make", ["make", "--no-print-directory", "run"])
+    output = b""
+    deadline = time.monotonic() + 60
+    pressed = False
+    while time.monotonic() < deadline:
+        if not pressed and b"ready" in output:
+            os.write(terminal, b"\x03")  # Ctrl-C: the terminal signals its foreground group
+            pressed = True
+        if select.select([terminal], [], [], 1)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the other side closed: everything exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(terminal)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_ctrl_c_at_a_terminal_stops_the_stack_and_make_run_exits_0(tmp_path):
+    status, output = run_make_at_a_terminal(tmp_path, CTRL_C_CHILD)
+
+    assert "stopped cleanly" in output
+    assert "Interrupt" not in output
+    assert status == 0
+
+
+def test_without_its_own_group_make_itself_is_interrupted(tmp_path):
+    # The control: the same child without own_terminal() leaves make in the foreground group.
+    status, output = run_make_at_a_terminal(tmp_path, CTRL_C_CHILD.replace("with own_terminal():", "if True:"))
+
+    assert "stopped cleanly" in output
+    assert status == -signal.SIGINT  # make died of the SIGINT: a shell reports 130
