@@ -41,7 +41,12 @@ def put_record_batch(client, *, stream: str, records: list[bytes]) -> list[Recor
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         # First in the message, which logs cut short: an emulator restarted empty answers this.
-        hint = f"no delivery stream {stream} (on an emulator: manage.py ensure_firehose): " if code == MISSING else ""
+        hint = (
+            f"no delivery stream {stream} (make run's emulator recreates it within seconds; "
+            "elsewhere: manage.py ensure_firehose): "
+            if code == MISSING
+            else ""
+        )
         raise FirehoseError(f"PutRecordBatch failed: {hint}{exc}", permanent=code in PERMANENT_CALL_ERRORS) from exc
     except BotoCoreError as exc:  # connection refused, timeouts, DNS: always worth another try
         raise FirehoseError(f"PutRecordBatch failed: {exc}") from exc
