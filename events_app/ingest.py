@@ -214,6 +214,11 @@ def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
     return result
 
 
+REPEATS_SUPPRESSED = (
+    "Repeats the event_id or transaction_id of an erased player's event earlier in this request; not stored."
+)
+
+
 @dataclass
 class _Stored:
     """What _store did: the indexes it inserted, the suppressed players it left out, each duplicate's stored id,
@@ -281,6 +286,10 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
     for index, first in first_of.items():
         if first in stored.refused:  # a repeat of a row nothing stored is no duplicate of anything
             stored.refused[index] = stored.refused[first]
+        elif first_rows[first]["player_id"] in suppressed and rows[index]["player_id"] not in suppressed:
+            # Its first was an erased player's, not stored: "duplicate" would name an event
+            # that exists nowhere. Refused, so the client knows it was not kept.
+            stored.refused[index] = {"non_field_errors": [REPEATS_SUPPRESSED]}
         else:
             stored.answer_ids[index] = stored.answer_ids[first]
     return stored

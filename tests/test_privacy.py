@@ -176,6 +176,21 @@ def test_a_batch_answers_suppressed_per_event_and_keeps_the_other_players(api, g
     assert received("purchase", "suppressed") == before + 1
 
 
+def test_a_repeat_of_an_erased_players_event_by_another_player_is_refused_not_called_a_duplicate(
+    api, game_key, make_purchase
+):
+    erasure.erase_player(game=game_key[0].game, player_id="player-1")
+    erased = make_purchase()
+    other = make_purchase(player_id="player-2")
+    other["properties"]["transaction_id"] = erased["properties"]["transaction_id"]
+
+    body = api.post(BATCH, {"events": [erased, other]}, format="json").json()
+
+    assert [r["status"] for r in body["results"]] == ["suppressed", "rejected"]  # was: duplicate of nothing stored
+    assert body["results"][1]["errors"] == {"non_field_errors": [ingest.REPEATS_SUPPRESSED]}
+    assert not Event.objects.exists()
+
+
 def test_suppression_is_per_game(api, game_key, make_install):
     other = issue_api_key(game_slug="moon-miners", name="tests")
     erasure.erase_player(game=other[0].game, player_id="player-1")
