@@ -434,7 +434,8 @@ class Sender:
     def _report(self, error: TrackerError, items: list[Item]) -> None:
         """Hand undeliverable events to on_error (or to the log without one)."""
         if self._on_error is None:
-            log.warning("tracker: %d events will not be delivered: %s", len(items), error)
+            what = "1 event" if len(items) == 1 else f"{len(items)} events"
+            log.warning("tracker: %s will not be delivered: %s", what, error)
             return
         try:
             self._on_error(error, [json.loads(item[2]) for item in items])
