@@ -6,8 +6,6 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from events_app import dbwrite, ingest
 from events_app.fields import NUL_MESSAGE
@@ -154,22 +152,3 @@ def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(
     assert "nul\x00" not in caplog.text
     database_says = errors["non_field_errors"][0].removeprefix("Cannot be stored: ").rstrip(".")
     assert database_says not in caplog.text  # its message may quote the value: the log has its code only
-
-
-@given(
-    player_id=st.text(max_size=130),
-    currency=st.text(max_size=4),
-    revenue=st.decimals(allow_nan=False, allow_infinity=False),
-    note=st.text(max_size=4),
-)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_the_quick_pass_of_unstorable_answers_as_the_column_by_column_one(row, player_id, currency, revenue, note):
-    candidate = {**row, "player_id": player_id, "currency": currency, "revenue": revenue,
-                 "payload": {**row["payload"], "context": {note: note}}}  # fmt: skip
-
-    assert dbwrite._fits(candidate) == (dbwrite._column_errors(candidate) == {})
-
-
-@pytest.fixture
-def row(game_key, make_purchase) -> dict:
-    return rows_for(game_key, [make_purchase()])[0]
