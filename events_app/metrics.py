@@ -212,21 +212,23 @@ def database_figures(*, now: float | None = None) -> dict:
 
 
 def _read_figures() -> dict:
-    # Index lookups only: counts over the partial due index and the (state, received_at)
-    # index, and one row from the front of that index per state.
-    from .models import DUE_STATES, DeliveryState, Event
+    # The dashboard's and the admin index's own figures (one source for "the oldest
+    # undelivered event"), and one row from the front of the (state, received_at) index.
+    from .dashboard import backlog
+    from .models import DeliveryState, Event
 
-    def oldest(state: str) -> float | None:
-        first = Event.objects.filter(delivery_state=state).order_by("received_at").values_list("received_at")[:1]
-        row = list(first)
-        return row[0][0].timestamp() if row else None
-
-    due = [stamp for stamp in (oldest(state) for state in DUE_STATES) if stamp is not None]
+    due = backlog()
+    delivered = (
+        Event.objects.filter(delivery_state=DeliveryState.DELIVERED)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
     return {
-        "backlog": Event.objects.filter(delivery_state__in=DUE_STATES).count(),
-        "dead": Event.objects.filter(delivery_state=DeliveryState.DEAD).count(),
-        "oldest_due_at": min(due) if due else None,
-        "oldest_delivered_at": oldest(DeliveryState.DELIVERED),
+        "backlog": due.pending + due.failed,
+        "dead": due.dead,
+        "oldest_due_at": due.oldest_undelivered_at.timestamp() if due.oldest_undelivered_at else None,
+        "oldest_delivered_at": delivered.timestamp() if delivered else None,
     }
 
 
