@@ -1167,8 +1167,14 @@ OUT_OF_RANGE_DATES = [
 ]
 
 
-@pytest.mark.parametrize("query", OUT_OF_RANGE_DATES)
-def test_out_of_range_dates_in_the_event_list_are_refused_not_a_server_error(operator, game_key, make_install, query):
+# PostgreSQL text cannot hold NUL: such a query would fail when run.
+NUL_CHARACTERS = ["player_id=a%00b", "q=a%00b", "event_type=%00"]
+
+
+@pytest.mark.parametrize("query", OUT_OF_RANGE_DATES + NUL_CHARACTERS)
+def test_queries_the_database_cannot_run_on_the_event_list_are_refused_not_a_server_error(
+    operator, game_key, make_install, query
+):
     store(game_key[0], [make_install()])
 
     response = operator.get(f"{EVENTS_URL}?{query}")
@@ -1224,17 +1230,6 @@ def test_a_date_drill_down_to_the_last_representable_day_still_lists(operator, g
 
     assert response.status_code == 200
     assert page_ids(response) == set()
-
-
-@pytest.mark.parametrize("query", ["player_id=a%00b", "q=a%00b", "event_type=%00"])
-def test_nul_characters_in_the_event_list_query_are_refused(operator, game_key, make_install, query):
-    """PostgreSQL text cannot hold NUL: the query would fail when run."""
-    store(game_key[0], [make_install()])
-
-    response = operator.get(f"{EVENTS_URL}?{query}")
-
-    assert response.status_code == 302
-    assert response["Location"] == f"{EVENTS_URL}?e=1"
 
 
 @pytest.mark.parametrize(
