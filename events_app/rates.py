@@ -293,4 +293,3 @@ def bundled_ecb_history() -> Path:
 def import_ecb_history(path: str | Path | None = None) -> ImportCounts:
     """Import an ECB history file (default: the bundled one) against the base currency; return what changed."""
     return import_rates(path=path or bundled_ecb_history(), only_format=ECB)
-
