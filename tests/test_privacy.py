@@ -12,7 +12,6 @@ from io import StringIO
 import orjson
 import pytest
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
-from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
@@ -29,6 +28,7 @@ from events_app.rejections import record_rejections
 from events_app.retention import purge_expired
 from tests.conftest import now_rfc3339
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
+from tests.test_admin import make_user
 from tests.test_delivery import read_s3_lines
 
 pytestmark = pytest.mark.django_db
@@ -294,12 +294,6 @@ def test_segment_calls_of_a_suppressed_player_are_not_stored(client, game_key, m
 
 
 # -- the admin ------------------------------------------------------------------------------------------------
-
-
-def make_user(username: str, permissions: list[str]) -> User:
-    user = User.objects.create_user(username, password="secret-password-1", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="events_app", codename__in=permissions))
-    return user
 
 
 @pytest.fixture

@@ -276,7 +276,9 @@ def test_any_body_sent_to_events_batch_is_answered_below_500_and_stores_exactly_
         answer = response.json()
         accepted = {result["event_id"] for result in answer["results"] if result["status"] == "accepted"}
         assert new == accepted
-        assert answer["accepted"] + answer["duplicates"] + answer["rejected"] == len(answer["results"])
+        assert answer["accepted"] + answer["duplicates"] + answer["rejected"] + answer["suppressed"] == len(
+            answer["results"]
+        )
     else:
         assert new == set()
 
