@@ -31,14 +31,14 @@ graceful_timeout = 15
 def post_worker_init(worker):
     """Load the destination's client before the first request, so no request waits on importing boto3."""
     if "events_app" in sys.modules:  # absent in apps that are not the tracker
-        from events_app import forwarder
+        from events_app.delivery import forwarder
 
         forwarder.warm_up()
 
 
 def worker_exit(server, worker):
     """Send what this worker's forwarder still holds before the process exits (the rest waits for the worker)."""
-    forwarder = sys.modules.get("events_app.forwarder")  # absent in apps that are not the tracker
+    forwarder = sys.modules.get("events_app.delivery.forwarder")  # absent in apps that are not the tracker
     if forwarder is not None:
         forwarder.stop_process_forwarder()
 

@@ -43,11 +43,11 @@ def fill(env: dict, count: int) -> None:
 import uuid
 from datetime import UTC, datetime
 from django.utils import timezone
-from events_app import ingest
-from events_app.dbwrite import insert_events
-from events_app.keys import issue_api_key
-from events_app.records import build_payload
-from events_app.serializers import EventSerializer
+from events_app.ingest import service
+from events_app.ingest.storage import insert_events
+from events_app.api.keys import issue_api_key
+from events_app.delivery.records import build_payload
+from events_app.ingest.serializers import EventSerializer
 
 api_key, _ = issue_api_key(game_slug="bench-game")
 now = timezone.now()
@@ -63,7 +63,7 @@ for n in range({count}):
     event_id = uuid.uuid4()
     data = dict(template, player_id=f"player-{{n % 50000}}")
     payload = build_payload(event=data, event_id=str(event_id), game_slug="bench-game")
-    rows.append(ingest._row(game_id=api_key.game_id, event_id=event_id, data=data, payload=payload,
+    rows.append(service._row(game_id=api_key.game_id, event_id=event_id, data=data, payload=payload,
                             claim_token=None, claimed_until=None))
     if len(rows) == 500:
         insert_events(rows)

@@ -36,8 +36,8 @@ import orjson  # noqa: E402
 from rest_framework.exceptions import APIException  # noqa: E402
 
 from events_app import conf  # noqa: E402
-from events_app.parsers import EventJSONParser  # noqa: E402
-from events_app.views import EventBatchView, EventView  # noqa: E402
+from events_app.api.parsers import EventJSONParser  # noqa: E402
+from events_app.api.views import EventBatchView, EventView  # noqa: E402
 
 # --- The parser before (25caed1), trimmed to what a plain body goes through -----------
 

@@ -49,14 +49,14 @@ def main() -> None:
     args = parser.parse_args()
     setup_django(Path(tempfile.mkdtemp(prefix="bench-schema-")) / "db.sqlite3")
 
-    from events_app import schemas
-    from events_app.ingest import _event_serializer
+    from events_app.event_types import custom
+    from events_app.ingest.service import _event_serializer
     from events_app.models import Game
 
     game = Game.objects.create(slug="bench-game")
     schema = json.loads((ROOT / "bench" / "level_up.schema.json").read_text())
-    schemas.register_schema(game=game, event_type="level_up", schema=schema)
-    compiled = schemas.current_schema(game_id=game.pk, event_type="level_up")
+    custom.register_schema(game=game, event_type="level_up", schema=schema)
+    compiled = custom.current_schema(game_id=game.pk, event_type="level_up")
     now = datetime.now(UTC)
     properties = {
         "level": 12, "hero": "ayla", "class": "mage", "xp": 48210, "gold": 1200, "zone": "frost_peaks",

@@ -19,12 +19,12 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from events_app import conf
-from events_app.currency import reconvert_missing
-from events_app.destinations import ensure_emulator_streams
-from events_app.ingest import ingest_events
-from events_app.keys import issue_api_key
+from events_app.api.keys import issue_api_key
+from events_app.delivery.destinations.base import ensure_emulator_streams
+from events_app.ingest.service import ingest_events
 from events_app.models import ApiKey, Event
-from events_app.rates import ImportCounts, import_ecb_history
+from events_app.money.currency import reconvert_missing
+from events_app.money.rates import ImportCounts, import_ecb_history
 from sdk.client import DEV_API_KEY_FILE
 
 from .processes import answers

@@ -7,6 +7,3 @@ class EventsAppConfig(AppConfig):
     name = "events_app"
     verbose_name = "Player events"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI extensions)

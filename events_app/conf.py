@@ -167,6 +167,28 @@ def forward_connect_timeout_seconds() -> float:
     return settings.EVENTS_INLINE_TIMEOUT_SECONDS
 
 
+def rate_limit() -> str:
+    """Return how many requests one API key may make per window (EVENTS_RATE_LIMIT).
+
+    "2000/s" (the default), "N/s", "N/m" or "N/h"; "0" turns the limit off. Counted per
+    key in the shared cache: one budget for all processes with REDIS_URL.
+    """
+    return settings.EVENTS_RATE_LIMIT
+
+
+def breaker_failures() -> int:
+    """Return how many failed forwarder sends in a row open the circuit breaker (EVENTS_BREAKER_FAILURES)."""
+    return settings.EVENTS_BREAKER_FAILURES
+
+
+def breaker_cooldown_seconds() -> float:
+    """Return how long an open breaker keeps the forwarder from trying (EVENTS_BREAKER_COOLDOWN_SECONDS).
+
+    The delivery worker, which never stops trying, sends meanwhile.
+    """
+    return settings.EVENTS_BREAKER_COOLDOWN_SECONDS
+
+
 def auth_failure_rate() -> str:
     """Return how many failed key lookups a client address may make per window (EVENTS_AUTH_FAILURE_RATE).
 
@@ -186,6 +208,11 @@ def schema_cache_seconds() -> float:
 
 
 # --- Operations: metrics, logs, retention (docs/operations.md) -----------------------
+
+
+def rejections_kept() -> int:
+    """Return how many recent rejections are kept for the admin (EVENTS_REJECTIONS_KEPT)."""
+    return settings.EVENTS_REJECTIONS_KEPT
 
 
 def metrics_token() -> str:

@@ -21,6 +21,7 @@ import time
 import uuid
 
 from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 LOG_FORMATS = ("text", "json")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -128,8 +129,6 @@ class RequestIdMiddleware:
 
 def json_formatter(**extra) -> logging.Formatter:
     """Return the formatter of JSON lines: time (UTC, ISO 8601), level, logger, message, then any extra fields."""
-    from pythonjsonlogger.json import JsonFormatter
-
     return JsonFormatter(
         JSON_FIELDS, rename_fields=JSON_RENAMED, timestamp="time", reserved_attrs=JSON_RESERVED, **extra
     )

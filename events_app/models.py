@@ -218,7 +218,7 @@ class DeliveryAttempt(models.Model):
 class RejectedEvent(models.Model):
     """A recent event (or request) the API refused, kept so operators can see why a game's events fail.
 
-    Bounded by age and count, and per request (see events_app.rejections).
+    Bounded by age and count, and per request (see events_app.ingest.rejections).
     """
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, null=True, blank=True, related_name="rejections")
@@ -285,7 +285,7 @@ class DuplicateTally(models.Model):
 class SuppressedPlayer(models.Model):
     """A player of a game whose data was erased: their later events are answered `suppressed`, never stored.
 
-    Written and lifted through events_app.erasure (the erase_player command, the admin).
+    Written and lifted through events_app.privacy.erasure (the erase_player command, the admin).
     """
 
     game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="suppressed_players")
@@ -311,7 +311,7 @@ class Heartbeat(models.Model):
     """A kind of sender's latest signs of life (`worker`, `forwarder`): written every few seconds, one row each.
 
     Every process of a kind writes the same row, so it says when any of them was last
-    seen and last delivered; events_app.heartbeat writes it, the dashboard reads it.
+    seen and last delivered; events_app.delivery.heartbeat writes it, the dashboard reads it.
     """
 
     sender = models.CharField(max_length=32, unique=True)

@@ -22,8 +22,8 @@ from typing import TypeVar
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 
-from . import metrics
-from .logs import LogThrottle
+from events_app import metrics
+from events_app.logs import LogThrottle
 
 logger = logging.getLogger(__name__)
 

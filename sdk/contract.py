@@ -31,7 +31,7 @@ CUSTOM_EVENT_TYPE = re.compile(CUSTOM_EVENT_TYPE_PATTERN)
 
 # NUL (PostgreSQL cannot store it in text or jsonb) and lone surrogates (not UTF-8).
 FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
-# RFC 3339 with a mandatory offset (events_app/timeutil.py parses it).
+# RFC 3339 with a mandatory offset (events_app/event_types/timeutil.py parses it).
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 # Decimals (prices, amounts, revenue): digits in all and after the point.

@@ -12,8 +12,13 @@ from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from rest_framework.test import APIClient
 
-from events_app import authentication, breaker, conf, currency, firehose, heartbeat, schemas, sharedcache
-from events_app.keys import issue_api_key
+from events_app import conf, sharedcache
+from events_app.api import authentication
+from events_app.api.keys import issue_api_key
+from events_app.delivery import breaker, heartbeat
+from events_app.delivery.destinations import firehose
+from events_app.event_types import custom
+from events_app.money import currency
 from tests.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
 
 # Hypothesis: in CI the same examples every run, and no example database written
@@ -47,7 +52,7 @@ def _fresh_process_caches():
     """
 
     def forget():
-        schemas.clear_cache()
+        custom.clear_cache()
         currency.clear_rate_cache()
         heartbeat.forget()
         breaker.forget_state()

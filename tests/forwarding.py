@@ -2,7 +2,7 @@
 
 import pytest
 
-from events_app import forwarder as forwarder_module
+from events_app.delivery import forwarder as forwarder_module
 
 
 @pytest.fixture(name="forwarder")

@@ -24,9 +24,9 @@ from django.core.management import call_command  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from sentry_sdk.transport import Transport  # noqa: E402
 
-from events_app import views  # noqa: E402
-from events_app.keys import issue_api_key  # noqa: E402
-from events_app.sentry import init_sentry  # noqa: E402
+from events_app.api import views  # noqa: E402
+from events_app.api.keys import issue_api_key  # noqa: E402
+from events_app.ops.sentry import init_sentry  # noqa: E402
 
 
 class KeepEnvelopes(Transport):

@@ -14,10 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from events_app import dashboard, delivery, paginators, schemas
-from events_app.admin import EventAdmin
-from events_app.ingest import ingest_events
-from events_app.keys import issue_api_key
+from events_app.admin import EventAdmin, paginators, queries
+from events_app.api.keys import issue_api_key
+from events_app.delivery import engine
+from events_app.delivery.resend import resend_events
+from events_app.event_types import custom
+from events_app.ingest.service import ingest_events
 from events_app.models import (
     ApiKey,
     AttemptOutcome,
@@ -29,7 +31,6 @@ from events_app.models import (
     RejectedEvent,
     UnknownEventPolicy,
 )
-from events_app.resend import resend_events
 from tests.conftest import now_rfc3339
 
 EVENTS_URL = reverse("admin:events_app_event_changelist")
@@ -237,7 +238,7 @@ def test_filter_choices_offer_the_values_that_occur(operator, game_key, make_ins
 
 
 def test_event_list_filters_by_custom_types_too(operator, game_key, make_install):
-    schemas.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    custom.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
     accept_unknown_types(game_key[0].game)
     level_ups = store(game_key[0], [make_event("level_up", {"level": 2}), make_event("level_up", {"level": 3})])
     (boss,) = store(game_key[0], [make_event("boss_defeated", {"boss": "hydra"})])  # no schema: accepted
@@ -415,8 +416,8 @@ def test_ad_impression_without_revenue_has_no_revenue_section(operator, game_key
 
 def test_custom_event_page_names_the_schema_version_that_checked_it(operator, game_key):
     game = game_key[0].game
-    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
-    second = schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    second = custom.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
     (event,) = store(game_key[0], [make_event("level_up", {"level": 4})])
 
     response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
@@ -641,7 +642,7 @@ def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_
         str(m) for m in first.context["messages"]
     ]
     Event.objects.filter(pk=still_queued[0].pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
-    assert delivery.deliver_due().delivered == 3
+    assert engine.deliver_due().delivered == 3
 
     confirm = resender.get(url).content.decode()
     second = resender.post(url, follow=True)
@@ -701,10 +702,10 @@ def test_resend_button_resends_one_event_on_post_only(resender, game_key, make_i
 def test_a_resent_dead_event_is_delivered_by_the_worker(resender, game_key, moto_firehose, make_install):
     (event,) = store(game_key[0], [make_install()])
     set_state([event], DeliveryState.DEAD, attempts=12, next_attempt_at=None, last_error="gave up")
-    assert delivery.deliver_due().claimed == 0
+    assert engine.deliver_due().claimed == 0
 
     resender.post(reverse("admin:events_app_event_resend", args=[event.pk]))
-    counts = delivery.deliver_due()
+    counts = engine.deliver_due()
 
     assert counts.delivered == 1
     event.refresh_from_db()
@@ -759,9 +760,9 @@ def test_game_list_shows_each_games_policy(admin_client, game_key):
 def test_game_page_lists_its_custom_types_with_their_latest_versions(admin_client, game_key, other_game_key):
     game = game_key[0].game
     for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
-        schemas.register_schema(game=game, event_type="level_up", schema=schema)
-    schemas.register_schema(game=game, event_type="chest_opened", schema={"type": "object"})
-    schemas.register_schema(game=other_game_key[0].game, event_type="quest_done", schema={"type": "object"})
+        custom.register_schema(game=game, event_type="level_up", schema=schema)
+    custom.register_schema(game=game, event_type="chest_opened", schema={"type": "object"})
+    custom.register_schema(game=other_game_key[0].game, event_type="quest_done", schema={"type": "object"})
 
     html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
 
@@ -777,7 +778,7 @@ def test_game_page_lists_its_custom_types_with_their_latest_versions(admin_clien
 
 def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other_game_key, make_install, make_purchase):
     game = game_key[0].game
-    schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    custom.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
     store(game_key[0], [make_install(), make_install(), make_install(), make_purchase()])
     store(game_key[0], [make_event("level_up", {"level": 2}), make_event("level_up", {"level": 3})])
     store(other_game_key[0], [make_install()])
@@ -798,7 +799,7 @@ def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other
 
 def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install,
                                                                     monkeypatch):  # fmt: skip
-    monkeypatch.setattr(dashboard, "TYPE_COUNT_CAP", 3)
+    monkeypatch.setattr(queries, "TYPE_COUNT_CAP", 3)
     accept_unknown_types(game_key[0].game)
     old = store(game_key[0], [make_install(), make_install()])
     Event.objects.filter(pk__in=[e.pk for e in old]).update(received_at=datetime(2026, 1, 1, tzinfo=UTC))
@@ -818,7 +819,7 @@ def test_game_event_counts_take_one_query_whatever_the_number_of_types(game_key,
                                                                                      session_id="s-1")])  # fmt: skip
 
     with django_assert_num_queries(1):
-        counts = dashboard.type_counts(game=game_key[0].game)
+        counts = queries.type_counts(game=game_key[0].game)
 
     assert counts.counts == {"ad_impression": 1, "install": 1, "purchase": 1, "session_start": 1}
     assert not counts.is_capped
@@ -975,8 +976,8 @@ def register_form(game: Game, event_type: str, schema: object | str) -> dict:
 def test_schema_list_shows_every_version_per_game_and_marks_the_latest(operator, game_key, other_game_key):
     game, other = game_key[0].game, other_game_key[0].game
     for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
-        schemas.register_schema(game=game, event_type="level_up", schema=schema)
-    schemas.register_schema(game=other, event_type="level_up", schema={"type": "object"})
+        custom.register_schema(game=game, event_type="level_up", schema=schema)
+    custom.register_schema(game=other, event_type="level_up", schema={"type": "object"})
 
     everything = operator.get(SCHEMAS_URL)
     one_game = operator.get(SCHEMAS_URL, {"game__id__exact": game.pk})
@@ -991,8 +992,8 @@ def test_schema_list_shows_every_version_per_game_and_marks_the_latest(operator,
 
 def test_schema_page_shows_the_schema_pretty_printed_and_cannot_be_edited(operator, game_key):
     game = game_key[0].game
-    first = schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
-    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    first = custom.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
     url = reverse("admin:events_app_eventschema_change", args=[first.pk])
 
     html = operator.get(url).content.decode()
@@ -1009,7 +1010,7 @@ def test_schema_page_shows_the_schema_pretty_printed_and_cannot_be_edited(operat
 
 def test_registering_a_schema_in_the_admin_adds_the_next_version_and_says_so(admin_client, admin_user, game_key):
     game = game_key[0].game
-    first = schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    first = custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
 
     response = admin_client.post(REGISTER_URL, register_form(game, "level_up", LEVEL_UP_SCHEMA), follow=True)
 
@@ -1066,7 +1067,7 @@ def test_registering_an_invalid_schema_shows_the_reason_and_stores_nothing(admin
 def test_register_form_is_prefilled_with_the_latest_version_of_the_type(admin_client, game_key):
     game = game_key[0].game
     for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
-        schemas.register_schema(game=game, event_type="level_up", schema=schema)
+        custom.register_schema(game=game, event_type="level_up", schema=schema)
 
     html = admin_client.get(REGISTER_URL, {"game": game.pk, "event_type": "level_up"}).content.decode()
 
@@ -1278,7 +1279,7 @@ def test_lookups_on_indexed_columns_still_filter(operator, game_key, make_instal
 @pytest.mark.parametrize("query", ["game=%C2%B2&event_type=level_up", "game={game}&event_type=level%00up"])
 def test_the_register_form_ignores_a_query_string_that_names_no_game_or_type(admin_client, game_key, query):
     """A superscript two passes str.isdigit() but not int(); PostgreSQL refuses NUL: the form opens empty, no 500."""
-    schemas.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    custom.register_schema(game=game_key[0].game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
 
     response = admin_client.get(f"{REGISTER_URL}?{query.format(game=game_key[0].game_id)}")
 

@@ -12,9 +12,9 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from events_app.keys import issue_api_key, revoke_api_key
+from events_app.api.keys import issue_api_key, revoke_api_key
+from events_app.delivery.records import encode_line
 from events_app.models import DeliveryState, Event
-from events_app.records import encode_line
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.test import Client
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from events_app import authentication
-from events_app.keys import issue_api_key, revoke_api_key
+from events_app.api import authentication
+from events_app.api.keys import issue_api_key, revoke_api_key
 from events_app.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -138,7 +138,7 @@ def test_the_limit_can_be_turned_off(make_install, settings, clock):
 
 
 def test_unknown_keys_are_logged_at_most_once_a_minute(make_install, caplog, clock):
-    caplog.set_level(logging.INFO, logger="events_app.authentication")
+    caplog.set_level(logging.INFO, logger="events_app.api.authentication")
 
     def lines() -> list[str]:
         return [r.getMessage() for r in caplog.records if "unknown or revoked API key" in r.getMessage()]
@@ -175,7 +175,7 @@ def test_the_segment_endpoints_share_the_budget_and_answer_429_in_segments_shape
 
 def test_many_blocked_addresses_make_one_warning_a_minute(make_install, settings, caplog, clock):
     settings.EVENTS_AUTH_FAILURE_RATE = "1/m"
-    caplog.set_level(logging.WARNING, logger="events_app.authentication")
+    caplog.set_level(logging.WARNING, logger="events_app.api.authentication")
     addresses = [f"198.51.100.{n}" for n in range(10)]
 
     answers = [

@@ -10,8 +10,8 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from events_app import currency, rates
 from events_app.models import Event, ExchangeRate
+from events_app.money import currency, rates
 from sdk.gameplay import CURRENCY_WEIGHTS
 
 pytestmark = pytest.mark.django_db

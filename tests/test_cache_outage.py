@@ -18,7 +18,8 @@ from prometheus_client import REGISTRY
 from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
-from events_app import breaker, sharedcache
+from events_app import sharedcache
+from events_app.delivery import breaker
 from events_app.models import Event
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 

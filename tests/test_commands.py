@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from events_app import delivery
+from events_app.delivery import engine
+from events_app.delivery.worker import run_worker
 from events_app.models import ApiKey, DeliveryState, Event, Game
-from events_app.worker import run_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_worker_claims_in_batches_of_the_configured_size(api, settings, moto_fir
 
     assert totals.delivered == 30
     assert totals.calls == 5  # ceil(30 / 7) claims, one call each
-    assert delivery.deliver_due().claimed == 0
+    assert engine.deliver_due().claimed == 0
 
 
 def test_ensure_firehose_is_idempotent(moto_firehose):

@@ -11,11 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from events_app import currency
-from events_app.codes import CURRENCY_CODES
-from events_app.ingest import ingest_events
+from events_app.ingest.service import ingest_events
 from events_app.models import Event, ExchangeRate
-from events_app.rates import import_rates
+from events_app.money import currency
+from events_app.money.codes import CURRENCY_CODES
+from events_app.money.rates import import_rates
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,8 @@ import orjson
 import pytest
 from django.core.management import CommandError, call_command
 
-from events_app import delivery, schemas
+from events_app.delivery import engine
+from events_app.event_types import custom
 from events_app.models import Event, EventSchema, Game, UnknownEventPolicy
 from tests.conftest import now_rfc3339
 
@@ -43,7 +44,7 @@ def level_up(properties: dict | None = None, **fields) -> dict:
 
 
 def register(game: Game, schema: dict = LEVEL_UP, event_type: str = "level_up") -> int:
-    return schemas.register_schema(game=game, event_type=event_type, schema=schema).version
+    return custom.register_schema(game=game, event_type=event_type, schema=schema).version
 
 
 # The policy for types without a schema
@@ -66,7 +67,7 @@ def test_a_custom_type_without_a_schema_is_accepted_unchecked_when_the_game_acce
     body = level_up({"anything": ["goes", 1]})
 
     response = api.post(EVENTS, body, format="json")
-    delivery.deliver_due()
+    engine.deliver_due()
 
     assert response.status_code == 202
     (line,) = read_lines(moto_firehose)
@@ -109,7 +110,7 @@ def test_an_event_valid_against_the_schema_is_accepted_with_its_version_in_the_l
     body = level_up({"level": 7, "hero": {"name": "Ayla"}, "extra": True})
 
     response = api.post(EVENTS, body, format="json")
-    delivery.deliver_due()
+    engine.deliver_due()
 
     assert response.status_code == 202
     (line,) = read_lines(moto_firehose)
@@ -190,7 +191,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = FakeClock()
-    monkeypatch.setattr(schemas.time, "monotonic", fake)
+    monkeypatch.setattr(custom.time, "monotonic", fake)
     return fake
 
 
@@ -228,12 +229,12 @@ def test_registered_versions_count_up_per_game_and_type():
         1,
         1,
     ]
-    assert schemas.registered_types(game=first) == [("boss_killed", 1), ("level_up", 2)]
+    assert custom.registered_types(game=first) == [("boss_killed", 1), ("level_up", 2)]
 
 
 @pytest.mark.parametrize("name", ["purchase", "install", "session_end", "identify"])
 def test_built_in_types_cannot_get_a_schema(game, name):
-    with pytest.raises(schemas.InvalidSchemaError, match="built-in"):
+    with pytest.raises(custom.InvalidSchemaError, match="built-in"):
         register(game, event_type=name)
     assert not EventSchema.objects.exists()
 
@@ -242,7 +243,7 @@ def test_built_in_types_cannot_get_a_schema(game, name):
     "schema", [{"type": "nope"}, {"properties": {"level": {"minimum": "one"}}}, {"required": "level"}, [], "object"]
 )
 def test_invalid_json_schemas_are_refused(game, schema):
-    with pytest.raises(schemas.InvalidSchemaError):
+    with pytest.raises(custom.InvalidSchemaError):
         register(game, schema)
     assert not EventSchema.objects.exists()
 

@@ -13,14 +13,17 @@ from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 
-from events_app import charts, delivery, firehose, heartbeat
-from events_app.currency import clear_rate_cache
-from events_app.dashboard import backlog, build_dashboard, worker_health
-from events_app.exceptions import DestinationError
-from events_app.ingest import ingest_events
-from events_app.keys import issue_api_key
+from events_app.admin import charts
+from events_app.admin.queries import build_dashboard
+from events_app.api.keys import issue_api_key
+from events_app.delivery import engine, heartbeat
+from events_app.delivery.destinations import firehose
+from events_app.delivery.destinations.errors import DestinationError
+from events_app.delivery.status import backlog, worker_health
+from events_app.delivery.worker import run_worker
+from events_app.ingest.service import ingest_events
 from events_app.models import DuplicateTally, Event, Heartbeat, RejectedEvent
-from events_app.worker import run_worker
+from events_app.money.currency import clear_rate_cache
 
 NOW = datetime(2026, 11, 25, 15, 40, tzinfo=UTC)
 DASHBOARD_URL = reverse("admin:events_app_event_dashboard")
@@ -212,14 +215,14 @@ def test_the_worker_loop_records_when_it_was_last_seen_even_when_idle(db, frozen
 def test_a_successful_delivery_records_its_time_and_failures_do_not(game_key, moto_firehose, make_install):
     with time_machine.travel(NOW, tick=False):
         store_at(game_key[0], [make_install()], NOW - timedelta(seconds=2))
-        assert delivery.deliver_due().delivered == 1
+        assert engine.deliver_due().delivered == 1
     assert worker_health(now=NOW).last_delivery_at == NOW
 
     later = NOW + timedelta(minutes=10)
     with time_machine.travel(later, tick=False):
         store_at(game_key[0], [make_install()], later)
         with mock.patch.object(firehose.FirehoseDestination, "send", side_effect=DestinationError("down")):
-            assert delivery.deliver_due().failed == 1
+            assert engine.deliver_due().failed == 1
 
     assert worker_health(now=later).last_delivery_at == NOW
 

@@ -7,10 +7,10 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events_app import dbwrite, ingest
-from events_app.fields import NUL_MESSAGE
+from events_app.delivery.records import build_payload
+from events_app.event_types.fields import NUL_MESSAGE
+from events_app.ingest import service, storage
 from events_app.models import Event
-from events_app.records import build_payload
 
 COMPARED = [f.attname for f in Event._meta.concrete_fields if not f.primary_key]
 
@@ -18,12 +18,12 @@ COMPARED = [f.attname for f in Event._meta.concrete_fields if not f.primary_key]
 def rows_for(game_key, raw_events: list[dict]) -> list[dict]:
     """Return the rows ingestion would insert for `raw_events`, unleased."""
     now = timezone.now()
-    serializer = ingest._event_serializer({"received_at": now, "batch_sent_at": None, "game": game_key[0].game})
+    serializer = service._event_serializer({"received_at": now, "batch_sent_at": None, "game": game_key[0].game})
     rows = []
     for raw in raw_events:
         data = serializer.run_validation(raw)
         payload = build_payload(event=data, event_id=str(data["event_id"]), game_slug=game_key[0].game.slug)
-        rows.append(ingest._row(game_id=game_key[0].game_id, event_id=data["event_id"], data=data, payload=payload,
+        rows.append(service._row(game_id=game_key[0].game_id, event_id=data["event_id"], data=data, payload=payload,
                                 claim_token=uuid.uuid4(), claimed_until=now))  # fmt: skip
     return rows
 
@@ -32,7 +32,7 @@ def stored(event_ids) -> list[dict]:
     return list(Event.objects.filter(event_id__in=event_ids).order_by("event_id").values(*COMPARED))
 
 
-@pytest.mark.parametrize("insert", [dbwrite.insert_events_sql, dbwrite.insert_events_orm])
+@pytest.mark.parametrize("insert", [storage.insert_events_sql, storage.insert_events_orm])
 def test_both_inserts_skip_ids_the_game_already_has_and_return_the_new_keys(game_key, make_purchase, insert):
     first, second = make_purchase(), make_purchase()
     replay = make_purchase(properties={**first["properties"]})  # same transaction_id, new event_id
@@ -55,8 +55,8 @@ def test_the_sql_and_orm_inserts_store_identical_rows(game_key, make_install, ma
         for row in sql_rows
     ]
     with transaction.atomic():
-        dbwrite.insert_events_sql(sql_rows)
-        dbwrite.insert_events_orm(orm_rows)
+        storage.insert_events_sql(sql_rows)
+        storage.insert_events_orm(orm_rows)
 
     by_sql = stored([row["event_id"] for row in sql_rows])
     by_orm = stored([row["event_id"] for row in orm_rows])
@@ -77,7 +77,7 @@ def test_of_two_rows_with_one_event_id_in_a_statement_the_first_is_stored(game_k
     first, second = rows_for(game_key, [event]) + rows_for(game_key, [dict(event, player_id="second")])
 
     with transaction.atomic():
-        inserted = dbwrite.insert_events_sql([first, second])
+        inserted = storage.insert_events_sql([first, second])
 
     assert list(inserted) == [uuid.UUID(event["event_id"])]
     assert Event.objects.get().player_id == event["player_id"]
@@ -95,7 +95,7 @@ def test_the_screened_players_rows_are_left_out_on_both_paths(game_key, make_ins
         return {"erased"}
 
     with transaction.atomic():
-        inserted = dbwrite.insert_events(rows_for(game_key, [erased, other]), screen=screen).inserted
+        inserted = storage.insert_events(rows_for(game_key, [erased, other]), screen=screen).inserted
 
     assert list(inserted) == [uuid.UUID(other["event_id"])]
     assert screened == [["erased", "other"]]  # asked once, for every row
@@ -110,11 +110,11 @@ def test_a_row_no_column_can_hold_is_refused_by_name_and_the_others_are_stored(g
     bad["player_id"] = "ay\x00la"  # got past validation somehow: PostgreSQL refuses it, SQLite would keep it
     bad["payload"]["context"] = {"device": {"na\x00me": 1}}
 
-    result = dbwrite.insert_events([bad, good])
+    result = storage.insert_events([bad, good])
 
     assert set(result.inserted) == {good["event_id"]}
     assert result.refused == {
-        bad["event_id"]: {"player_id": [dbwrite.FORBIDDEN_MESSAGE], "context": {"device": [NUL_MESSAGE]}}
+        bad["event_id"]: {"player_id": [storage.FORBIDDEN_MESSAGE], "context": {"device": [NUL_MESSAGE]}}
     }
     assert list(Event.objects.values_list("event_id", flat=True)) == [good["event_id"]]
 
@@ -123,7 +123,7 @@ def test_a_decimal_too_large_for_its_column_is_refused_naming_the_column(game_ke
     (row,) = rows_for(game_key, [make_purchase()])
     row["revenue_base"] = Decimal("1e24")  # numeric(30, 6) holds 24 digits before the point
 
-    result = dbwrite.insert_events([row])
+    result = storage.insert_events([row])
 
     assert result.refused[row["event_id"]] == {
         "non_field_errors": ["revenue_base: 1E+24 is too large to store (at most 24 digits before the point)."]
@@ -137,11 +137,11 @@ def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(
 ):
     good, bad = rows_for(game_key, [make_install(), make_install()])
     bad["player_id"] = "nul\x00"
-    monkeypatch.setattr(dbwrite, "unstorable", lambda row: {})  # as if a check were missing
+    monkeypatch.setattr(storage, "unstorable", lambda row: {})  # as if a check were missing
     committed = []
 
     with django_capture_on_commit_callbacks(execute=True):
-        result = dbwrite.insert_events([bad, good], after_commit=committed.append)
+        result = storage.insert_events([bad, good], after_commit=committed.append)
 
     assert set(result.inserted) == {good["event_id"]}
     (errors,) = result.refused.values()

@@ -9,10 +9,12 @@ import time_machine
 from botocore.stub import Stubber
 from django.utils import timezone
 
-from events_app import conf, delivery, firehose
-from events_app.ingest import ingest_events
+from events_app import conf
+from events_app.delivery import engine
+from events_app.delivery.destinations import firehose
+from events_app.delivery.policies import worker_policy
+from events_app.ingest.service import ingest_events
 from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event
-from events_app.policies import worker_policy
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 
 RECORD_FIELDS = {
@@ -84,13 +86,13 @@ def test_worker_delivers_what_requests_left_pending(api, moto_firehose, make_ins
     api.post("/v1/events/batch", {"events": events}, format="json")
     assert Event.objects.filter(delivery_state=DeliveryState.PENDING).count() == 20
 
-    counts = delivery.deliver_due()
+    counts = engine.deliver_due()
 
     assert counts.delivered == 20
     assert sorted(orjson.loads(line)["event_id"] for line in read_s3_lines(moto_firehose)) == sorted(
         e["event_id"] for e in events
     )
-    assert delivery.deliver_due().claimed == 0
+    assert engine.deliver_due().claimed == 0
 
 
 def test_1200_events_cost_one_call_at_the_default_packing_and_billed_bytes_stay_within_10_percent(
@@ -99,7 +101,7 @@ def test_1200_events_cost_one_call_at_the_default_packing_and_billed_bytes_stay_
     store(game_key, [make_install() if i % 3 else make_purchase() for i in range(1200)])
     spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
-    assert delivery.deliver_due(limit=1200).delivered == 1200
+    assert engine.deliver_due(limit=1200).delivered == 1200
 
     sizes = spy.record_sizes
     real = sum(sizes)
@@ -122,7 +124,7 @@ def test_one_event_per_record_splits_1200_events_into_calls_of_500_records(
     store(game_key, [make_install() for _ in range(1200)])
     spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
-    assert delivery.deliver_due(limit=1200).delivered == 1200
+    assert engine.deliver_due(limit=1200).delivered == 1200
 
     assert [len(call) for call in spy.calls] == [500, 500, 200]
 
@@ -133,7 +135,7 @@ def test_large_records_split_calls_at_4_mib(game_key, settings, moto_firehose, m
     store(game_key, [make_install(properties={"note": padding}) for _ in range(300)])
     spy = PutRecordBatchSpy(firehose.get_client(policy=worker_policy()))
 
-    assert delivery.deliver_due(limit=300).delivered == 300
+    assert engine.deliver_due(limit=300).delivered == 300
 
     line_size = spy.record_sizes[0]
     per_call = conf.FIREHOSE_MAX_BATCH_BYTES // line_size
@@ -145,7 +147,7 @@ def test_large_records_split_calls_at_4_mib(game_key, settings, moto_firehose, m
 def test_packing_never_splits_a_line_and_keeps_order():
     lines = [f'{{"n":{i}}}\n'.encode() for i in range(100)]
 
-    records = delivery.pack_records(lines, target_bytes=50)
+    records = engine.pack_records(lines, target_bytes=50)
 
     assert b"".join(r.data for r in records) == b"".join(lines)
     assert all(len(r.data) <= 50 for r in records)
@@ -174,7 +176,7 @@ def test_partial_failure_leaves_exactly_the_failed_records_events_pending_for_re
     client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {1, 3}, 5):
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     assert (counts.delivered, counts.failed) == (3, 2)
     failed = Event.objects.filter(delivery_state=DeliveryState.FAILED)
@@ -184,10 +186,10 @@ def test_partial_failure_leaves_exactly_the_failed_records_events_pending_for_re
         assert event.next_attempt_at > timezone.now()
         assert "ServiceUnavailableException" in event.last_error
     # Not due yet: a worker run now sends nothing.
-    assert delivery.deliver_due().claimed == 0
+    assert engine.deliver_due().claimed == 0
 
     with time_machine.travel(timezone.now() + timedelta(seconds=conf.retry_base_seconds() + 1)):
-        assert delivery.deliver_due().delivered == 2
+        assert engine.deliver_due().delivered == 2
 
     assert Event.objects.filter(delivery_state=DeliveryState.DELIVERED).count() == 5
     assert Event.objects.get(player_id="p1").attempts == 2
@@ -200,7 +202,7 @@ def test_a_failed_packed_record_retries_all_of_its_events(game_key, moto_firehos
     client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {0}, 1):
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     assert (counts.delivered, counts.failed) == (0, 10)
 
@@ -211,9 +213,9 @@ def test_events_give_up_as_dead_after_the_last_attempt(game_key, settings, moto_
     client = firehose.get_client(policy=worker_policy())
 
     with _stub_failures(client, {0}, 1):
-        delivery.deliver_due()
+        engine.deliver_due()
     with time_machine.travel(timezone.now() + timedelta(hours=2)), _stub_failures(client, {0}, 1):
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     event = Event.objects.get()
     assert counts.dead == 1
@@ -221,7 +223,7 @@ def test_events_give_up_as_dead_after_the_last_attempt(game_key, settings, moto_
     assert event.next_attempt_at is None
     assert list(event.attempts_log.values_list("outcome", flat=True)) == [AttemptOutcome.DEAD, AttemptOutcome.FAILED]
     with time_machine.travel(timezone.now() + timedelta(days=1)):
-        assert delivery.deliver_due().claimed == 0
+        assert engine.deliver_due().claimed == 0
 
 
 def test_firehose_unreachable_still_acknowledges_and_leaves_events_for_the_worker(
@@ -243,7 +245,7 @@ def test_firehose_unreachable_still_acknowledges_and_leaves_events_for_the_worke
 def test_retry_delay_grows_exponentially_with_jitter_up_to_the_cap(attempts):
     ceiling = min(conf.retry_max_seconds(), conf.retry_base_seconds() * 2 ** (attempts - 1))
 
-    delays = [delivery.retry_delay(attempts) for _ in range(200)]
+    delays = [engine.retry_delay(attempts) for _ in range(200)]
 
     assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
     assert len(set(delays)) > 1
@@ -252,10 +254,10 @@ def test_retry_delay_grows_exponentially_with_jitter_up_to_the_cap(attempts):
 def test_a_claimed_event_is_not_claimed_again_until_its_lease_expires(game_key, make_install):
     store(game_key, [make_install()])
 
-    _, first = delivery.claim_due(limit=10)
-    _, second = delivery.claim_due(limit=10)
+    _, first = engine.claim_due(limit=10)
+    _, second = engine.claim_due(limit=10)
     with time_machine.travel(timezone.now() + timedelta(seconds=conf.claim_lease_seconds() + 1)):
-        _, after_lease = delivery.claim_due(limit=10)
+        _, after_lease = engine.claim_due(limit=10)
 
     assert len(first) == 1
     assert second == []
@@ -266,8 +268,8 @@ def test_a_missing_delivery_stream_says_how_to_create_it(api, settings, moto_fir
     settings.FIREHOSE_STREAM_NAME = "never-created"  # what an emulator restarted empty answers
     api.post("/v1/events", make_install(), format="json")
 
-    with caplog.at_level("WARNING", logger="events_app.delivery"):
-        delivery.deliver_due()
+    with caplog.at_level("WARNING", logger="events_app.delivery.engine"):
+        engine.deliver_due()
 
     event = Event.objects.get()
     assert event.delivery_state == DeliveryState.FAILED

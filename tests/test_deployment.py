@@ -16,7 +16,7 @@ import yaml
 from django.core.management import get_commands
 
 from devtools.processes import ROOT
-from events_app.schedule import JOBS
+from events_app.ops.schedule import JOBS
 
 APP_SERVICES = {"migrate", "firehose", "web", "worker", "scheduler"}
 SERVICES = APP_SERVICES | {"postgres", "redis", "moto"}

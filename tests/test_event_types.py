@@ -7,10 +7,10 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from events_app import delivery
-from events_app.currency import reconvert_missing
+from events_app.delivery import engine
 from events_app.event_types import REGISTRY
 from events_app.models import Event, ExchangeRate
+from events_app.money.currency import reconvert_missing
 from sdk.contract import BUILTIN_TYPES
 from tests.conftest import now_rfc3339
 
@@ -227,7 +227,7 @@ def test_each_new_type_reaches_s3_as_one_ndjson_line_with_its_properties(api, mo
     ExchangeRate.objects.create(date=datetime.now(UTC).date(), currency="EUR", base_currency="USD", rate=Decimal("0.8"))
 
     assert api.post("/v1/events/batch", {"events": bodies}, format="json").json()["accepted"] == len(bodies)
-    assert delivery.deliver_due().delivered == len(bodies)
+    assert engine.deliver_due().delivered == len(bodies)
 
     lines = {line["event_id"]: line for line in s3_lines(moto_firehose)}
     assert set(lines) == {body["event_id"] for body in bodies}
@@ -252,7 +252,7 @@ def test_ad_revenue_is_converted_to_the_base_currency_like_purchase_revenue(api,
     body = ACCEPTED["ad_impression with revenue and unit"]
 
     api.post(EVENTS, body, format="json")
-    delivery.deliver_due()
+    engine.deliver_due()
 
     (line,) = s3_lines(moto_firehose)
     assert line["properties"]["revenue"] == "0.0125"

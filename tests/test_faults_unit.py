@@ -10,9 +10,11 @@ from botocore.stub import Stubber
 from django.core.cache import cache
 from django.utils import timezone
 
-from events_app import breaker, conf, delivery, firehose
+from events_app import conf
+from events_app.delivery import breaker, engine
+from events_app.delivery.destinations import firehose
+from events_app.delivery.policies import forwarder_policy, worker_policy
 from events_app.models import AttemptOutcome, DeliveryState, Event
-from events_app.policies import forwarder_policy, worker_policy
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.test_delivery import read_s3_lines, store
 
@@ -41,7 +43,7 @@ def test_a_record_firehose_refuses_for_good_goes_dead_at_once_while_throttled_on
     client = firehose.get_client(policy=worker_policy())
 
     with _stub_record_errors(client, [None, "InvalidArgumentException", "ServiceUnavailableException"]):
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     assert (counts.delivered, counts.dead, counts.failed) == (1, 1, 1)
     dead = Event.objects.get(player_id="p1")
@@ -59,10 +61,10 @@ def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
     stubber = Stubber(client)
     stubber.add_client_error("put_record_batch", service_error_code="ResourceNotFoundException", http_status_code=400)
     with stubber:
-        assert delivery.deliver_due().failed == 1
+        assert engine.deliver_due().failed == 1
     with time_machine.travel(timezone.now() + timedelta(hours=2)), Stubber(client) as stubber:
         stubber.add_client_error("put_record_batch", service_error_code="InvalidArgumentException")
-        assert delivery.deliver_due().dead == 1
+        assert engine.deliver_due().dead == 1
 
     assert list(Event.objects.get().attempts_log.values_list("outcome", flat=True)) == [
         AttemptOutcome.DEAD,
@@ -102,7 +104,7 @@ def test_events_queued_when_the_breaker_opens_are_released_to_the_worker_unsent(
 
     event = Event.objects.get()
     assert (event.delivery_state, event.claim_token, event.attempts) == (DeliveryState.PENDING, None, 0)
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
 
 
 def test_the_breaker_half_opens_after_its_cooldown_and_a_success_closes_it(
@@ -126,7 +128,7 @@ def test_a_worker_delivery_closes_an_open_breaker(game_key, settings, moto_fireh
     breaker.record_failure()
     store(game_key, [make_install()])
 
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
 
     assert breaker.forwarding_allowed()
 
@@ -144,7 +146,7 @@ def test_requests_over_the_rate_limit_get_429_with_retry_after(api, settings, ma
 def test_the_rate_limit_is_per_key_and_resets_with_the_window(api, settings, make_install):
     from rest_framework.test import APIClient
 
-    from events_app.keys import issue_api_key
+    from events_app.api.keys import issue_api_key
 
     settings.EVENTS_RATE_LIMIT = "1/m"
     other = APIClient()
@@ -236,7 +238,7 @@ def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_fire
     client = firehose.get_client(policy=worker_policy())
 
     with _stub_record_errors(client, ["KMS.ThrottlingException"]):
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     assert (counts.failed, counts.dead) == (1, 0)
     assert Event.objects.get().delivery_state == DeliveryState.FAILED
@@ -253,7 +255,7 @@ def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_fire
     ],
 )
 def test_bodies_without_repeated_keys_pass_the_colon_count_even_with_escaped_colons(body):
-    from events_app import parsers
+    from events_app.api import parsers
 
     assert parsers.repeats_a_key(body, json.loads(body)) is False
 
@@ -270,6 +272,6 @@ def test_bodies_without_repeated_keys_pass_the_colon_count_even_with_escaped_col
     ],
 )
 def test_every_repeated_key_is_caught_by_the_colon_count(body):
-    from events_app import parsers
+    from events_app.api import parsers
 
     assert parsers.repeats_a_key(body, json.loads(body))

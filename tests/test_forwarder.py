@@ -9,12 +9,13 @@ import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
-from events_app import delivery, firehose
-from events_app import forwarder as forwarder_module
-from events_app.destinations import Limits
-from events_app.firehose import FirehoseDestination
+from events_app.delivery import engine
+from events_app.delivery import forwarder as forwarder_module
+from events_app.delivery.destinations import firehose
+from events_app.delivery.destinations.base import Limits
+from events_app.delivery.destinations.firehose import FirehoseDestination
+from events_app.delivery.policies import forwarder_policy
 from events_app.models import DeliveryAttempt, DeliveryState, Event
-from events_app.policies import forwarder_policy
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.test_delivery import PutRecordBatchSpy, read_s3_lines
 
@@ -49,16 +50,16 @@ def test_rows_handed_to_the_forwarder_are_leased_so_the_worker_leaves_them_alone
     forwarder.post(api, "/v1/events/batch", {"events": [make_install() for _ in range(3)]}, flush=False)
 
     assert set(Event.objects.values_list("claim_token", flat=True)) == {forwarder.queue.token}
-    assert delivery.claim_due(limit=10)[1] == []
+    assert engine.claim_due(limit=10)[1] == []
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        assert len(delivery.claim_due(limit=10)[1]) == 3  # the process died: the worker takes over
+        assert len(engine.claim_due(limit=10)[1]) == 3  # the process died: the worker takes over
 
 
 def test_a_rolled_back_request_hands_nothing_to_the_forwarder(game_key, forwarder, make_install,
                                                               django_capture_on_commit_callbacks):  # fmt: skip
     from django.db import transaction
 
-    from events_app.ingest import ingest_events
+    from events_app.ingest.service import ingest_events
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
         ingest_events(api_key=game_key[0], raw_events=[make_install()], received_at=timezone.now())
@@ -86,7 +87,7 @@ def test_a_full_forwarder_leaves_new_events_to_the_worker_unleased(api, forwarde
     assert forwarder.queue.queued == 2
     late = Event.objects.get(player_id="late")
     assert (late.claim_token, late.claimed_until) == (None, None)
-    assert len(delivery.claim_due(limit=10)[1]) == 1
+    assert len(engine.claim_due(limit=10)[1]) == 1
 
 
 def test_events_the_forwarder_kept_past_half_their_lease_go_to_the_worker_unsent(
@@ -105,7 +106,7 @@ def test_events_the_forwarder_kept_past_half_their_lease_go_to_the_worker_unsent
 
 def test_a_flush_takes_at_most_one_calls_worth_of_the_queue(game_key, forwarder, moto_firehose, make_install,
                                                             django_capture_on_commit_callbacks):  # fmt: skip
-    from events_app.ingest import ingest_events
+    from events_app.ingest.service import ingest_events
 
     small = type("Small", (FirehoseDestination,), {"limits": Limits(1000 * 1024, 500, 4000, 5120)})()
     queue = forwarder_module.Forwarder(threaded=False, destination=small)
@@ -121,8 +122,8 @@ def test_a_flush_takes_at_most_one_calls_worth_of_the_queue(game_key, forwarder,
 
 
 def test_the_thread_sends_after_the_delay_without_a_flush(transactional_db, settings, moto_firehose, make_install):
-    from events_app.ingest import ingest_events
-    from events_app.keys import issue_api_key
+    from events_app.api.keys import issue_api_key
+    from events_app.ingest.service import ingest_events
 
     settings.EVENTS_INLINE_DELIVERY = True
     settings.EVENTS_FORWARD_MAX_DELAY_MS = 50
@@ -150,8 +151,8 @@ def test_the_thread_sends_after_the_delay_without_a_flush(transactional_db, sett
 
 
 def test_stop_sends_what_is_queued_before_the_process_exits(transactional_db, settings, moto_firehose, make_install):
-    from events_app.ingest import ingest_events
-    from events_app.keys import issue_api_key
+    from events_app.api.keys import issue_api_key
+    from events_app.ingest.service import ingest_events
 
     settings.EVENTS_INLINE_DELIVERY = True
     settings.EVENTS_FORWARD_MAX_DELAY_MS = 60_000  # never by the delay
@@ -179,7 +180,7 @@ def test_forwarding_off_stores_rows_for_the_worker_and_starts_no_forwarder(api, 
 
 
 def test_warm_up_builds_the_forwarders_client_before_the_first_request(settings):
-    from events_app import aws
+    from events_app.delivery.destinations import aws
 
     settings.EVENTS_INLINE_DELIVERY = True
     aws.client.cache_clear()

@@ -12,7 +12,8 @@ import uuid
 import orjson
 import pytest
 
-from events_app import conf, parsers
+from events_app import conf
+from events_app.api import parsers
 from events_app.models import Event
 from tests.conftest import now_rfc3339
 

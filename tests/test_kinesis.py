@@ -9,10 +9,12 @@ from botocore.stub import Stubber
 from django.core.management import call_command
 from moto import mock_aws
 
-from events_app import aws, conf, delivery, kinesis
-from events_app.destinations import get_destination
+from events_app import conf
+from events_app.delivery import engine
+from events_app.delivery.destinations import aws, kinesis
+from events_app.delivery.destinations.base import get_destination
+from events_app.delivery.policies import forwarder_policy, worker_policy
 from events_app.models import DeliveryState, Event
-from events_app.policies import forwarder_policy, worker_policy
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.test_delivery import store
 
@@ -57,7 +59,7 @@ def test_events_reach_the_stream_keyed_by_game_and_player_with_each_players_line
     events = [make_install(player_id=f"p{i % 3}") for i in range(9)]
     store(game_key, events)
 
-    assert delivery.deliver_due().delivered == 9
+    assert engine.deliver_due().delivered == 9
 
     records = moto_kinesis()
     assert sorted(key for key, _ in records) == ["space-raiders:p0", "space-raiders:p1", "space-raiders:p2"]
@@ -77,7 +79,7 @@ def test_a_player_with_more_than_a_records_worth_gets_several_records_in_order(
     events = [make_install(player_id="same") for _ in range(10)]
     store(game_key, events)
 
-    delivery.deliver_due()
+    engine.deliver_due()
 
     records = moto_kinesis()
     assert len(records) > 1
@@ -90,7 +92,7 @@ def test_calls_hold_at_most_500_records(game_key, moto_kinesis, make_install):
     store(game_key, [make_install(player_id=f"p{i}") for i in range(1200)])  # a record per player
     spy = PutRecordsSpy(aws.client_for("kinesis", worker_policy()))
 
-    assert delivery.deliver_due(limit=1200).delivered == 1200
+    assert engine.deliver_due(limit=1200).delivered == 1200
 
     assert [len(call) for call in spy.calls] == [500, 500, 200]
 
@@ -100,7 +102,7 @@ def test_calls_stay_within_5_mib_including_partition_keys(game_key, settings, mo
     store(game_key, [make_install(player_id=f"p{i}", properties={"note": "x" * 30_000}) for i in range(200)])
     spy = PutRecordsSpy(aws.client_for("kinesis", worker_policy()))
 
-    assert delivery.deliver_due(limit=200).delivered == 200
+    assert engine.deliver_due(limit=200).delivered == 200
 
     assert len(spy.calls) > 1
     for call in spy.calls:
@@ -119,7 +121,7 @@ def test_throttled_records_are_retried_and_the_others_delivered(game_key, moto_k
     stubber.add_response("put_records", {"FailedRecordCount": 1, "Records": entries})
 
     with stubber:
-        counts = delivery.deliver_due()
+        counts = engine.deliver_due()
 
     assert (counts.delivered, counts.failed, counts.dead) == (2, 1, 0)
     failed = Event.objects.get(delivery_state=DeliveryState.FAILED)
@@ -131,7 +133,7 @@ def test_a_missing_stream_fails_the_call_for_retry(game_key, settings, moto_kine
     settings.KINESIS_STREAM_NAME = "no-such-stream"
     store(game_key, [make_install()])
 
-    assert delivery.deliver_due().failed == 1
+    assert engine.deliver_due().failed == 1
     assert "PutRecords failed" in Event.objects.get().last_error
 
 

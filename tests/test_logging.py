@@ -135,7 +135,7 @@ def test_gunicorn_app_and_worker_log_json_with_request_ids_and_no_key_or_body(de
     for request_id in ("given-id-1", made.headers["X-Request-ID"], segment.headers["X-Request-ID"]):
         loggers = {line["logger"] for line in by_id[request_id]}
         assert "gunicorn.access" in loggers, f"no access line for {request_id}"
-    assert any(line["logger"] == "events_app.ingest" for line in by_id["given-id-1"])
+    assert any(line["logger"] == "events_app.ingest.service" for line in by_id["given-id-1"])
     assert any(line["logger"] == "django.request" for line in by_id[made.headers["X-Request-ID"]])  # "Bad Request"
     access = next(line for line in by_id["given-id-1"] if line["logger"] == "gunicorn.access")
     assert (access["method"], access["path"], access["status"]) == ("POST", "/v1/events", 202)

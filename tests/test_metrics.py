@@ -18,11 +18,14 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
-from events_app import breaker, delivery, metrics
-from events_app.destinations import RecordError
-from events_app.exceptions import FirehoseError
+from events_app import metrics
+from events_app.delivery import breaker, engine
+from events_app.delivery.destinations.base import RecordError
+from events_app.delivery.destinations.errors import FirehoseError
+from events_app.delivery.policies import worker_policy
+from events_app.ingest import counting
 from events_app.models import DeliveryState, Event
-from events_app.policies import worker_policy
+from events_app.ops import exposition
 
 # What gunicorn.conf.py needs for the metrics of all workers to be summed (docs/operations.md).
 GUNICORN_HOOK_LINES = """
@@ -83,9 +86,9 @@ def test_events_are_counted_by_type_and_status(api, make_install, make_purchase)
 
 
 def test_custom_types_share_one_label():
-    assert metrics.event_type_label("level_up") == "custom"
-    assert metrics.event_type_label("session_start") == "session_start"
-    assert metrics.event_type_label({"not": "a string"}) == "invalid"
+    assert counting.event_type_label("level_up") == "custom"
+    assert counting.event_type_label("session_start") == "session_start"
+    assert counting.event_type_label({"not": "a string"}) == "invalid"
 
 
 def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fresh_figures, client):
@@ -103,10 +106,10 @@ def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fr
 
 def test_database_figures_are_read_at_most_once_per_cache_time(api, make_install, settings, client, monkeypatch):
     settings.EVENTS_METRICS_CACHE_SECONDS = 5
-    cache.delete_many([metrics._FIGURES_KEY, metrics._LOCK_KEY])
+    cache.delete_many([exposition._FIGURES_KEY, exposition._LOCK_KEY])
     reads = []
-    read_figures = metrics._read_figures
-    monkeypatch.setattr(metrics, "_read_figures", lambda: reads.append(1) or read_figures())
+    read_figures = exposition._read_figures
+    monkeypatch.setattr(exposition, "_read_figures", lambda: reads.append(1) or read_figures())
     api.post("/v1/events", make_install(), format="json")
 
     assert scrape(client)[("events_delivery_backlog", ())] == 1
@@ -160,7 +163,7 @@ def test_delivery_outcomes_are_counted_per_sender(api, make_install, moto_fireho
     before = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
     calls_before = sample("events_destination_calls_total", destination="firehose", sender="worker", result="ok")
 
-    delivery.deliver_due()
+    engine.deliver_due()
 
     delivered = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
     assert delivered - before == 4
@@ -193,7 +196,7 @@ def test_requests_are_timed_by_route_method_and_status(api, make_install, client
 
 def test_the_worker_exporter_serves_its_own_figures(db):
     port = free_port()
-    server = metrics.start_exporter(port, addr="127.0.0.1")
+    server = exposition.start_exporter(port, addr="127.0.0.1")
     try:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     finally:

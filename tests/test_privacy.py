@@ -20,12 +20,14 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from events_app import delivery, erasure, ingest
-from events_app.ingest import ingest_events
-from events_app.keys import issue_api_key
+from events_app.api.keys import issue_api_key
+from events_app.delivery import engine
+from events_app.ingest import service
+from events_app.ingest.rejections import record_rejections
+from events_app.ingest.service import ingest_events
 from events_app.models import AttemptOutcome, DeliveryAttempt, Event, RejectedEvent, SuppressedPlayer
-from events_app.rejections import record_rejections
-from events_app.retention import purge_expired
+from events_app.privacy import erasure
+from events_app.privacy.retention import purge_expired
 from tests.conftest import now_rfc3339
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.test_admin import make_user
@@ -187,7 +189,7 @@ def test_a_repeat_of_an_erased_players_event_by_another_player_is_refused_not_ca
     body = api.post(BATCH, {"events": [erased, other]}, format="json").json()
 
     assert [r["status"] for r in body["results"]] == ["suppressed", "rejected"]  # was: duplicate of nothing stored
-    assert body["results"][1]["errors"] == {"non_field_errors": [ingest.REPEATS_SUPPRESSED]}
+    assert body["results"][1]["errors"] == {"non_field_errors": [service.REPEATS_SUPPRESSED]}
     assert not Event.objects.exists()
 
 
@@ -227,7 +229,7 @@ def test_an_erasure_waits_for_a_request_storing_the_players_event_and_then_delet
     if connection.vendor != "postgresql":
         pytest.skip("SQLite files queue every writer on one lock; the in-memory test database has one connection")
     read_list, go_on = threading.Event(), threading.Event()
-    read_suppressions = ingest.suppressed_ids
+    read_suppressions = service.suppressed_ids
 
     def read_then_hold(**kwargs):
         found = read_suppressions(**kwargs)
@@ -235,7 +237,7 @@ def test_an_erasure_waits_for_a_request_storing_the_players_event_and_then_delet
         go_on.wait(30)
         return found
 
-    monkeypatch.setattr(ingest, "suppressed_ids", read_then_hold)
+    monkeypatch.setattr(service, "suppressed_ids", read_then_hold)
     event = make_install()
     answers, erased = [], []
 
@@ -511,8 +513,8 @@ def test_a_sender_recording_an_outcome_for_an_event_erased_meanwhile_keeps_the_o
 
     def sender():  # a worker recording that both were delivered
         try:
-            delivery._record_some(claim_token=token, emitted_at=timezone.now(), delivered=[erased, kept], failed=[],
-                                  deferred=[], counts=delivery.DeliveryCounts())  # fmt: skip
+            engine._record_some(claim_token=token, emitted_at=timezone.now(), delivered=[erased, kept], failed=[],
+                                  deferred=[], counts=engine.DeliveryCounts())  # fmt: skip
         except Exception as exc:
             errors.append(exc)
         finally:

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
+from events_app.ingest.serializers import EventSerializer
 from events_app.models import Event, Game, UnknownEventPolicy
-from events_app.serializers import EventSerializer
 from sdk.contract import BUILTIN_EVENT_TYPES as EVENT_TYPES
 from sdk.contract import PLATFORMS, is_custom_type_name
 

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from events_app.fields import NUL_MESSAGE
+from events_app.event_types.fields import NUL_MESSAGE
+from events_app.ingest.serializers import EventSerializer
 from events_app.models import Event, ExchangeRate, RejectedEvent, UnknownEventPolicy
 from events_app.segment import views as segment_views
-from events_app.serializers import EventSerializer
 from sdk.contract import BUILTIN_EVENT_TYPES, PLATFORMS
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
-from events_app import currency
 from events_app.models import ExchangeRate
-from events_app.rates import RateFileError, import_rates
+from events_app.money import currency
+from events_app.money.rates import RateFileError, import_rates
 
 pytestmark = pytest.mark.django_db
 

@@ -11,11 +11,13 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from events_app import conf, currency, delivery
-from events_app.ingest import ingest_events
+from events_app import conf
+from events_app.delivery import engine
+from events_app.delivery.policies import worker_policy
+from events_app.ingest.service import ingest_events
 from events_app.models import AttemptOutcome, DeliveryState, Event
-from events_app.policies import worker_policy
-from events_app.rates import import_rates
+from events_app.money import currency
+from events_app.money.rates import import_rates
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +64,7 @@ def s3_lines(s3) -> list[dict]:
 
 def test_reconvert_fills_the_base_amount_and_sends_the_corrected_record_again(game_key, moto_firehose, tmp_path):
     (event,) = ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
     kwd_rates(tmp_path, "2026-01-12")
 
     counts = currency.reconvert_missing()
@@ -80,7 +82,7 @@ def test_reconvert_fills_the_base_amount_and_sends_the_corrected_record_again(ga
     assert (event.attempts, event.claim_token, event.claimed_until) == (0, None, None)
     assert event.attempts_log.first().outcome == AttemptOutcome.RESEND
 
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
     first, second = sorted(s3_lines(moto_firehose), key=lambda line: line["emitted_at"])
     assert first["event_id"] == second["event_id"] == str(event.event_id)
     assert (first["revenue_base"], second["revenue_base"]) == (None, "4.07")
@@ -111,7 +113,7 @@ def test_reconvert_does_not_touch_converted_purchases_or_installs(game_key, moto
         "event_id": str(uuid.uuid4()), "event_type": "install", "player_id": "p", "occurred_at": "2026-01-09T10:00:00Z",
     }  # fmt: skip
     ingest(game_key, install)
-    delivery.deliver_due()
+    engine.deliver_due()
     before = list(Event.objects.order_by("pk").values())
 
     assert currency.reconvert_missing() == currency.ReconvertCounts(converted=0, still_missing=0)
@@ -120,15 +122,15 @@ def test_reconvert_does_not_touch_converted_purchases_or_installs(game_key, moto
 
 def test_reconvert_takes_the_claim_of_a_sender_holding_the_old_line(game_key, moto_firehose, tmp_path):
     ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
-    token, claimed = delivery.claim_due(limit=10)  # a sender has the line without a base amount
+    token, claimed = engine.claim_due(limit=10)  # a sender has the line without a base amount
     kwd_rates(tmp_path, "2026-01-12")
 
     assert currency.reconvert_missing().converted == 1
-    delivery.deliver_claimed(events=claimed, claim_token=token, policy=worker_policy())  # the old line goes out
+    engine.deliver_claimed(events=claimed, claim_token=token, policy=worker_policy())  # the old line goes out
 
     event = Event.objects.get()
     assert event.delivery_state == DeliveryState.PENDING  # its outcome was not recorded: no longer its claim
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
     newest = max(s3_lines(moto_firehose), key=lambda line: line["emitted_at"])
     assert newest["revenue_base"] == "4.07"
 
@@ -144,7 +146,7 @@ def test_reconvert_requeues_dead_events_with_fresh_attempts(game_key, tmp_path, 
 
     event.refresh_from_db()
     assert (event.delivery_state, event.attempts, event.last_error) == (DeliveryState.PENDING, 0, "")
-    assert delivery.claim_due(limit=10)[1][0].pk == event.pk
+    assert engine.claim_due(limit=10)[1][0].pk == event.pk
 
 
 def test_reconvert_command_reports_counts(game_key, tmp_path, capsys):

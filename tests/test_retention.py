@@ -20,7 +20,7 @@ from events_app.models import (
     Game,
     RejectedEvent,
 )
-from events_app.retention import purge_events, purge_expired
+from events_app.privacy.retention import purge_events, purge_expired
 
 DAY = timedelta(days=1)
 
@@ -108,7 +108,7 @@ def test_events_are_deleted_in_id_ordered_batches_one_log_line_each(make_event, 
     kept = make_event(state=DeliveryState.PENDING)
     make_event()
 
-    with caplog.at_level("INFO", logger="events_app.retention"):
+    with caplog.at_level("INFO", logger="events_app.privacy.retention"):
         counts = purge_events(older_than_days=30, batch_size=2)
 
     assert counts.events == 6

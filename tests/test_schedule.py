@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from devtools.processes import ROOT
-from events_app import schedule
 from events_app.models import ExchangeRate
+from events_app.ops import schedule
 
 SAMPLE_RATES = ROOT / "events_app" / "data" / "eurofxref-sample.csv"
 

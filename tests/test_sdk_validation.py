@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
-from events_app.codes import COUNTRY_CODES, CURRENCY_CODES
-from events_app.currency import MINOR_UNITS
+from events_app.ingest.serializers import EventSerializer
 from events_app.models import Game, UnknownEventPolicy
-from events_app.serializers import EventSerializer
+from events_app.money.codes import COUNTRY_CODES, CURRENCY_CODES
+from events_app.money.currency import MINOR_UNITS
 from sdk import _codes
 from sdk.contract import BUILTIN_TYPES, MAX_EVENT_BYTES
 from sdk.validation import InvalidEventError, encode_json, validate_event

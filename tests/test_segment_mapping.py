@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
+from events_app.ingest.serializers import EventSerializer
 from events_app.segment.mapping import (
     CALL_TYPES,
     CONTEXT_TRUNCATED_KEY,
@@ -19,7 +20,6 @@ from events_app.segment.mapping import (
     map_message,
     snake_case,
 )
-from events_app.serializers import EventSerializer
 from sdk.contract import MAX_CONTEXT_BYTES
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.serializers import ValidationError
 
-from events_app.serializers import EventSerializer
+from events_app.ingest.serializers import EventSerializer
 from sdk.contract import PLATFORMS
 
 RECEIVED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -34,11 +34,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from sqlglot import exp, parse_one
 
-from events_app import conf, currency, delivery, schemas
-from events_app.erasure import warehouse_delete_sql
-from events_app.event_types import REGISTRY, WarehouseColumn
-from events_app.ingest import ingest_events
-from events_app.management.commands.warehouse_sql import (
+from events_app import conf
+from events_app.delivery import engine
+from events_app.delivery.warehouse import (
     CUSTOM_COLUMNS,
     CUSTOM_VIEW,
     EVENT_COLUMNS,
@@ -51,8 +49,12 @@ from events_app.management.commands.warehouse_sql import (
     type_view_name,
     type_views_sql,
 )
+from events_app.event_types import REGISTRY, WarehouseColumn, custom
+from events_app.ingest.service import ingest_events
 from events_app.models import Event, UnknownEventPolicy
-from events_app.rates import import_rates
+from events_app.money import currency
+from events_app.money.rates import import_rates
+from events_app.privacy.erasure import warehouse_delete_sql
 
 pytestmark = [
     pytest.mark.django_db,
@@ -200,12 +202,12 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
                "occurred_at": "2026-01-09T08:00:00Z", "properties": {"country": "JP"}}  # fmt: skip
     outcome = ingest_events(api_key=game_key[0], raw_events=[jpy, eur, usd, kwd, install], received_at=timezone.now())
     assert outcome.accepted == 5
-    assert delivery.deliver_due().delivered == 5
+    assert engine.deliver_due().delivered == 5
     # The KWD rate arrives; reconvert fills the purchase and sends its line again.
     (tmp_path / "kwd.csv").write_text("date,currency,rate\n2026-01-12,KWD,0.3070\n")
     import_rates(path=tmp_path / "kwd.csv")
     assert currency.reconvert_missing().converted == 1
-    assert delivery.deliver_due().delivered == 1
+    assert engine.deliver_due().delivered == 1
 
     lines = sorted(download_bucket(moto_firehose, tmp_path / "s3"), key=lambda line: line["emitted_at"])
     by_id = {line["event_id"]: line for line in lines}  # the newest line of each event
@@ -276,10 +278,10 @@ def test_the_view_keeps_the_newest_line_of_an_event_delivered_twice(
     import_rates(path=SAMPLE)
     event = purchase(price="1200", code="JPY", quantity=3, occurred_at="2026-01-09T12:00:00Z")
     ingest_events(api_key=game_key[0], raw_events=[event], received_at=timezone.now())
-    delivery.deliver_due()
+    engine.deliver_due()
     # A resend, as after a lost acknowledgement: the same event again, newer emitted_at.
     Event.objects.update(delivery_state="pending", next_attempt_at=timezone.now())
-    delivery.deliver_due()
+    engine.deliver_due()
     lines = download_bucket(moto_firehose, tmp_path / "s3")
     assert len(lines) == 2
     newest = max(line["emitted_at"] for line in lines)
@@ -329,8 +331,8 @@ def every_type_loaded(game_key, moto_firehose, tmp_path, snowflake_copy_extras):
     game = game_key[0].game
     game.unknown_events = UnknownEventPolicy.ACCEPT
     game.save(update_fields=["unknown_events"])
-    schemas.register_schema(game=game, event_type="level_up", schema={"type": "object"})
-    schemas.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)  # version 2 validates
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    custom.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)  # version 2 validates
     events = {
         "install": an_event("install", {"store": "app_store", "country": "JP", "campaign": "spring"}),
         "purchase": an_event(
@@ -366,7 +368,7 @@ def every_type_loaded(game_key, moto_firehose, tmp_path, snowflake_copy_extras):
     }
     outcome = ingest_events(api_key=game_key[0], raw_events=list(events.values()), received_at=timezone.now())
     assert outcome.accepted == len(events), outcome.results
-    assert delivery.deliver_due().delivered == len(events)
+    assert engine.deliver_due().delivered == len(events)
     lines = {line["event_id"]: line for line in download_bucket(moto_firehose, tmp_path / "s3")}
     with loaded_warehouse(rendered_sql(), tmp_path / "s3") as cursor:
         yield events, lines, cursor
@@ -571,7 +573,7 @@ def test_stream_pattern_matches_the_objects_firehose_writes_and_only_those(game_
         raw_events=[{"event_type": "install", "player_id": "p", "occurred_at": "2026-01-09T08:00:00Z"}],
         received_at=timezone.now(),
     )
-    delivery.deliver_due()
+    engine.deliver_due()
     (key,) = [item["Key"] for item in moto_firehose.list_objects_v2(Bucket=conf.s3_bucket())["Contents"]]
     pattern = stream_pattern(conf.stream_name())
 
@@ -590,7 +592,7 @@ def test_the_erasure_sql_deletes_exactly_the_players_lines_from_the_warehouse(
 
     erased, kept = install("o'neil"), install("player-2")
     ingest_events(api_key=game_key[0], raw_events=[erased, kept, install("o'neil")], received_at=timezone.now())
-    assert delivery.deliver_due().delivered == 3
+    assert engine.deliver_due().delivered == 3
     download_bucket(moto_firehose, tmp_path / "s3")
     sql = warehouse_delete_sql(game=game_key[0].game, player_id="o'neil")
     assert "'o''neil'" in sql

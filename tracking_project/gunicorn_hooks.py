@@ -44,6 +44,8 @@ def on_starting(server) -> None:
 
 def child_exit(server, worker) -> None:
     """Forget a dead worker's live gauges (its counters stay summed: counters never go down)."""
+    # Imported here: prometheus_client picks its value class (multiprocess or not) from
+    # PROMETHEUS_MULTIPROC_DIR when first imported, which on_starting sets only later.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

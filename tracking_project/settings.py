@@ -1,5 +1,6 @@
 """Django settings, read from the environment (see the README's configuration table)."""
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -56,6 +57,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "events_app",
 ]
+# The development commands (dev_setup, run_emulator) live in the devtools app: a clone in
+# debug mode has it, the production image leaves the folder out and so lists no command
+# it cannot run.
+if DEBUG and importlib.util.find_spec("devtools") is not None:
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     # First: every line logged while a request runs carries its id, and the timing covers the rest.
@@ -139,7 +145,7 @@ STORAGES = {
     },
 }
 
-# The API reads its own bodies (gzip, 1 MiB limit, see events_app.parsers); this caps
+# The API reads its own bodies (gzip, 1 MiB limit, see events_app.api.parsers); this caps
 # everything else, such as admin forms.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
@@ -160,10 +166,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_PARSER_CLASSES": ["events_app.parsers.EventJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["events_app.renderers.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["events_app.api.parsers.EventJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["events_app.api.renderers.FastJSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "events_app.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "events_app.api.handler.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -187,7 +193,7 @@ AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="") or None
 AWS_REGION = env.str("AWS_REGION", default="us-east-1")
 EVENTS_BASE_CURRENCY = env.str("EVENTS_BASE_CURRENCY", default="USD")
 # A purchase on a day without a rate (weekend, holiday) takes the latest rate at most
-# this many days older (events_app.currency); none within it: base fields stay null.
+# this many days older (events_app.money.currency); none within it: base fields stay null.
 EVENTS_FX_LOOKBACK_DAYS = env.int("EVENTS_FX_LOOKBACK_DAYS", default=7)
 # How long each process reuses a looked-up rate, or its absence, per currency and day.
 EVENTS_FX_CACHE_SECONDS = env.float("EVENTS_FX_CACHE_SECONDS", default=60.0)
@@ -201,10 +207,10 @@ EVENTS_RETRY_BASE_SECONDS = env.float("EVENTS_RETRY_BASE_SECONDS", default=5.0)
 EVENTS_RETRY_MAX_SECONDS = env.float("EVENTS_RETRY_MAX_SECONDS", default=3600.0)
 EVENTS_CLAIM_LEASE_SECONDS = env.float("EVENTS_CLAIM_LEASE_SECONDS", default=60.0)
 EVENTS_INLINE_TIMEOUT_SECONDS = env.float("EVENTS_INLINE_TIMEOUT_SECONDS", default=0.5)
-# Where events go (events_app.destinations): "firehose", "kinesis" or a dotted class path.
+# Where events go (events_app.delivery.destinations.base): "firehose", "kinesis" or a dotted class path.
 EVENTS_DESTINATION = env.str("EVENTS_DESTINATION", default="firehose")
 KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="game-events")
-# The per-process forwarder (events_app.forwarder): batching delay, queue bound, read timeout.
+# The per-process forwarder (events_app.delivery.forwarder): batching delay, queue bound, read timeout.
 EVENTS_FORWARD_MAX_DELAY_MS = env.float("EVENTS_FORWARD_MAX_DELAY_MS", default=1000.0)
 EVENTS_FORWARD_MAX_QUEUED = env.int("EVENTS_FORWARD_MAX_QUEUED", default=20_000)
 EVENTS_FORWARD_TIMEOUT_SECONDS = env.float("EVENTS_FORWARD_TIMEOUT_SECONDS", default=5.0)
@@ -263,14 +269,14 @@ EVENTS_DUPLICATE_TALLY_RETENTION_DAYS = env.float(
 EVENTS_REJECTION_RETENTION_DAYS = env.float("EVENTS_REJECTION_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
 EVENTS_PURGE_BATCH_SIZE = env.int("EVENTS_PURGE_BATCH_SIZE", default=200)
 EVENTS_PURGE_PAUSE_FACTOR = env.float("EVENTS_PURGE_PAUSE_FACTOR", default=1.0)
-# The scheduler's rates job (events_app/schedule.py) imports this file every weekday.
+# The scheduler's rates job (events_app/ops/schedule.py) imports this file every weekday.
 EVENTS_RATES_URL = env.str("EVENTS_RATES_URL", default="https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip")
 
 # Errors to Sentry only when SENTRY_DSN is set; no request body, header value, key or
-# local variable is sent (events_app/sentry.py).
+# local variable is sent (events_app/ops/sentry.py).
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:
-    from events_app.sentry import init_sentry
+    from events_app.ops.sentry import init_sentry
 
     init_sentry(
         dsn=SENTRY_DSN,

@@ -4,13 +4,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from events_app import metrics, views
+from events_app.ops import exposition, health
 
 urlpatterns = [
-    path("v1/", include("events_app.urls")),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
-    path("metrics", metrics.metrics_view, name="metrics"),
+    path("v1/", include("events_app.api.urls")),
+    # Segment's HTTP Tracking API: /v1/batch, /v1/track, ...
+    path("v1/", include("events_app.segment.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", exposition.metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

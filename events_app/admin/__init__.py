@@ -3,14 +3,14 @@
 from django.contrib import admin
 from django.urls import reverse_lazy
 
-from . import events, games, keys, privacy, rates, rejections, schemas
-from .events import EventAdmin
-from .games import GameAdmin
-from .keys import ApiKeyAdmin
-from .privacy import SuppressedPlayerAdmin
-from .rates import ExchangeRateAdmin
-from .rejections import RejectedEventAdmin
-from .schemas import EventSchemaAdmin
+from events_app.admin import events, games, keys, privacy, rates, rejections, schemas
+from events_app.admin.events import EventAdmin
+from events_app.admin.games import GameAdmin
+from events_app.admin.keys import ApiKeyAdmin
+from events_app.admin.privacy import SuppressedPlayerAdmin
+from events_app.admin.rates import ExchangeRateAdmin
+from events_app.admin.rejections import RejectedEventAdmin
+from events_app.admin.schemas import EventSchemaAdmin
 
 __all__ = [
     "ApiKeyAdmin",

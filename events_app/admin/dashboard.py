@@ -11,11 +11,12 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.timesince import timesince
 
-from ..charts import format_count, format_money, stacked_bar_chart
-from ..dashboard import Backlog, TimeSeries, WorkerHealth, backlog, build_dashboard, worker_health
-from ..models import DeliveryState, Game
-from ..rejections import keep_count as rejections_kept
-from .base import plural
+from events_app import conf
+from events_app.admin.base import plural
+from events_app.admin.charts import format_count, format_money, stacked_bar_chart
+from events_app.admin.queries import TimeSeries, build_dashboard
+from events_app.delivery.status import Backlog, WorkerHealth, backlog, worker_health
+from events_app.models import DeliveryState, Game
 
 
 def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> HttpResponse:
@@ -83,7 +84,7 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
                 for event_type, series in data.revenue.items()
             ),
         ],
-        "rejections_kept": rejections_kept(),
+        "rejections_kept": conf.rejections_kept(),
         "changelist_url": list_url,
     }
     return TemplateResponse(request, "admin/events_app/event/dashboard.html", context)

@@ -17,15 +17,23 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from ..dashboard import distinct_values
-from ..event_types import builtin, revenue_types
-from ..models import DeliveryAttempt, DeliveryState, Event, EventSchema, Game, UnknownEventPolicy
-from ..paginators import EstimatedCountPaginator
-from ..records import LINE_FIELDS, encode_line
-from ..resend import ResendCounts, resend_event, resend_events
-from . import dashboard
-from .base import ADMIN_CSS, CheckedChangeList, ReadOnlyAdmin, plural, pretty_json, state_badge, utc_time
-from .privacy import EraseSelectedPlayersMixin
+from events_app.admin import dashboard
+from events_app.admin.base import (
+    ADMIN_CSS,
+    CheckedChangeList,
+    ReadOnlyAdmin,
+    plural,
+    pretty_json,
+    state_badge,
+    utc_time,
+)
+from events_app.admin.paginators import EstimatedCountPaginator
+from events_app.admin.privacy import EraseSelectedPlayersMixin
+from events_app.admin.queries import distinct_values
+from events_app.delivery.records import LINE_FIELDS, encode_line
+from events_app.delivery.resend import ResendCounts, resend_event, resend_events
+from events_app.event_types import builtin, revenue_types
+from events_app.models import DeliveryAttempt, DeliveryState, Event, EventSchema, Game, UnknownEventPolicy
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
@@ -133,7 +141,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     Filters and search run on indexes, the list never counts the whole table
     (EstimatedCountPaginator), distinct filter values and the date drill-down are
     found by index seeks. A resend needs its own permission (`events_app.resend_event`)
-    beside the view permission, and goes through events_app.resend.
+    beside the view permission, and goes through events_app.delivery.resend.
     """
 
     list_display = [

@@ -5,11 +5,11 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from ..dashboard import type_counts
-from ..event_types import builtin
-from ..models import ApiKey, Game
-from ..schemas import registered_types
-from .base import ADMIN_CSS, ConsoleAdmin, utc_time
+from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, utc_time
+from events_app.admin.queries import type_counts
+from events_app.event_types import builtin
+from events_app.event_types.custom import registered_types
+from events_app.models import ApiKey, Game
 
 
 class ApiKeyInline(admin.TabularInline):

@@ -1,4 +1,4 @@
-"""API keys: issued (plaintext shown once), revoked and rotated through events_app.keys, never edited or deleted."""
+"""API keys: issued (plaintext shown once), revoked and rotated through events_app.api.keys, never edited or deleted."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,9 +11,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from ..keys import issue_api_key, revoke_api_key, rotate_api_key
-from ..models import ApiKey, Game
-from .base import ADMIN_CSS, ConsoleAdmin, utc_time
+from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, utc_time
+from events_app.api.keys import issue_api_key, revoke_api_key, rotate_api_key
+from events_app.models import ApiKey, Game
 
 
 class IssueKeyForm(forms.Form):
@@ -40,7 +40,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ConsoleAdmin):
-    """Keys are issued (plaintext shown once), revoked and rotated through events_app.keys, never edited.
+    """Keys are issued (plaintext shown once), revoked and rotated through events_app.api.keys, never edited.
 
     Issuing needs `add_apikey`, revoking `change_apikey`, rotating both: it revokes a key and issues one.
     """

@@ -1,6 +1,6 @@
 """Player privacy in the console: the suppression list per game, and erasing the players of selected events.
 
-Adding to the list erases the player (events_app.erasure.erase_player); deleting from
+Adding to the list erases the player (events_app.privacy.erasure.erase_player); deleting from
 it lifts the suppression (erasure.unsuppress). Both need the `events_app.erase_player`
 permission and are recorded in the admin log, as is every erasure from the event list.
 """
@@ -15,9 +15,9 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .. import erasure
-from ..models import Event, Game, SuppressedPlayer
-from .base import ADMIN_CSS, ConsoleAdmin, plural
+from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, plural
+from events_app.models import Event, Game, SuppressedPlayer
+from events_app.privacy import erasure
 
 ERASE_PERMISSION = "events_app.erase_player"
 

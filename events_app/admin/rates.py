@@ -5,13 +5,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .. import conf
-from ..codes import CURRENCY_CODES
-from ..currency import clear_rate_cache, fx_rate_from
-from ..dashboard import events_without_rate
-from ..event_types import revenue_types
-from ..models import ExchangeRate
-from .base import ConsoleAdmin, plural
+from events_app import conf
+from events_app.admin.base import ConsoleAdmin, plural
+from events_app.admin.queries import events_without_rate
+from events_app.event_types import revenue_types
+from events_app.models import ExchangeRate
+from events_app.money.codes import CURRENCY_CODES
+from events_app.money.currency import clear_rate_cache, fx_rate_from
 
 
 class ExchangeRateForm(forms.ModelForm):

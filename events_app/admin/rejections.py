@@ -4,13 +4,13 @@ import orjson
 from django.contrib import admin
 from django.utils.html import format_html
 
-from ..models import RejectedEvent
-from .base import ADMIN_CSS, ReadOnlyAdmin, pretty_json, utc_time
+from events_app.admin.base import ADMIN_CSS, ReadOnlyAdmin, pretty_json, utc_time
+from events_app.models import RejectedEvent
 
 
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(ReadOnlyAdmin):
-    """The newest events the API refused (bounded, see events_app.rejections), to see why a game's events fail."""
+    """The newest events the API refused (bounded: ingest.rejections), to see why a game's events fail."""
 
     list_display = ["received", "game", "status_code", "reason", "body_excerpt"]
     list_filter = ["game", "status_code"]

@@ -12,12 +12,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from events_app import conf
+from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, pretty_json, utc_time
+from events_app.event_types.custom import InvalidSchemaError, check_type_name, register_schema
+from events_app.models import EventSchema, Game
 from sdk.contract import is_custom_type_name
-
-from .. import conf
-from ..models import EventSchema, Game
-from ..schemas import InvalidSchemaError, check_type_name, register_schema
-from .base import ADMIN_CSS, ConsoleAdmin, pretty_json, utc_time
 
 
 class RegisterSchemaForm(forms.Form):
@@ -58,7 +57,7 @@ class EventSchemaAdmin(ConsoleAdmin):
     """Versions are never edited or deleted (events' lines name the version that checked them): add one instead.
 
     Registering a version needs the add permission (`events_app.add_eventschema`) and
-    goes through events_app.schemas.register_schema, which validates the schema.
+    goes through events_app.event_types.custom.register_schema, which validates the schema.
     """
 
     list_display = ["event_type", "version_label", "game", "created"]

@@ -6,8 +6,8 @@ type itself. Adding a type is adding its rules to sdk/contract.py, one module he
 that builds its `EventType`, and its tests (README, "Adding an event type").
 """
 
-from . import ad_impression, install, progression, purchase, resource, segment_calls, session
-from .base import EventType, WarehouseColumn
+from events_app.event_types import ad_impression, install, progression, purchase, resource, segment_calls, session
+from events_app.event_types.base import EventType, WarehouseColumn
 
 __all__ = ["REGISTRY", "EventType", "WarehouseColumn", "builtin", "revenue_types"]
 

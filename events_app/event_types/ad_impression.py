@@ -1,8 +1,7 @@
 """`ad_impression`: an ad was shown; its optional revenue is converted to the base currency like a purchase's."""
 
+from events_app.event_types.base import WarehouseColumn, build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(

@@ -7,11 +7,10 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from events_app.event_types.fields import CodeField, KeepUnknownKeysSerializer, PositiveDecimalField, StrictCharField
+from events_app.money.codes import COUNTRY_CODES, CURRENCY_CODES
+from events_app.money.currency import minor_units_error
 from sdk.contract import DECIMAL_MAX_DIGITS, DECIMAL_MAX_PLACES, Money, Prop, TypeRules
-
-from ..codes import COUNTRY_CODES, CURRENCY_CODES
-from ..currency import minor_units_error
-from ..fields import CodeField, KeepUnknownKeysSerializer, PositiveDecimalField, StrictCharField
 
 
 @dataclass(frozen=True)

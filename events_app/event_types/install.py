@@ -1,8 +1,7 @@
 """`install`: a player installed the game; where from (store, campaign, country) and on what device."""
 
+from events_app.event_types.base import WarehouseColumn, build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(

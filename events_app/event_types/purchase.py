@@ -1,8 +1,7 @@
 """`purchase`: a store transaction; its receipt counts once per game, its revenue is converted to the base currency."""
 
+from events_app.event_types.base import WarehouseColumn, build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(

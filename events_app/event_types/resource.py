@@ -1,8 +1,7 @@
 """`resource`: virtual currency or items gained (source) or spent (sink)."""
 
+from events_app.event_types.base import WarehouseColumn, build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(

@@ -1,8 +1,7 @@
 """`identify`, `page`, `screen`, `group`, `alias`: Segment's calls, their traits or properties kept free-form."""
 
+from events_app.event_types.base import build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import build_type
 
 _DESCRIPTIONS = {
     "identify": "Who the player is (Segment identify): traits in properties.",

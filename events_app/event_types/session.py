@@ -1,8 +1,7 @@
 """`session_start` and `session_end`: a play session, identified by the top-level `session_id`."""
 
+from events_app.event_types.base import WarehouseColumn, build_type
 from sdk.contract import BUILTIN_TYPES
-
-from .base import WarehouseColumn, build_type
 
 EVENT_TYPES = [
     build_type(

@@ -6,8 +6,8 @@ import binascii
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from ..authentication import active_key, client_address
-from ..models import ApiKey
+from events_app.api.authentication import active_key, client_address
+from events_app.models import ApiKey
 
 _UNKNOWN = "Unknown or revoked write key."
 

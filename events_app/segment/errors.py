@@ -5,8 +5,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from ..exceptions import api_exception_handler
-from . import mapping
+from events_app.api.handler import api_exception_handler
+from events_app.segment import mapping
 
 
 class MalformedBatch(APIException):

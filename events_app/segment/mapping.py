@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import orjson
 
+from events_app.event_types.timeutil import parse_rfc3339
 from sdk.contract import (
     CUSTOM_EVENT_TYPE,
     DECIMAL_MAX_PLACES,
@@ -28,8 +29,6 @@ from sdk.contract import (
     MAX_CONTEXT_BYTES,
     PLAYER_ID_MAX_LENGTH,
 )
-
-from ..timeutil import parse_rfc3339
 
 # Segment's own limits, answered as Segment answers them (the views and the service).
 # "KB" read as KiB: the mobile SDKs close a batch file once it passes 475,000 bytes,

@@ -6,8 +6,8 @@ import logging
 from django.http import HttpRequest
 from rest_framework.exceptions import UnsupportedMediaType
 
-from .. import conf
-from ..parsers import EventJSONParser
+from events_app import conf
+from events_app.api.parsers import EventJSONParser
 
 logger = logging.getLogger(__name__)
 

@@ -5,12 +5,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import conf, metrics
-from ..ingest import REJECTED, ingest_events
-from ..models import ApiKey
-from ..rejections import record_rejections
-from . import mapping
-from .errors import MessageTooLarge
+from events_app import conf
+from events_app.ingest import counting
+from events_app.ingest.rejections import record_rejections
+from events_app.ingest.service import REJECTED, ingest_events
+from events_app.models import ApiKey
+from events_app.segment import mapping
+from events_app.segment.errors import MessageTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def ingest_segment_calls(
         )  # fmt: skip
         # Ingest counts what it judges; these never reached it.
         for event_type, count in refused_types.items():
-            metrics.count_events(event_type=event_type, status=REJECTED, count=count)
+            counting.count_events(event_type=event_type, status=REJECTED, count=count)
 
     outcome = SegmentOutcome(rejected=len(refused))
     # In calls of at most a native batch: one insert statement per call stays within
@@ -102,6 +103,6 @@ def ingest_segment_call(*, api_key: ApiKey, message: object, call_type: str, rec
         rejected = [(mapping.without_write_key(message), {"non_field_errors": [str(error.detail)]})]
         record_rejections(game=api_key.game, received_at=received_at, rejected=rejected)
         # A track's type lies in its event name, which was not read: counted as invalid.
-        metrics.count_events(event_type=None if call_type == "track" else call_type, status=REJECTED)
+        counting.count_events(event_type=None if call_type == "track" else call_type, status=REJECTED)
         raise error
     return ingest_segment_calls(api_key=api_key, messages=[message], received_at=received_at, call_type=call_type)

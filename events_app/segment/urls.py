@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import SegmentBatchView, SegmentCallView, SegmentSettingsView
+from events_app.segment.views import SegmentBatchView, SegmentCallView, SegmentSettingsView
 
 # Each call's endpoint, and the one-letter path analytics.js posts it to (the first
 # letter of its type). The aliases are left out of the OpenAPI schema: same views.

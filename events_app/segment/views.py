@@ -11,16 +11,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..throttling import ApiKeyRateThrottle
-from . import (
+from events_app.api.throttling import ApiKeyRateThrottle
+from events_app.segment import (
     mapping,
-    schema,  # noqa: F401  (registers the OpenAPI write-key schemes)
+    openapi,  # noqa: F401  (registers the OpenAPI write-key schemes)
 )
-from .auth import PathWriteKeyAuthentication, WriteKeyAuthentication
-from .cdn import sdk_settings
-from .errors import BatchTooLarge, MalformedBatch, MalformedCall, segment_exception_handler
-from .parsers import SegmentJSONParser, buffer_chunked_body
-from .service import ingest_segment_call, ingest_segment_calls
+from events_app.segment.auth import PathWriteKeyAuthentication, WriteKeyAuthentication
+from events_app.segment.cdn import sdk_settings
+from events_app.segment.errors import BatchTooLarge, MalformedBatch, MalformedCall, segment_exception_handler
+from events_app.segment.parsers import SegmentJSONParser, buffer_chunked_body
+from events_app.segment.service import ingest_segment_call, ingest_segment_calls
 
 SUCCESS = {"success": True}
 

@@ -6,7 +6,7 @@ from django import template
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 
-from ..admin.dashboard import index_panel
+from events_app.admin.dashboard import index_panel
 
 register = template.Library()
 

@@ -12,9 +12,9 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from events_app import schemas
-from events_app.ingest import ingest_events
-from events_app.keys import issue_api_key
+from events_app.api.keys import issue_api_key
+from events_app.event_types import custom
+from events_app.ingest.service import ingest_events
 from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event, Heartbeat, RejectedEvent
 
 pytestmark = pytest.mark.e2e
@@ -217,7 +217,7 @@ def test_read_only_operator_sees_events_but_no_way_to_resend(operator_login):
 
 
 def test_operator_registers_a_custom_schema_for_a_game_and_finds_its_events(operator_login, screenshot):
-    schemas.clear_cache()  # compiled schemas are cached per process, by game id
+    custom.clear_cache()  # compiled schemas are cached per process, by game id
     api_key, _ = issue_api_key(game_slug="space-raiders")
     game = api_key.game
     page = operator_login()

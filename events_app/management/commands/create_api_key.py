@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from events_app.keys import issue_api_key
+from events_app.api.keys import issue_api_key
 
 
 class Command(BaseCommand):

@@ -2,8 +2,9 @@
 
 from django.core.management.base import BaseCommand
 
-from events_app import conf, metrics
-from events_app.worker import run_worker
+from events_app import conf
+from events_app.delivery.worker import run_worker
+from events_app.ops import exposition
 
 
 class Command(BaseCommand):
@@ -19,6 +20,6 @@ class Command(BaseCommand):
         # The worker runs apart from the web processes (often in another container):
         # it serves its own figures instead of sharing their multiprocess folder.
         if conf.worker_metrics_port():
-            metrics.start_exporter(conf.worker_metrics_port())
+            exposition.start_exporter(conf.worker_metrics_port())
         totals = run_worker(once=once, idle_seconds=idle_seconds)
         self.stdout.write(f"delivered={totals.delivered} failed={totals.failed} dead={totals.dead}")

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from events_app import conf
-from events_app.destinations import ensure_emulator_streams
+from events_app.delivery.destinations.base import ensure_emulator_streams
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from events_app import erasure
 from events_app.models import Game
+from events_app.privacy import erasure
 
 
 class Command(BaseCommand):

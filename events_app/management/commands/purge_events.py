@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from events_app import conf
-from events_app.retention import purge_expired
+from events_app.privacy.retention import purge_expired
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from django.core.management.base import BaseCommand, CommandError
 
-from events_app.schedule import JOBS, run_job
+from events_app.ops.schedule import JOBS, run_job
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""Development-only management commands: `dev_setup`, `run_emulator`."""

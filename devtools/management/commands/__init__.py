@@ -1,0 +1,1 @@
+"""The commands of the devtools app, present only in a development checkout."""

@@ -1,0 +1,1 @@
+"""The v1 HTTP API: views, key authentication and rate limits, body parsing, errors, OpenAPI."""

@@ -1,0 +1,101 @@
+"""HTTP views of the v1 API: thin shells over ingestion."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events_app import conf
+from events_app.api import openapi  # noqa: F401  (registers the OpenAPI extensions)
+from events_app.api.authentication import ApiKeyAuthentication
+from events_app.api.throttling import ApiKeyRateThrottle
+from events_app.ingest.serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
+from events_app.ingest.service import REJECTED, ingest_events
+
+
+class HasApiKey(BasePermission):
+    """Allow requests that carried a valid API key."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.auth is not None
+
+
+class _EventAPIView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
+
+
+class EventView(_EventAPIView):
+    """POST /v1/events: one event."""
+
+    max_body_bytes = conf.MAX_EVENT_BODY_BYTES  # one event is at most 32 KiB: a bigger body is refused unread
+
+    @extend_schema(
+        request=EventSerializer,
+        responses={
+            202: EventResultSerializer,
+            400: OpenApiResponse(description="Invalid event: errors keyed by field."),
+            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
+            413: OpenApiResponse(description="Body over 64 KiB (after decompression too); batches take 1 MiB."),
+            415: OpenApiResponse(description="Not application/json."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
+            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        outcome = ingest_events(api_key=request.auth, raw_events=[request.data], received_at=received_at)
+        result = outcome.results[0]
+        if result["status"] == REJECTED:
+            return Response(result["errors"], status=status.HTTP_400_BAD_REQUEST)
+        # A suppressed event has no event_id of ours (nothing was stored), only the client's if it sent one.
+        answer = {key: result[key] for key in ("event_id", "status") if key in result}
+        return Response(answer, status=status.HTTP_202_ACCEPTED)
+
+
+class EventBatchView(_EventAPIView):
+    """POST /v1/events/batch: up to 500 events, each accepted or rejected on its own."""
+
+    @extend_schema(
+        request=BatchSerializer,
+        responses={
+            200: BatchResultSerializer,
+            400: OpenApiResponse(description="Invalid envelope: no list, empty, or over 500 events."),
+            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
+            413: OpenApiResponse(description="Body over 1 MiB."),
+            415: OpenApiResponse(description="Not application/json."),
+            429: OpenApiResponse(
+                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
+                "see Retry-After."
+            ),
+            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        received_at = timezone.now()
+        envelope = BatchSerializer(data=request.data)
+        if not envelope.is_valid():
+            raise ValidationError(envelope.errors)
+        outcome = ingest_events(
+            api_key=request.auth,
+            raw_events=envelope.validated_data["events"],
+            received_at=received_at,
+            batch_sent_at=envelope.validated_data.get("sent_at"),
+        )
+        return Response(
+            {
+                "accepted": outcome.accepted,
+                "duplicates": outcome.duplicates,
+                "rejected": outcome.rejected,
+                "suppressed": outcome.suppressed,
+                "results": outcome.results,
+            }
+        )

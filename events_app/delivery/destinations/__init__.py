@@ -1,0 +1,1 @@
+"""Destinations behind one seam: Kinesis Data Firehose, Kinesis Data Streams."""

@@ -1,0 +1,1 @@
+"""Ingestion: validate events, screen duplicates and erased players, store the rest."""

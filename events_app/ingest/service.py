@@ -1,0 +1,324 @@
+"""Ingestion: validate events, drop duplicates and erased players' events, commit the rest, hand them on."""
+
+import functools
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import DatabaseError
+from django.db.models import Q
+from rest_framework import serializers
+
+from events_app import conf
+from events_app.delivery import breaker, forwarder
+from events_app.delivery.records import build_payload
+from events_app.event_types import REGISTRY
+from events_app.ingest import counting
+from events_app.ingest.rejections import record_rejections
+from events_app.ingest.serializers import EventSerializer
+from events_app.ingest.storage import insert_events
+from events_app.models import ApiKey, DeliveryState, DuplicateTally, Event, Game
+from events_app.privacy.erasure import suppressed_ids
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+SUPPRESSED = "suppressed"  # the player was erased (events_app.privacy.erasure): neither stored nor forwarded
+
+
+@dataclass
+class IngestResult:
+    """What happened to each submitted event, in submission order."""
+
+    results: list[dict] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    suppressed: int = 0
+
+
+def ingest_events(
+    *,
+    api_key: ApiKey,
+    raw_events: list,
+    received_at: datetime,
+    batch_sent_at: datetime | None = None,
+    originals: list | None = None,
+    rejections: list | None = None,
+) -> IngestResult:
+    """Validate and store `raw_events` for the key's game; return a result per event.
+
+    `originals`, when given, are the messages the events were mapped from (a Segment
+    call), one per event: a rejected event is recorded for operators as it was sent.
+    `rejections`, when given, collects the (body, errors) pairs for the caller to
+    record once for its whole request; else this call records them.
+
+    Returns only after the accepted events' audit rows are committed. Invalid events
+    are rejected one by one without affecting the others; an `event_id` or purchase
+    `transaction_id` already stored for the game (or earlier in the same call) makes a
+    duplicate, stored and forwarded once only, answered with the stored event's id.
+    Events of a suppressed (erased) player are answered `suppressed`: not stored, not
+    forwarded.
+    """
+    game = api_key.game
+    serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at, "game": game})
+    # Rows this process's forwarder will send are stored already leased to it, so the
+    # worker leaves them alone unless the process dies first.
+    lease = _forwarding_lease(received_at=received_at)
+
+    outcome = IngestResult(results=[None] * len(raw_events))
+    rows: dict[int, dict] = {}
+    rejected: list[tuple[object, dict]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            data = serializer.run_validation(raw)
+        except serializers.ValidationError as exc:
+            outcome.results[index] = {"index": index, "status": REJECTED, "errors": exc.detail}
+            outcome.rejected += 1
+            rejected.append((raw if originals is None else originals[index], exc.detail))
+            continue
+        event_id = data.get("event_id") or uuid.uuid4()
+        payload = build_payload(event=data, event_id=str(event_id), game_slug=game.slug)
+        rows[index] = _row(
+            game_id=game.pk, event_id=event_id, data=data, payload=payload,
+            claim_token=lease.token if lease else None, claimed_until=lease.until if lease else None,
+        )  # fmt: skip
+
+    stored = _store(game=game, rows=rows, hand_off=lease is not None)
+    for index, errors in stored.refused.items():  # validated, yet no column could hold it: rejected like any invalid
+        del rows[index]
+        outcome.results[index] = {"index": index, "status": REJECTED, "errors": errors}
+        outcome.rejected += 1
+        rejected.append((raw_events[index] if originals is None else originals[index], errors))
+    for index, row in rows.items():
+        if row["player_id"] in stored.suppressed:
+            outcome.results[index] = _suppressed_result(index, row, sent_id=bool(raw_events[index].get("event_id")))
+            outcome.suppressed += 1
+        elif index in stored.inserted:
+            outcome.results[index] = {"index": index, "event_id": str(row["event_id"]), "status": ACCEPTED}
+            outcome.accepted += 1
+        else:
+            outcome.results[index] = {"index": index, "event_id": stored.answer_ids[index], "status": DUPLICATE}
+            outcome.duplicates += 1
+    logger.info(
+        "ingested game=%s accepted=%d duplicates=%d rejected=%d suppressed=%d",
+        game.slug, outcome.accepted, outcome.duplicates, outcome.rejected, outcome.suppressed,
+    )  # fmt: skip
+    counting.count_received(raw_events=raw_events, results=outcome.results)
+
+    if rejections is None:
+        record_rejections(game=game, received_at=received_at, rejected=rejected)
+    else:
+        rejections.extend(rejected)
+    if outcome.duplicates:
+        _tally_duplicates(game_id=game.pk, received_at=received_at, duplicates=outcome.duplicates)
+
+    return outcome
+
+
+def _forwarding_lease(*, received_at: datetime) -> forwarder.Lease | None:
+    """Return the lease to store rows under for this process's forwarder, or None to leave them to the worker.
+
+    None when forwarding is off, while the destination is failing (breaker open), or
+    while the forwarder already holds as many events as it may.
+    """
+    if not conf.inline_delivery() or not breaker.forwarding_allowed():
+        return None
+    return forwarder.process_forwarder().lease(received_at=received_at)
+
+
+def _hand_off(inserted: dict[uuid.UUID, int], *, rows: list[dict]) -> None:
+    """Give committed rows to the forwarder, never failing the request.
+
+    The rows are durable already: answering 5xx now would make clients retry, and a
+    retry of an event sent without an event_id would be stored twice. Whatever goes
+    wrong here, the rows keep their lease and the worker sends them when it expires.
+    """
+    try:
+        items = [
+            forwarder.outbound(pk=inserted[row["event_id"]], payload=row["payload"], claimed_until=row["claimed_until"])
+            for row in rows
+            if row["event_id"] in inserted
+        ]
+        forwarder.process_forwarder().submit(items)
+    except Exception:
+        logger.exception("handing off to the forwarder failed; the worker will send these %d events", len(inserted))
+
+
+def _tally_duplicates(*, game_id: int, received_at: datetime, duplicates: int) -> None:
+    # A count for the dashboard: losing one must not fail a request already committed.
+    try:
+        DuplicateTally.objects.create(game_id=game_id, received_at=received_at, duplicates=duplicates)
+    except DatabaseError as exc:
+        logger.warning("could not count %d duplicates: %s", duplicates, exc.__class__.__name__)
+
+
+_local = threading.local()
+
+
+def _event_serializer(context: dict) -> EventSerializer:
+    """Return this thread's EventSerializer, with `context` for this call.
+
+    Building a serializer deep-copies its declared fields; reusing one per thread
+    saves that on every request. Only run_validation is called on it, which keeps
+    no per-object state.
+    """
+    serializer = getattr(_local, "event_serializer", None)
+    if serializer is None:
+        serializer = _local.event_serializer = EventSerializer()
+    serializer._context = context
+    return serializer
+
+
+def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_token, claimed_until) -> dict:
+    """Return the column values (by attribute name) of a new audit row."""
+    event_type = REGISTRY.get(data["event_type"])
+    unique_property = event_type.unique_property if event_type is not None else None
+    return {
+        "game_id": game_id,
+        "event_id": event_id,
+        "event_type": data["event_type"],
+        "player_id": data["player_id"],
+        "platform": data.get("platform") or "",
+        "transaction_id": data["properties"][unique_property] if unique_property else None,
+        "currency": payload.get("currency", ""),
+        "revenue": Decimal(payload["revenue"]) if "revenue" in payload else None,
+        "revenue_base": Decimal(payload["revenue_base"]) if payload.get("revenue_base") is not None else None,
+        "base_currency": payload.get("base_currency") or "",
+        "fx_rate": Decimal(payload["fx_rate"]) if payload.get("fx_rate") is not None else None,
+        "fx_date": date.fromisoformat(payload["fx_date"]) if payload.get("fx_date") else None,
+        "occurred_at": data["occurred_at"],
+        "sent_at": data["sent_at"],
+        "received_at": data["received_at"],
+        "derived_at": data["derived_at"],
+        "payload": payload,
+        "delivery_state": DeliveryState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": data["received_at"],
+        "last_error": "",
+        "delivered_at": None,
+        "emitted_at": None,
+        "claim_token": claim_token,
+        "claimed_until": claimed_until,
+    }
+
+
+def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
+    # Nothing is stored, so no id of ours: only the client's own, if it sent one.
+    result = {"index": index, "status": SUPPRESSED}
+    if sent_id:
+        result["event_id"] = str(row["event_id"])
+    return result
+
+
+REPEATS_SUPPRESSED = (
+    "Repeats the event_id or transaction_id of an erased player's event earlier in this request; not stored."
+)
+
+
+@dataclass
+class _Stored:
+    """What _store did: the indexes it inserted, the suppressed players it left out, each duplicate's stored id,
+    and the rows no column could hold (index -> errors)."""
+
+    inserted: set[int]
+    suppressed: set[str]
+    answer_ids: dict[int, str]
+    refused: dict[int, dict] = field(default_factory=dict)
+
+
+def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
+    """Insert the rows whose event and transaction ids are new and whose players are not suppressed.
+
+    Rows no column can hold are refused (returned in `refused`, with the repeats of
+    them in the same call), never a database error.
+
+    The first of several rows with the same id in one call wins; against rows already
+    stored, the unique constraints decide, inside the insert itself, so two requests
+    racing with the same id cannot both store it. The suppression list is read in the
+    insert's transaction (one query). With `hand_off`, the inserted rows go to the
+    forwarder once (and only if) the transaction commits.
+    """
+    first_rows: dict[int, dict] = {}
+    first_of: dict[int, int] = {}  # a repeat within the call -> the index of the row it repeats
+    by_event: dict = {}
+    by_transaction: dict = {}
+    for index, row in rows.items():
+        transaction_id = row["transaction_id"]
+        first = by_event.get(row["event_id"])
+        if first is None and transaction_id is not None:
+            first = by_transaction.get(transaction_id)
+        if first is not None:
+            first_of[index] = first
+            continue
+        by_event[row["event_id"]] = index
+        if transaction_id is not None:
+            by_transaction[transaction_id] = index
+        first_rows[index] = row
+    if not first_rows:
+        return _Stored(inserted=set(), suppressed=set(), answer_ids={})
+    chosen = list(first_rows.values())
+    suppressed: set[str] = set()
+
+    def screen(candidates: list[dict]) -> set[str]:
+        suppressed.update(suppressed_ids(game=game, player_ids={row["player_id"] for row in candidates}))
+        return suppressed
+
+    result = insert_events(
+        chosen, screen=screen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None
+    )
+    stored = _Stored(
+        inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},
+        suppressed=suppressed,
+        answer_ids={index: str(row["event_id"]) for index, row in first_rows.items()},
+        refused={index: result.refused[row["event_id"]] for index, row in first_rows.items()
+                 if row["event_id"] in result.refused},
+    )  # fmt: skip
+    clashes = {
+        index: row
+        for index, row in first_rows.items()
+        if index not in stored.inserted and index not in stored.refused and row["player_id"] not in suppressed
+    }
+    stored.answer_ids.update(_stored_ids(game=game, rows=clashes))
+    for index, first in first_of.items():
+        if first in stored.refused:  # a repeat of a row nothing stored is no duplicate of anything
+            stored.refused[index] = stored.refused[first]
+        elif first_rows[first]["player_id"] in suppressed and rows[index]["player_id"] not in suppressed:
+            # Its first was an erased player's, not stored: "duplicate" would name an event
+            # that exists nowhere. Refused, so the client knows it was not kept.
+            stored.refused[index] = {"non_field_errors": [REPEATS_SUPPRESSED]}
+        else:
+            stored.answer_ids[index] = stored.answer_ids[first]
+    return stored
+
+
+def _stored_ids(*, game: Game, rows: dict[int, dict]) -> dict[int, str]:
+    """Return the id of the stored event each row duplicates (by event_id, else transaction_id), in one query.
+
+    A duplicate answers with the id the tracker holds: a purchase repeated without
+    its event_id gets a new one, which exists nowhere, while its transaction_id
+    finds the original.
+    """
+    if not rows:
+        return {}
+    event_ids = {row["event_id"] for row in rows.values()}
+    transaction_ids = {row["transaction_id"] for row in rows.values() if row["transaction_id"] is not None}
+    matches = Q(event_id__in=event_ids)
+    if transaction_ids:
+        matches |= Q(transaction_id__in=transaction_ids)
+    found = list(Event.objects.filter(matches, game=game).order_by().values_list("event_id", "transaction_id"))
+    by_transaction = {transaction_id: event_id for event_id, transaction_id in found if transaction_id is not None}
+    stored_events = {event_id for event_id, _ in found}
+    answers = {}
+    for index, row in rows.items():
+        if row["event_id"] in stored_events:
+            answers[index] = str(row["event_id"])
+        elif row["transaction_id"] in by_transaction:
+            answers[index] = str(by_transaction[row["transaction_id"]])
+        # else the original went (purged or erased) since the insert: the row's own id stays
+    return answers

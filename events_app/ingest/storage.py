@@ -1,0 +1,346 @@
+"""Storing events: the audit-row insert behind one function, and the rule of what a row can hold."""
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
+
+from events_app.db import write_transaction
+from events_app.event_types.fields import NUL_MESSAGE, encoded_has_nul, nest_error, nul_paths
+from events_app.models import Event
+from sdk.contract import FORBIDDEN_CHARACTERS
+
+logger = logging.getLogger(__name__)
+
+# --- Inserting audit rows ----------------------------------------------------------
+#
+# Raw SQL, per-vendor conversions and the driver cursor live here, behind
+# insert_events(), so that ingestion reads as rules. Unknown vendors take the plain
+# ORM path, which stores the same rows (tests/test_dbwrite.py checks both).
+
+_INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
+# Columns whose Python values every supported driver takes as they are.
+_RAW_TYPES = {"CharField", "TextField", "PositiveIntegerField", "ForeignKey"}
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    # What Django's SQLite backend stores for an aware datetime: naive UTC text.
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+def _sqlite_uuid(value: uuid.UUID | None) -> str | None:
+    return None if value is None else value.hex
+
+
+def _json_text(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+_SQLITE_CONVERTERS = {"DateTimeField": _sqlite_datetime, "UUIDField": _sqlite_uuid, "JSONField": _json_text}
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """How to insert audit rows on one database: the statement and each column's conversion."""
+
+    vendor: str
+    head: str  # INSERT INTO ... up to the rows
+    row_placeholders: str  # one row's "(?, ...)", repeated per row (SQLite only)
+    tail: str  # ON CONFLICT DO NOTHING RETURNING id, game_id, event_id
+    columns: list  # (attribute name, converter or None, memoise: the same value recurs across rows)
+
+
+@functools.cache
+def _insert_plan(vendor: str, alias: str) -> _InsertPlan:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(model_field.column) for model_field in _INSERT_FIELDS)
+    pk_column = quote(Event._meta.pk.column)
+    game_column = quote(Event._meta.get_field("game").column)
+    event_id_column = quote(Event._meta.get_field("event_id").column)
+    tail = f" ON CONFLICT DO NOTHING RETURNING {pk_column}, {game_column}, {event_id_column}"
+    columns = []
+    for model_field in _INSERT_FIELDS:
+        internal = model_field.get_internal_type()
+        if internal in _RAW_TYPES or (vendor == "postgresql" and internal in ("DateTimeField", "UUIDField")):
+            converter = None
+        elif vendor == "sqlite" and internal in _SQLITE_CONVERTERS:
+            converter = _SQLITE_CONVERTERS[internal]
+        elif vendor == "postgresql" and internal == "JSONField":
+            converter = _json_text  # cast to jsonb by the statement
+        else:
+            converter = functools.partial(_prep_with_field, model_field, alias)
+        columns.append((model_field.attname, converter, internal == "DateTimeField"))
+    table = quote(Event._meta.db_table)
+    if vendor == "postgresql":
+        # One row per statement, sent by psycopg's pipelined executemany: the SQL text
+        # stays small, so psycopg prepares it once instead of re-parsing thousands of
+        # placeholders on every request.
+        values = ", ".join("%s::jsonb" if converter is _json_text else "%s" for _, converter, _ in columns)
+        return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ({values})", "", tail, columns)
+    # "?" as sqlite3 takes it: the driver is called directly, without Django's "%s" rewriting.
+    row = "(" + ", ".join(["?"] * len(_INSERT_FIELDS)) + ")"
+    return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ", row, tail, columns)
+
+
+def _prep_with_field(model_field, alias: str, value: object) -> object:
+    return None if value is None else model_field.get_db_prep_save(value, connections[alias])
+
+
+@dataclass
+class InsertResult:
+    """What insert_events did: the rows it stored, and those no database could hold, with why."""
+
+    inserted: dict[uuid.UUID, int] = field(default_factory=dict)  # event_id: pk
+    # event_id: errors in DRF's shape, named by the event's own fields where a column is one
+    refused: dict[uuid.UUID, dict] = field(default_factory=dict)
+
+
+def insert_events(
+    rows: list[dict],
+    *,
+    screen: Callable[[list[dict]], set[str]] | None = None,
+    after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> InsertResult:
+    """Insert one game's audit rows (column values by attribute name); return those inserted and those refused.
+
+    Rows whose ids the game already has are skipped, and so are the rows of the
+    players `screen(rows)` returns: it runs inside the write transaction, before the
+    insert, so what it reads cannot change before the rows are stored. A row a column
+    cannot hold (see unstorable) is refused alone, on every database alike; should
+    the database still refuse a statement with a data error, each row is tried on its
+    own so that only the guilty ones are refused. The values are converted before the
+    write lock is taken, so other writers wait only for the database's own work.
+    `after_commit(inserted)` runs once the rows are committed (never if they roll
+    back; inside an outer atomic block, once that one commits). On SQLite and
+    PostgreSQL one statement does it; elsewhere the ORM.
+    """
+    result = InsertResult()
+    for row in rows:
+        errors = unstorable(row)
+        if errors:
+            result.refused[row["event_id"]] = errors
+    if result.refused:
+        rows = [row for row in rows if row["event_id"] not in result.refused]
+    if not rows:
+        return result
+    connection = connections[using]
+    if connection.vendor not in ("sqlite", "postgresql"):
+        with write_transaction(using):
+            left_out = screen(rows) if screen is not None else set()
+            kept_rows = [row for row in rows if row["player_id"] not in left_out]
+            result.inserted = insert_events_orm(kept_rows, using=using)
+            _after_commit(after_commit, result.inserted, using=using)
+        return result
+    plan = _insert_plan(connection.vendor, using)
+    params = _sql_params(plan, rows)
+    try:
+        with write_transaction(using):
+            left_out = screen(rows) if screen is not None else set()
+            if left_out:
+                pairs = zip(rows, params, strict=True)
+                kept = [(row, values) for row, values in pairs if row["player_id"] not in left_out]
+                rows, params = [row for row, _ in kept], [values for _, values in kept]
+            result.inserted = _insert(plan, rows, params, using=using) if rows else {}
+            _after_commit(after_commit, result.inserted, using=using)
+    except DataError as exc:
+        # Rolled back whole (PostgreSQL aborts a transaction at its first error), so
+        # the happy path pays for no savepoint; only now is each row tried alone.
+        logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _error_code(exc))
+        _insert_one_by_one(plan, rows, params, result, screen=screen, using=using)
+        _after_commit(after_commit, result.inserted, using=using)
+    return result
+
+
+def _insert_one_by_one(
+    plan: _InsertPlan,
+    rows: list[dict],
+    params: list[list],
+    result: InsertResult,
+    *,
+    screen: Callable[[list[dict]], set[str]] | None,
+    using: str,
+) -> None:
+    """Insert each row in its own transaction, refusing those the database refuses with its reason."""
+    for row, values in zip(rows, params, strict=True):
+        try:
+            with write_transaction(using):
+                # Screened again: the first transaction (and the lock it held) rolled back.
+                if screen is not None and row["player_id"] in screen([row]):
+                    continue
+                result.inserted.update(_insert(plan, [row], [values], using=using))
+        except DataError as exc:
+            reason = _first_line(exc)
+            logger.warning("event %s refused by the database (%s)", row["event_id"], _error_code(exc))
+            result.refused[row["event_id"]] = {"non_field_errors": [f"Cannot be stored: {reason}."]}
+
+
+def _error_code(exc: Exception) -> str:
+    # For the log: the SQLSTATE (22P05, 22003) or the class, never the database's
+    # message, which may quote the value ("invalid input syntax ...: "<the value>"").
+    return getattr(exc.__cause__, "sqlstate", None) or exc.__class__.__name__
+
+
+def _first_line(exc: Exception) -> str:
+    # The database's own sentence ("numeric field overflow"); its DETAIL lines quote the data.
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].rstrip(".")
+
+
+# --- What no column can hold --------------------------------------------------------
+#
+# PostgreSQL refuses these where SQLite silently stores them; refusing them here
+# keeps one rule on both, and names the event's field rather than the database's error.
+
+# Columns the event carries under its own name; the others are derived from its properties.
+_EVENT_FIELD_COLUMNS = {"event_type", "player_id", "platform"}
+TOO_LONG_MESSAGE = "Is {length} characters; at most {max_length} can be stored."
+TOO_LARGE_MESSAGE = "{value} is too large to store (at most {digits} digits before the point)."
+FORBIDDEN_MESSAGE = "Contains a NUL character or a lone surrogate, which cannot be stored."
+
+
+@functools.cache
+def _column_checks() -> list[tuple[str, str, object]]:
+    """Return (attribute, kind, limit) for each insert column whose values may break its type."""
+    checks = []
+    for model_field in _INSERT_FIELDS:
+        if isinstance(model_field, models.CharField | models.TextField):
+            checks.append((model_field.attname, "text", model_field.max_length))
+        elif isinstance(model_field, models.DecimalField):
+            checks.append((model_field.attname, "decimal", model_field.max_digits - model_field.decimal_places))
+        elif isinstance(model_field, models.JSONField):
+            checks.append((model_field.attname, "json", None))
+    return checks
+
+
+def unstorable(row: dict) -> dict:
+    """Return why some column of `row` cannot hold its value, as errors by the event's fields; {} if none.
+
+    Text with a NUL or a lone surrogate, text over its column's length, a decimal
+    with more integer digits than its column, a NUL anywhere in the JSON payload.
+    On every event's way in: about 3 us for a purchase.
+    """
+    errors: dict = {}
+    for name, kind, limit in _column_checks():
+        value = row.get(name)
+        if value is None:
+            continue
+        place = [name] if name in _EVENT_FIELD_COLUMNS else []
+        prefix = "" if place else f"{name}: "  # a derived column is named in the message
+        if kind == "text" and isinstance(value, str):
+            if FORBIDDEN_CHARACTERS.search(value):
+                nest_error(errors, place, prefix + FORBIDDEN_MESSAGE)
+            elif limit is not None and len(value) > limit:
+                nest_error(errors, place, prefix + TOO_LONG_MESSAGE.format(length=len(value), max_length=limit))
+        elif kind == "decimal" and isinstance(value, Decimal) and value.is_finite():
+            if value != 0 and value.adjusted() + 1 > limit:
+                nest_error(errors, place, prefix + TOO_LARGE_MESSAGE.format(value=value, digits=limit))
+        elif kind == "json":
+            try:
+                has_nul = encoded_has_nul(orjson.dumps(value))
+            except TypeError as exc:  # orjson's JSONEncodeError: a lone surrogate, an integer past 64 bits
+                nest_error(errors, place, f"Cannot be encoded as JSON: {exc}.")
+                continue
+            if has_nul:
+                for path in nul_paths(value):  # a payload's keys are the event's fields
+                    nest_error(errors, [str(part) for part in path[:2]], NUL_MESSAGE)
+    return errors
+
+
+def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: str) -> dict[uuid.UUID, int]:
+    """Insert `rows` (converted as `params`) in the current transaction; return {event_id: pk} of those stored."""
+    returned: dict[tuple[int, uuid.UUID], int] = {}
+    for start in range(0, len(params), _MAX_ROWS_PER_STATEMENT):
+        returned.update(_sql_execute(plan, params[start : start + _MAX_ROWS_PER_STATEMENT], using=using))
+    return {row["event_id"]: returned[(row["game_id"], row["event_id"])] for row in rows
+            if (row["game_id"], row["event_id"]) in returned}  # fmt: skip
+
+
+# SQLite binds at most 32,766 values per statement; 25 columns a row.
+_MAX_ROWS_PER_STATEMENT = 1000
+
+
+def _after_commit(callback, inserted: dict, *, using: str) -> None:
+    if callback is not None and inserted:
+        # robust: a failing callback is logged, never raised into a request already committed.
+        transaction.on_commit(functools.partial(callback, inserted), using=using, robust=True)
+
+
+def insert_events_sql(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
+    """Insert with `ON CONFLICT DO NOTHING ... RETURNING` (SQLite 3.35+, PostgreSQL); call inside a transaction.
+
+    Checks and inserts in one round trip under the unique constraints, so two
+    requests racing with the same id cannot both store it. Plain SQL because the
+    ORM cannot return what an ignore-conflicts insert stored, and its per-value
+    preparation cost more than the database's work; values are converted into the
+    same forms the ORM stores.
+    """
+    plan = _insert_plan(connections[using].vendor, using)
+    return _insert(plan, rows, _sql_params(plan, rows), using=using)
+
+
+def _sql_params(plan: _InsertPlan, rows: list[dict]) -> list[list]:
+    """Return each row's values in the statement's column order, converted for the driver."""
+    params = [[] for _ in rows]
+    for name, convert, memoise in plan.columns:
+        if convert is None:
+            for values, row in zip(params, rows, strict=True):
+                values.append(row[name])
+        elif memoise:  # received_at, next_attempt_at, claimed_until: one value for the whole request
+            seen: dict = {}
+            for values, row in zip(params, rows, strict=True):
+                value = row[name]
+                if value not in seen:
+                    seen[value] = convert(value)
+                values.append(seen[value])
+        else:
+            for values, row in zip(params, rows, strict=True):
+                values.append(convert(row[name]))
+    return params
+
+
+def _sql_execute(plan: _InsertPlan, params: list[list], *, using: str) -> dict[tuple[int, uuid.UUID], int]:
+    """Run the insert for `params`; return {(game_id, event_id): pk} of the rows it stored."""
+    connection = connections[using]
+    connection.ensure_connection()
+    # Django's error translation (so a lost connection answers 503, not 500).
+    with connection.wrap_database_errors:
+        if plan.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                driver_cursor = cursor.cursor  # psycopg's own: Django's wrapper cannot return rows from executemany
+                driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
+                returned = []
+                while True:
+                    returned += driver_cursor.fetchall()
+                    if not driver_cursor.nextset():
+                        break
+        else:
+            sql = plan.head + ", ".join([plan.row_placeholders] * len(params)) + plan.tail
+            returned = connection.connection.execute(sql, [value for row in params for value in row]).fetchall()
+    # A UUID comes back as hex text from SQLite and as a UUID from PostgreSQL.
+    return {
+        (game_id, value if isinstance(value, uuid.UUID) else uuid.UUID(value)): pk for pk, game_id, value in returned
+    }
+
+
+def insert_events_orm(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
+    """Insert row by row through the ORM, each in a savepoint that a unique-constraint clash rolls back."""
+    inserted = {}
+    for row in rows:
+        try:
+            with transaction.atomic(using=using):
+                event = Event.objects.using(using).create(**row)
+        except IntegrityError:
+            continue
+        inserted[event.event_id] = event.pk
+    return inserted

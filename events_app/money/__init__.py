@@ -1,0 +1,1 @@
+"""Money: currencies, exchange rates and revenue conversion."""

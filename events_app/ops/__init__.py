@@ -1,0 +1,1 @@
+"""Operations: Prometheus exposition, health probes, the job schedule, error reports."""

@@ -1,0 +1,169 @@
+"""Exposition: the `/metrics` view, the delivery worker's exporter, and the figures read from the database.
+
+The backlog, the oldest pending event and the dead count come from the database at
+scrape time, at most once per EVENTS_METRICS_CACHE_SECONDS (through Django's cache:
+per deployment with REDIS_URL, else per process), however often Prometheus asks.
+"""
+
+import hmac
+import logging
+import time
+from collections.abc import Iterable
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from events_app import conf, sharedcache
+from events_app.delivery import breaker
+from events_app.delivery.status import backlog
+from events_app.metrics import MULTIPROCESS_DIR
+from events_app.models import DeliveryState, Event
+
+logger = logging.getLogger(__name__)
+
+_FIGURES_KEY = "events:metrics:database"
+_LOCK_KEY = "events:metrics:database:lock"
+_last_figures: dict | None = None  # this process's last figures, while another process refreshes them
+
+
+def database_figures(*, now: float | None = None) -> dict:
+    """Return the delivery figures read from the database, refreshed at most once per EVENTS_METRICS_CACHE_SECONDS.
+
+    Keys: `backlog` (events pending or failed), `dead`, and the receive times (Unix
+    seconds, None when there is none) of the oldest pending-or-failed event and of
+    the oldest delivered one. Times rather than ages, so a cached figure still ages
+    correctly. Raises DatabaseError if the database cannot be read.
+    """
+    global _last_figures
+    ttl = conf.metrics_cache_seconds()
+    figures = (sharedcache.get_many([_FIGURES_KEY]) or {}).get(_FIGURES_KEY) if ttl > 0 else None
+    if figures is not None:
+        return figures
+    # One process refreshes; the others keep serving their last figures meanwhile.
+    if ttl > 0 and sharedcache.add(_LOCK_KEY, 1, timeout=max(ttl, 1)) is False and _last_figures is not None:
+        return _last_figures
+    figures = _read_figures()
+    if ttl > 0:
+        sharedcache.set(_FIGURES_KEY, figures, timeout=ttl)
+    _last_figures = figures
+    return figures
+
+
+def _read_figures() -> dict:
+    # The dashboard's and the admin index's own figures (one source for "the oldest
+    # undelivered event"), and one row from the front of the (state, received_at) index.
+    due = backlog()
+    delivered = (
+        Event.objects.filter(delivery_state=DeliveryState.DELIVERED)
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    return {
+        "backlog": due.pending + due.failed,
+        "dead": due.dead,
+        "oldest_due_at": due.oldest_undelivered_at.timestamp() if due.oldest_undelivered_at else None,
+        "oldest_delivered_at": delivered.timestamp() if delivered else None,
+    }
+
+
+class DatabaseCollector:
+    """The gauges read at scrape time: database figures (cached) and the breaker's state."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = time.time()
+        try:
+            figures = database_figures()
+        except DatabaseError as exc:
+            logger.warning("metrics: could not read the database: %s", exc.__class__.__name__)
+            figures = None
+        yield GaugeMetricFamily(
+            "events_database_up",
+            "1 if the last read of the delivery figures succeeded.",
+            value=float(figures is not None),
+        )
+        yield GaugeMetricFamily(
+            "events_breaker_open",
+            "1 while the forwarder's circuit breaker is open (shared by all processes with REDIS_URL).",
+            value=float(not breaker.forwarding_allowed()),
+        )
+        if figures is None:
+            return
+        yield GaugeMetricFamily("events_delivery_backlog", "Events pending or failed (to be sent).", figures["backlog"])
+        yield GaugeMetricFamily(
+            "events_dead", "Events the senders gave up on (dead) until resent or purged.", figures["dead"]
+        )
+        yield GaugeMetricFamily(
+            "events_oldest_pending_seconds",
+            "Age of the oldest pending or failed event, by its received_at; 0 when there is none.",
+            _age(figures["oldest_due_at"], now),
+        )
+        yield GaugeMetricFamily(
+            "events_oldest_delivered_seconds",
+            "Age of the oldest delivered event still stored: above the retention, purge_events is not running.",
+            _age(figures["oldest_delivered_at"], now),
+        )
+
+
+def _age(stamp: float | None, now: float) -> float:
+    return max(0.0, now - stamp) if stamp is not None else 0.0
+
+
+class _ThisProcess:
+    """The default registry as one collector: this process's own figures when not in multiprocess mode."""
+
+    def collect(self):
+        yield from REGISTRY.collect()
+
+
+def exposition(*, include_database: bool = True) -> bytes:
+    """Return the metrics in Prometheus text format: every process's counters, then the database gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    if MULTIPROCESS_DIR:
+        MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
+    else:
+        registry.register(_ThisProcess())
+    if include_database:
+        registry.register(DatabaseCollector())
+    return generate_latest(registry)
+
+
+_warned_single_process = False
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics, Prometheus text format; with EVENTS_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    global _warned_single_process
+    token = conf.metrics_token()
+    if token:
+        given = request.META.get("HTTP_AUTHORIZATION", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            response = JsonResponse({"detail": "A valid bearer token is required for /metrics."}, status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    under_gunicorn = request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn")
+    if not MULTIPROCESS_DIR and under_gunicorn and not _warned_single_process:
+        _warned_single_process = True
+        logger.warning(
+            "metrics: PROMETHEUS_MULTIPROC_DIR is unset, so /metrics shows only the worker process that answers; "
+            "gunicorn.conf.py needs the hooks of tracking_project/gunicorn_hooks.py"
+        )
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+def start_exporter(port: int, *, addr: str = "0.0.0.0"):
+    """Serve this process's figures (no database gauges) on `port` from a thread: the delivery worker's.
+
+    Returns the server (its `shutdown()` stops it).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    if MULTIPROCESS_DIR:
+        MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
+    else:
+        registry.register(_ThisProcess())
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    logger.info("metrics exporter listening on %s:%d", addr, port)
+    return server

@@ -1,0 +1,1 @@
+"""Privacy and retention: erasing players, purging what is older than it needs to be."""

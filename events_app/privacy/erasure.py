@@ -1,0 +1,144 @@
+"""Erasing a player: delete what the database holds of them, suppress their later events, say what is left elsewhere.
+
+`erase_player` first suppresses the player (committed under the game's erasure
+lock, see dbwrite.hold_erasure_lock), then deletes their events with their delivery
+attempts in id-ordered batches, then their rejected events. From the suppression's
+commit on, ingest answers their events `suppressed` and stores none (it reads the
+list with `suppressed_ids`, in the transaction that stores the others), so the
+deletes cannot miss a row stored meanwhile. Erasing again is harmless: it deletes
+what may have arrived since (nothing, once suppressed) and keeps the first
+suppression's who and when.
+
+Lines already in S3 and rows loaded into Snowflake are not the database's to
+delete: `warehouse_delete_sql` gives the statement for the warehouse, and
+docs/privacy.md what the operator does for S3.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from events_app import conf
+from events_app.db import hold_erasure_lock, write_transaction
+from events_app.delivery.warehouse import IDENTIFIER, sql_string
+from events_app.models import DeliveryAttempt, Event, Game, RejectedEvent, SuppressedPlayer
+
+logger = logging.getLogger(__name__)
+
+WAREHOUSE_DATABASE = "ANALYTICS"  # warehouse_sql's defaults
+WAREHOUSE_SCHEMA = "PLAYER_EVENTS"
+WAREHOUSE_TABLE = "game_events_raw"  # warehouse/03_raw_table.sql
+
+
+@dataclass
+class ErasureCounts:
+    """What one erasure deleted, and whether it suppressed the player now (False: they were already)."""
+
+    events: int = 0
+    attempts: int = 0
+    rejected_events: int = 0
+    newly_suppressed: bool = False
+
+
+def erase_player(
+    *, game: Game, player_id: str, by: str = "", reason: str = "", now: datetime | None = None
+) -> ErasureCounts:
+    """Suppress `player_id` in `game`, then delete their events, attempts and rejected events; return the counts.
+
+    `by` (a user name, or "command") and `reason` are kept on the suppression.
+    """
+    counts = ErasureCounts()
+    with write_transaction():
+        hold_erasure_lock(game.pk, exclusive=True)
+        _, counts.newly_suppressed = SuppressedPlayer.objects.get_or_create(
+            game=game, player_id=player_id,
+            defaults={"created_at": now or timezone.now(), "created_by": by[:150], "reason": reason[:500]},
+        )  # fmt: skip
+    counts.events, counts.attempts = _delete_events(game=game, player_id=player_id)
+    with write_transaction():
+        counts.rejected_events = RejectedEvent.objects.filter(_rejections_of(game, player_id)).delete()[0]
+    logger.info(
+        "erased game=%s events=%d attempts=%d rejected_events=%d newly_suppressed=%d by=%s",
+        game.slug, counts.events, counts.attempts, counts.rejected_events, counts.newly_suppressed, by or "-",
+    )  # fmt: skip
+    return counts
+
+
+def unsuppress(*, game: Game, player_id: str, by: str = "") -> bool:
+    """Lift the player's suppression, so that their events are stored again; return False if there was none."""
+    with write_transaction():
+        hold_erasure_lock(game.pk, exclusive=True)
+        deleted = SuppressedPlayer.objects.filter(game=game, player_id=player_id).delete()[0]
+    logger.info("unsuppressed game=%s lifted=%d by=%s", game.slug, deleted, by or "-")
+    return bool(deleted)
+
+
+def suppressed_ids(*, game: Game, player_ids: Iterable[str]) -> set[str]:
+    """Return which of `player_ids` are suppressed in `game`, in one query.
+
+    Call inside the transaction that stores the others' events: it takes the game's
+    erasure lock (shared) first, so an erasure running now is either seen whole or
+    waits for this transaction.
+    """
+    wanted = set(player_ids)
+    if not wanted:
+        return set()
+    hold_erasure_lock(game.pk, exclusive=False)
+    # One plain statement, on the (game, player_id) unique index: on every ingest
+    # request, where building the ORM query cost more than running it (bench/ingest.py).
+    table = connection.ops.quote_name(SuppressedPlayer._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(wanted))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT player_id FROM {table} WHERE game_id = %s AND player_id IN ({placeholders})",
+            [game.pk, *wanted],
+        )
+        return {player_id for (player_id,) in cursor.fetchall()}
+
+
+def warehouse_delete_sql(
+    *, game: Game, player_id: str, database: str = WAREHOUSE_DATABASE, schema: str = WAREHOUSE_SCHEMA
+) -> str:
+    """Return the Snowflake statement that deletes the player's lines from the raw table (the views read it)."""
+    for what, name in (("database", database), ("schema", schema)):
+        if not IDENTIFIER.fullmatch(name):
+            raise ValueError(f"Not a Snowflake identifier for the {what}: {name!r}")
+    return (
+        f"DELETE FROM {database}.{schema}.{WAREHOUSE_TABLE}\n"
+        f"WHERE record:game::STRING = '{sql_string(game.slug)}'\n"
+        f"  AND record:player_id::STRING = '{sql_string(player_id)}';"
+    )
+
+
+def _delete_events(*, game: Game, player_id: str) -> tuple[int, int]:
+    """Delete the player's events with their attempts, one short transaction per batch; return both counts."""
+    events = attempts = 0
+    batch_size = conf.purge_batch_size()
+    while True:
+        # On the player_id index; few players share an id across games.
+        ids = list(
+            Event.objects.filter(player_id=player_id, game=game)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return events, attempts
+        with write_transaction():
+            # Lock the rows first (PostgreSQL; in pk order, as senders lock them): a sender
+            # recording an outcome for one of them finishes first, or finds it gone.
+            list(Event.objects.filter(pk__in=ids).order_by("pk").select_for_update().values_list("pk", flat=True))
+            attempts += DeliveryAttempt.objects.filter(event_id__in=ids).delete()[0]
+            # only("pk"): the cascade's collector reads the ids, not every payload.
+            events += Event.objects.filter(pk__in=ids).only("pk").delete()[1].get(Event._meta.label, 0)
+
+
+def _rejections_of(game: Game, player_id: str) -> Q:
+    """Match the player's rejected events: by the player column, or in a body that named no player of its own."""
+    quoted = orjson.dumps(player_id).decode()  # as it appears in the stored JSON body
+    return Q(game=game) & (Q(player_id=player_id) | Q(player_id="", body__contains=quoted))
