@@ -138,33 +138,66 @@ def load(count: int, *, analyze: bool) -> None:
                 state, attempts, error = "delivered", 1, ""
             purchase = rng.random() < 0.25
             payload = {
-                "schema_version": 1, "event_id": str(event_id), "event_type": "purchase" if purchase else "install",
-                "game": slug, "player_id": f"player-{rng.randint(1, 200_000)}",
-                "occurred_at": received.isoformat(), "sent_at": None, "received_at": received.isoformat(),
-                "derived_at": received.isoformat(), "platform": platform, "app_version": "3.2.1",
-                "session_id": None, "properties": {"store": "google_play"}, "context": {},
-            }  # fmt: skip
+                "schema_version": 1,
+                "event_id": str(event_id),
+                "event_type": "purchase" if purchase else "install",
+                "game": slug,
+                "player_id": f"player-{rng.randint(1, 200_000)}",
+                "occurred_at": received.isoformat(),
+                "sent_at": None,
+                "received_at": received.isoformat(),
+                "derived_at": received.isoformat(),
+                "platform": platform,
+                "app_version": "3.2.1",
+                "session_id": None,
+                "properties": {"store": "google_play"},
+                "context": {},
+            }
             values = {
-                "game_id": games[slug].pk, "event_id": event_id.hex if sqlite else event_id,
-                "event_type": payload["event_type"], "player_id": payload["player_id"], "platform": platform,
-                "transaction_id": None, "currency": "", "revenue": None, "revenue_base": None,
-                "base_currency": "", "fx_rate": None, "fx_date": None,
-                "occurred_at": stamp(received), "sent_at": None, "received_at": stamp(received),
-                "derived_at": stamp(received), "delivery_state": state, "attempts": attempts,
+                "game_id": games[slug].pk,
+                "event_id": event_id.hex if sqlite else event_id,
+                "event_type": payload["event_type"],
+                "player_id": payload["player_id"],
+                "platform": platform,
+                "transaction_id": None,
+                "currency": "",
+                "revenue": None,
+                "revenue_base": None,
+                "base_currency": "",
+                "fx_rate": None,
+                "fx_date": None,
+                "occurred_at": stamp(received),
+                "sent_at": None,
+                "received_at": stamp(received),
+                "derived_at": stamp(received),
+                "delivery_state": state,
+                "attempts": attempts,
                 "next_attempt_at": stamp(received) if state in ("pending", "failed") else None,
-                "last_error": error, "delivered_at": stamp(received) if state == "delivered" else None,
-                "emitted_at": stamp(received) if attempts else None, "claim_token": None, "claimed_until": None,
-            }  # fmt: skip
+                "last_error": error,
+                "delivered_at": stamp(received) if state == "delivered" else None,
+                "emitted_at": stamp(received) if attempts else None,
+                "claim_token": None,
+                "claimed_until": None,
+            }
             if purchase:
                 currency, _, rate = CURRENCIES[rng.choices(range(5), weights=[c[1] for c in CURRENCIES])[0]]
                 price = rng.choice(PRICES)
-                payload["properties"] = {"transaction_id": f"txn-{index}", "product_id": "gems", "price": price,
-                                         "currency": currency, "quantity": 1}  # fmt: skip
+                payload["properties"] = {
+                    "transaction_id": f"txn-{index}",
+                    "product_id": "gems",
+                    "price": price,
+                    "currency": currency,
+                    "quantity": 1,
+                }
                 payload.update(price=price, quantity=1, currency=currency, revenue=price)
                 values.update(transaction_id=f"txn-{index}", currency=currency, revenue=price)
                 if rng.random() < 0.95:  # the rest wait for an exchange rate
-                    values.update(revenue_base=f"{float(price) / rate:.6f}", base_currency="USD",
-                                  fx_rate=f"{rate:.12f}", fx_date=received.date())  # fmt: skip
+                    values.update(
+                        revenue_base=f"{float(price) / rate:.6f}",
+                        base_currency="USD",
+                        fx_rate=f"{rate:.12f}",
+                        fx_date=received.date(),
+                    )
             values["payload"] = orjson.dumps(payload).decode()
             yield [values[f.attname] for f in fields]
 
@@ -222,14 +255,17 @@ def time_pages(*, repeat: int, verbose: bool) -> None:
         ("list, dead events", f"{events}?delivery_state__exact=dead"),
         ("list, purchases in EUR", f"{events}?event_type=purchase&currency=EUR"),
         ("list, unfiltered", events),
-        ("list, one day", f"{events}?received_at__year={yesterday.year}&received_at__month={yesterday.month}"
-                          f"&received_at__day={yesterday.day}"),
+        (
+            "list, one day",
+            f"{events}?received_at__year={yesterday.year}&received_at__month={yesterday.month}"
+            f"&received_at__day={yesterday.day}",
+        ),
         ("search, player id", f"{events}?q={sample['player_id']}"),
         ("search, event id", f"{events}?q={sample['event_id']}"),
         ("event page", reverse("admin:events_app_event_change", args=[sample["pk"]])),
         ("dashboard", reverse("admin:events_app_event_dashboard")),
         ("dashboard, one game", reverse("admin:events_app_event_dashboard") + "?game=space-raiders"),
-    ]  # fmt: skip
+    ]
     print(f"{'page':<34} {'fastest':>9} {'median':>9} {'queries':>8}")
     for name, url in pages:
         queries: list[tuple[float, str]] = []

@@ -30,24 +30,33 @@ def ensure_postgres_database(url: str) -> None:
 def put_record_batch_calls(endpoint_url: str, bucket: str = "game-events") -> int:
     """Return how many PutRecordBatch calls reached moto (it writes one S3 object per call)."""
     s3 = boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return sum(len(page.get("Contents", [])) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket))
 
 
 def s3_client(endpoint_url: str):
     return boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def s3_objects(endpoint_url: str, bucket: str) -> list[dict]:
     """Return the listing (Key, LastModified, ...) of every object in `bucket`."""
     s3 = s3_client(endpoint_url)
-    return [item for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for item in page.get("Contents", [])]  # fmt: skip
+    return [
+        item
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
 
 
 def s3_line_count(endpoint_url: str, bucket: str, objects: list[dict]) -> int:
@@ -68,10 +77,25 @@ def run_wrk(url: str, *, key: str, batch: int, duration: float, connections: int
     env = {**os.environ, "API_KEY": key, "BATCH": str(batch)}
     started = time.time()
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{round(duration)}s", "--timeout", "30s",
-         "-s", str(ROOT / "bench" / "wrk_e2e.lua"), url],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{round(duration)}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(ROOT / "bench" / "wrk_e2e.lua"),
+            url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     line = next(line for line in out.splitlines() if line.startswith("E2E "))
     figures = dict(part.split("=") for part in line.split()[1:])
     return {

@@ -119,8 +119,10 @@ def main() -> None:
         calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
 
     print(f"worker: {summary}")
-    print(f"delivery: {args.events / seconds:,.0f} events/s ({seconds:.0f} s incl. start-up), "
-          f"{calls} PutRecordBatch calls = {calls * 10_000 / args.events:.1f} per 10,000 events")  # fmt: skip
+    print(
+        f"delivery: {args.events / seconds:,.0f} events/s ({seconds:.0f} s incl. start-up), "
+        f"{calls} PutRecordBatch calls = {calls * 10_000 / args.events:.1f} per 10,000 events"
+    )
     peak = max(sample[2] for sample in samples) if samples else 0
     print(f"worker memory: peak {peak / 1024:.0f} MiB; RSS over time (s: MiB):")
     step = max(1, len(samples) // 10)

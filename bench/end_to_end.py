@@ -94,10 +94,19 @@ def gunicorn(app: str, env: dict, log: Path) -> tuple[subprocess.Popen, str]:
 def delay_proxy(target: str, delay_ms: float, log: Path) -> Iterator[str]:
     port = free_port()
     process = start(
-        [sys.executable, str(ROOT / "bench" / "delay_proxy.py"), "--port", str(port), "--target", target,
-         "--delay-ms", str(delay_ms)],
-        env=dict(os.environ), log=log,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "bench" / "delay_proxy.py"),
+            "--port",
+            str(port),
+            "--target",
+            target,
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        env=dict(os.environ),
+        log=log,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url)
@@ -111,8 +120,15 @@ def proxy_counts(proxy_url: str) -> dict:
 
 
 @contextlib.contextmanager
-def project(workdir: Path, template: tuple[Path, str], run: str, *, aws_url: str | None, forwarding: bool,
-            stream: str = "game-events") -> Iterator[Server]:  # fmt: skip
+def project(
+    workdir: Path,
+    template: tuple[Path, str],
+    run: str,
+    *,
+    aws_url: str | None,
+    forwarding: bool,
+    stream: str = "game-events",
+) -> Iterator[Server]:
     """Serve the project from a copy of the template database; with forwarding, a delivery worker runs beside it."""
     database = workdir / f"{run}.sqlite3"
     shutil.copy(template[0], database)
@@ -151,10 +167,16 @@ def bare(workdir: Path, run: str) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def seed(workdir: Path, run: str, *, aws_url: str, moto_url: str, stream: str) -> Iterator[Server]:
-    env = {**base_env(workdir), "DATABASE_URL": f"sqlite:///{workdir / 'unused.sqlite3'}",
-           "AWS_ENDPOINT_URL": aws_url, "FIREHOSE_STREAM_NAME": stream, "FIREHOSE_S3_BUCKET": stream}  # fmt: skip
-    subprocess.run([*MANAGE, "ensure_firehose"], env={**env, "AWS_ENDPOINT_URL": moto_url}, check=True,
-                   capture_output=True)  # fmt: skip
+    env = {
+        **base_env(workdir),
+        "DATABASE_URL": f"sqlite:///{workdir / 'unused.sqlite3'}",
+        "AWS_ENDPOINT_URL": aws_url,
+        "FIREHOSE_STREAM_NAME": stream,
+        "FIREHOSE_S3_BUCKET": stream,
+    }
+    subprocess.run(
+        [*MANAGE, "ensure_firehose"], env={**env, "AWS_ENDPOINT_URL": moto_url}, check=True, capture_output=True
+    )
     server, url = gunicorn("bench.seed_app:app", env, workdir / f"{run}-seed.log")
     try:
         yield Server("seed (Flask, put_record per event)", url, "unused")
@@ -180,8 +202,9 @@ def phase_ingest(args, workdir: Path, template) -> list[str]:
                     else bare(workdir, run)
                 )
                 with serving as server:
-                    result = run_wrk(server.url, key=server.key, batch=batch, duration=args.duration,
-                                     connections=args.connections)  # fmt: skip
+                    result = run_wrk(
+                        server.url, key=server.key, batch=batch, duration=args.duration, connections=args.connections
+                    )
                 rate = acknowledged(result, batch) / result["seconds"]
                 rates[name].append(rate)
                 out.append(
@@ -189,8 +212,10 @@ def phase_ingest(args, workdir: Path, template) -> list[str]:
                     f"p95 {result['p95']:.1f} ms, non-2xx {result['errors']})"
                 )
         ratio = statistics.mean(p / b for p, b in zip(rates["project"], rates["bare"], strict=True))
-        out.append(f"  {shape:15} project {statistics.mean(rates['project']):8.0f} events/s, bare "
-                   f"{statistics.mean(rates['bare']):8.0f} events/s: {ratio:.2f}x the bare baseline")  # fmt: skip
+        out.append(
+            f"  {shape:15} project {statistics.mean(rates['project']):8.0f} events/s, bare "
+            f"{statistics.mean(rates['bare']):8.0f} events/s: {ratio:.2f}x the bare baseline"
+        )
     return out
 
 
@@ -247,12 +272,12 @@ def e2e_run(args, workdir, template, moto_url, name, batch, round_, shape, out) 
     # Both straight to moto: a proxy would cost the machine's two cores CPU.
     with contextlib.ExitStack() as stack:
         if name == "project":
-            server = stack.enter_context(project(workdir, template, run, aws_url=moto_url, forwarding=True,
-                                                 stream=stream))  # fmt: skip
+            server = stack.enter_context(
+                project(workdir, template, run, aws_url=moto_url, forwarding=True, stream=stream)
+            )
         else:
             server = stack.enter_context(seed(workdir, run, aws_url=moto_url, moto_url=moto_url, stream=stream))
-        result = run_wrk(server.url, key=server.key, batch=batch, duration=args.duration,
-                         connections=args.connections)  # fmt: skip
+        result = run_wrk(server.url, key=server.key, batch=batch, duration=args.duration, connections=args.connections)
         events = acknowledged(result, batch)
         landing = landed(moto_url, stream, events)
     if name == "project":  # the forwarder's and the worker's own tally, from their log lines
@@ -285,12 +310,14 @@ def phase_latency(args, workdir: Path, template) -> list[str]:
             with contextlib.ExitStack() as stack:
                 proxy = stack.enter_context(delay_proxy(moto_url, delay, workdir / f"{run}-proxy.log"))
                 if name == "project":
-                    server = stack.enter_context(project(workdir, template, run, aws_url=proxy, forwarding=True,
-                                                         stream=stream))  # fmt: skip
+                    server = stack.enter_context(
+                        project(workdir, template, run, aws_url=proxy, forwarding=True, stream=stream)
+                    )
                 else:
                     server = stack.enter_context(seed(workdir, run, aws_url=proxy, moto_url=moto_url, stream=stream))
-                result = run_wrk(server.url, key=server.key, batch=0, duration=args.duration,
-                                 connections=args.connections)  # fmt: skip
+                result = run_wrk(
+                    server.url, key=server.key, batch=0, duration=args.duration, connections=args.connections
+                )
                 counts = proxy_counts(proxy)
             p95.setdefault((name, delay), []).append(result["p95"])
             events = acknowledged(result, 0)
@@ -300,8 +327,10 @@ def phase_latency(args, workdir: Path, template) -> list[str]:
                 f"non-2xx {result['errors']}; {counts['calls'] * 1000 / max(events, 1):.1f} calls per 1,000 events"
             )
     healthy, slow = statistics.median(p95[("project", 0)]), statistics.median(p95[("project", 300)])
-    out.append(f"  project p95, median of {args.rounds} rounds: healthy {healthy:.1f} ms, 300 ms Firehose "
-               f"{slow:.1f} ms: {slow - healthy:+.1f} ms")  # fmt: skip
+    out.append(
+        f"  project p95, median of {args.rounds} rounds: healthy {healthy:.1f} ms, 300 ms Firehose "
+        f"{slow:.1f} ms: {slow - healthy:+.1f} ms"
+    )
     return out
 
 
@@ -319,8 +348,10 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     template = template_database(workdir)
-    report = [f"machine: {os.cpu_count()} cores; gunicorn.conf.py as shipped; wrk 1 thread, "
-              f"{args.connections} connections, {args.duration:.0f} s per run; logs in {workdir}"]  # fmt: skip
+    report = [
+        f"machine: {os.cpu_count()} cores; gunicorn.conf.py as shipped; wrk 1 thread, "
+        f"{args.connections} connections, {args.duration:.0f} s per run; logs in {workdir}"
+    ]
     phases = {"ingest": phase_ingest, "e2e": phase_e2e, "latency": phase_latency}
     for name, phase in phases.items():
         if args.phase in ("all", name):

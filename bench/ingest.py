@@ -46,10 +46,24 @@ PROFILES = ("classic", "mixed", "custom")
 def run_wrk(url: str, *, key: str, batch: int, duration: int, connections: int, profile: str = "classic") -> dict:
     env = {**os.environ, "API_KEY": key, "BATCH": str(batch), "PROFILE": profile}
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency",
-         "-s", str(ROOT / "bench" / "wrk_events.lua"), url],
-        env=env, check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "wrk_events.lua"),
+            url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -96,8 +110,13 @@ def prepare(root: Path, env: dict, *, fresh: bool, custom_schema: bool) -> str:
     ).stdout.split()[-1]
     if custom_schema:
         schema = ROOT / "bench" / "level_up.schema.json"
-        subprocess.run([*manage, "event_schema", "bench-game", "level_up", str(schema)], env=env, check=True,
-                       capture_output=True, cwd=root)  # fmt: skip
+        subprocess.run(
+            [*manage, "event_schema", "bench-game", "level_up", str(schema)],
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=root,
+        )
     return key
 
 
@@ -126,10 +145,19 @@ def serving(root: Path, env: dict, args: argparse.Namespace) -> Iterator[str]:
     """Run gunicorn on the code in `root`; yield its URL."""
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "tracking_project.wsgi", "-b", f"127.0.0.1:{port}", "--no-control-socket",
-         *server_flags(root, args)],
-        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "gunicorn"),
+            "tracking_project.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            *server_flags(root, args),
+        ],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/healthz")
@@ -151,10 +179,14 @@ def worktree(ref: str) -> Iterator[Path]:
 
 
 def report(label: str, single: dict, batched: dict) -> None:
-    print(f"{label:<16} single events : {single['rps']:8.0f} requests/s = events/s  (p50 {single['p50']}, "
-          f"p99 {single['p99']}, non-2xx {single['errors']})")  # fmt: skip
-    print(f"{label:<16} batches of 100: {batched['rps'] * 100:8.0f} events/s ({batched['rps']:.0f} requests/s, "
-          f"p50 {batched['p50']}, p99 {batched['p99']}, non-2xx {batched['errors']})")  # fmt: skip
+    print(
+        f"{label:<16} single events : {single['rps']:8.0f} requests/s = events/s  (p50 {single['p50']}, "
+        f"p99 {single['p99']}, non-2xx {single['errors']})"
+    )
+    print(
+        f"{label:<16} batches of 100: {batched['rps'] * 100:8.0f} events/s ({batched['rps']:.0f} requests/s, "
+        f"p50 {batched['p50']}, p99 {batched['p99']}, non-2xx {batched['errors']})"
+    )
 
 
 def main() -> None:
@@ -181,10 +213,11 @@ def main() -> None:
 
     def measure(url: str, api_key: str, profile: str) -> tuple[dict, dict]:
         return tuple(
-            run_wrk(url, key=api_key, batch=batch, duration=args.duration, connections=args.connections,
-                    profile=profile)
+            run_wrk(
+                url, key=api_key, batch=batch, duration=args.duration, connections=args.connections, profile=profile
+            )
             for batch in (0, 100)
-        )  # fmt: skip
+        )
 
     baseline_runs: list[tuple[dict, dict]] = []
     with contextlib.ExitStack() as stack:
@@ -217,8 +250,10 @@ def main() -> None:
         calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
     shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {' '.join(server_flags(ROOT, args))} "
-          f"(+ gunicorn.conf.py), wrk: 1 thread, {args.connections} connections, {args.duration} s a run")  # fmt: skip
+    print(
+        f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {' '.join(server_flags(ROOT, args))} "
+        f"(+ gunicorn.conf.py), wrk: 1 thread, {args.connections} connections, {args.duration} s a run"
+    )
     if baseline_runs:
         report(f"{args.baseline_ref[:10]} before", *baseline_runs[0])
     for profile in profiles:
@@ -226,9 +261,11 @@ def main() -> None:
     if baseline_runs:
         report(f"{args.baseline_ref[:10]} after", *baseline_runs[1])
     print(f"stored rows   : {stored} (acknowledged {acknowledged})")
-    print(f"delivery      : {stored / delivery_seconds:8.0f} events/s into moto (one worker, "
-          f"{delivery_seconds:.1f} s incl. start-up), {calls} PutRecordBatch calls, "
-          f"{calls * 10_000 / max(stored, 1):.1f} calls per 10,000 events")  # fmt: skip
+    print(
+        f"delivery      : {stored / delivery_seconds:8.0f} events/s into moto (one worker, "
+        f"{delivery_seconds:.1f} s incl. start-up), {calls} PutRecordBatch calls, "
+        f"{calls * 10_000 / max(stored, 1):.1f} calls per 10,000 events"
+    )
     if stored < acknowledged:
         sys.exit("LOST EVENTS: fewer rows than acknowledged events")
 

@@ -122,18 +122,24 @@ def database_size(database_url: str) -> dict:
             page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
             wal = Path(f"{path}-wal")
             return {
-                "events": events, "attempts": attempts,
+                "events": events,
+                "attempts": attempts,
                 "file_mib": path.stat().st_size / 2**20,
                 "wal_mib": wal.stat().st_size / 2**20 if wal.exists() else 0.0,
                 "free_mib": cursor.execute("PRAGMA freelist_count").fetchone()[0] * page_size / 2**20,
-            }  # fmt: skip
+            }
         figures = {"events": events, "attempts": attempts}
         for table in ("events_app_event", "events_app_deliveryattempt"):
             short = "event" if table.endswith("event") else "attempt"
             heap, indexes = cursor.execute("SELECT pg_table_size(%s), pg_indexes_size(%s)", (table, table)).fetchone()
             dead = cursor.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,)).fetchone()
-            figures.update({f"{short}_table_mib": heap / 2**20, f"{short}_indexes_mib": indexes / 2**20,
-                            f"{short}_dead_tuples": dead[0] if dead else None})  # fmt: skip
+            figures.update(
+                {
+                    f"{short}_table_mib": heap / 2**20,
+                    f"{short}_indexes_mib": indexes / 2**20,
+                    f"{short}_dead_tuples": dead[0] if dead else None,
+                }
+            )
         with contextlib.suppress(Exception):
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
             conn.commit()
@@ -204,8 +210,13 @@ class Load:
                 if now < next_at:
                     time.sleep(next_at - now)
                 next_at += interval
-                event = {"event_id": str(uuid.uuid4()), "event_type": "install", "player_id": f"p{n}",
-                         "occurred_at": "2026-01-01T00:00:00Z", "platform": "ios"}  # fmt: skip
+                event = {
+                    "event_id": str(uuid.uuid4()),
+                    "event_type": "install",
+                    "player_id": f"p{n}",
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "platform": "ios",
+                }
                 started = time.monotonic()
                 try:
                     status = session.post(f"{self.url}/v1/events", json=event, timeout=30).status_code
@@ -249,10 +260,21 @@ def serve(env: dict, *, workers: int, log: Path) -> tuple[subprocess.Popen, str]
 
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "tracking_project.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--no-control-socket"],
-        env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            str(BIN / "gunicorn"),
+            "tracking_project.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/healthz")
     return process, url
@@ -289,11 +311,15 @@ def run_one(kind: str, args, workdir: Path) -> None:
     }
     generations = args.cycles + 1
     age = [(generations - index) * 10 for index in range(generations)]  # e.g. 30, 20, 10 days
-    print(f"\n== {kind}: generations of {args.rows:,} delivered events, {', '.join(map(str, age))} days old",
-          flush=True)  # fmt: skip
+    print(
+        f"\n== {kind}: generations of {args.rows:,} delivered events, {', '.join(map(str, age))} days old", flush=True
+    )
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, check=True)
-    key = subprocess.run([*MANAGE, "create_api_key", "bench-game"], env=env, check=True, capture_output=True,
-                         text=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    key = (
+        subprocess.run([*MANAGE, "create_api_key", "bench-game"], env=env, check=True, capture_output=True, text=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     started = time.perf_counter()
     for index in (0, 1):
         seed_events(database_url, game_slug="bench-game", count=args.rows, age_days=age[index])
@@ -303,8 +329,11 @@ def run_one(kind: str, args, workdir: Path) -> None:
 
     process, url = serve(env, workers=3, log=workdir / f"gunicorn-{kind}.log")
     try:
-        print(f"  /metrics at {2 * args.rows:,} rows: {scrape_cost(url):.1f} ms per scrape "
-              "(database figures recomputed each time)", flush=True)  # fmt: skip
+        print(
+            f"  /metrics at {2 * args.rows:,} rows: {scrape_cost(url):.1f} ms per scrape "
+            "(database figures recomputed each time)",
+            flush=True,
+        )
         for cycle in range(1, args.cycles + 1):
             if cycle > 1:
                 seed_events(database_url, game_slug="bench-game", count=args.rows, age_days=age[cycle])
@@ -318,15 +347,20 @@ def run_one(kind: str, args, workdir: Path) -> None:
             purge_start = time.monotonic()
             result = subprocess.run(
                 [*MANAGE, "purge_events", "--older-than", str(older_than), "--batch-size", str(args.batch_size)],
-                env=env, check=True, capture_output=True, text=True,
-            )  # fmt: skip
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             purge_end = time.monotonic()
             time.sleep(1)
             load.stop()
             seconds = purge_end - purge_start
-            print(f"  cycle {cycle}: purge_events --older-than {older_than}: {result.stdout.strip()} in "
-                  f"{seconds:.1f} s ({args.rows / seconds:,.0f} events/s, batches of {args.batch_size})",
-                  flush=True)  # fmt: skip
+            print(
+                f"  cycle {cycle}: purge_events --older-than {older_than}: {result.stdout.strip()} in "
+                f"{seconds:.1f} s ({args.rows / seconds:,.0f} events/s, batches of {args.batch_size})",
+                flush=True,
+            )
             show("ingest without purge", load.window(base_start, purge_start))
             show("ingest during purge", load.window(purge_start, purge_end))
             show("size after purge", database_size(database_url))

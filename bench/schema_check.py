@@ -59,21 +59,43 @@ def main() -> None:
     compiled = custom.current_schema(game_id=game.pk, event_type="level_up")
     now = datetime.now(UTC)
     properties = {
-        "level": 12, "hero": "ayla", "class": "mage", "xp": 48210, "gold": 1200, "zone": "frost_peaks",
-        "party_size": 3, "hardcore": False, "duration_s": 312.5, "difficulty": "normal",
-    }  # fmt: skip
+        "level": 12,
+        "hero": "ayla",
+        "class": "mage",
+        "xp": 48210,
+        "gold": 1200,
+        "zone": "frost_peaks",
+        "party_size": 3,
+        "hardcore": False,
+        "duration_s": 312.5,
+        "difficulty": "normal",
+    }
     common = {"player_id": "player-1", "occurred_at": now.isoformat(), "platform": "android", "session_id": "s-1"}
     custom = {"event_id": str(uuid.uuid4()), "event_type": "level_up", "properties": properties, **common}
     install = {
-        "event_id": str(uuid.uuid4()), "event_type": "install", **common,
-        "properties": {"store": "app_store", "campaign": "summer", "country": "FR", "device_model": "iPhone15,2",
-                       "os_version": "18.1"},
-    }  # fmt: skip
+        "event_id": str(uuid.uuid4()),
+        "event_type": "install",
+        **common,
+        "properties": {
+            "store": "app_store",
+            "campaign": "summer",
+            "country": "FR",
+            "device_model": "iPhone15,2",
+            "os_version": "18.1",
+        },
+    }
     purchase = {
-        "event_id": str(uuid.uuid4()), "event_type": "purchase", **common,
-        "properties": {"transaction_id": "GPA.1", "product_id": "gem_pack_small", "price": "4.99",
-                       "currency": "EUR", "store": "google_play"},
-    }  # fmt: skip
+        "event_id": str(uuid.uuid4()),
+        "event_type": "purchase",
+        **common,
+        "properties": {
+            "transaction_id": "GPA.1",
+            "product_id": "gem_pack_small",
+            "price": "4.99",
+            "currency": "EUR",
+            "store": "google_play",
+        },
+    }
     serializer = _event_serializer({"received_at": now, "batch_sent_at": None, "game": game})
     assert compiled.errors(properties) is None
     assert serializer.run_validation(custom)["event_schema_version"] == 1

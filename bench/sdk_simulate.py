@@ -62,16 +62,32 @@ def main() -> None:
         [*MANAGE, "create_api_key", "bench-sdk"], env=env, check=True, capture_output=True, text=True
     ).stdout.split()[-1]
     server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "tracking_project.wsgi", "-k", "gthread", "-w", str(args.workers),
-         "--threads", str(args.threads), "-b", f"127.0.0.1:{port}", "--no-control-socket"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIN / "gunicorn"),
+            "tracking_project.wsgi",
+            "-k",
+            "gthread",
+            "-w",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     failures = 0
     try:
         wait_until_up(f"{url}/healthz")
-        print(f"gunicorn: {args.workers} gthread workers x {args.threads} threads, SQLite, {os.cpu_count()} CPUs; "
-              f"SDK persistence {'on' if args.persist else 'off'}")  # fmt: skip
+        print(
+            f"gunicorn: {args.workers} gthread workers x {args.threads} threads, SQLite, {os.cpu_count()} CPUs; "
+            f"SDK persistence {'on' if args.persist else 'off'}"
+        )
         for label, rate in (("unpaced", 0.0), (f"paced at {args.rate:g} events/s", args.rate)):
             before = stored_rows(db_path)
             spool = str(workdir / f"spool-{rate:g}.sqlite3") if args.persist else None

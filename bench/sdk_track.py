@@ -57,22 +57,37 @@ PRICE = Decimal("4.99")
 CASES = {
     "install": lambda n: {"store": "google_play", "country": "DE", "platform": "android"},
     "purchase": lambda n: {
-        "transaction_id": f"GPA.{n}", "product_id": "gems_100", "price": PRICE, "currency": "EUR",
+        "transaction_id": f"GPA.{n}",
+        "product_id": "gems_100",
+        "price": PRICE,
+        "currency": "EUR",
         "platform": "android",
     },
     "session_start": lambda n: {"session_id": f"s-{n}", "platform": "android"},
     "session_end": lambda n: {"session_id": f"s-{n}", "duration_ms": 61_000, "platform": "android"},
     "progression": lambda n: {
-        "status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2, "session_id": f"s-{n}",
+        "status": "complete",
+        "level": "world1:level3",
+        "score": 1200,
+        "attempt": 2,
+        "session_id": f"s-{n}",
     },
     "resource": lambda n: {
-        "flow": "source", "resource": "coins", "amount": "50", "item_type": "reward", "session_id": f"s-{n}",
+        "flow": "source",
+        "resource": "coins",
+        "amount": "50",
+        "item_type": "reward",
+        "session_id": f"s-{n}",
     },
     "ad_impression": lambda n: {
-        "ad_network": "admob", "ad_format": "rewarded", "ad_unit": "rewarded_main", "revenue": "0.012345",
-        "currency": "USD", "session_id": f"s-{n}",
+        "ad_network": "admob",
+        "ad_format": "rewarded",
+        "ad_unit": "rewarded_main",
+        "revenue": "0.012345",
+        "currency": "USD",
+        "session_id": f"s-{n}",
     },
-}  # fmt: skip
+}
 
 
 def measure(url: str, *, kind: str, calls: int, rate: float, persist: Path | None) -> dict:
@@ -127,8 +142,10 @@ def main() -> None:
     stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN], stdout=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{stand_in.stdout.readline().strip()}"
-        print(f"{args.calls:,} calls per case, {'back to back' if not args.rate else f'{args.rate:g}/s'}; "
-              f"Python {sys.version.split()[0]}")  # fmt: skip
+        print(
+            f"{args.calls:,} calls per case, {'back to back' if not args.rate else f'{args.rate:g}/s'}; "
+            f"Python {sys.version.split()[0]}"
+        )
         print(f"{'case':<36} {'median':>8} {'p90':>8} {'p99':>8} {'max':>9}  {'calls/s':>9}  all delivered")
         with tempfile.TemporaryDirectory() as folder:
             for persistence in (False, True):

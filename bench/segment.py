@@ -35,11 +35,24 @@ BATCH = 100
 def run_segment_wrk(url: str, *, key: str, duration: int, connections: int, context: str) -> dict:
     credentials = base64.b64encode(f"{key}:".encode()).decode()
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency",
-         "-s", str(ROOT / "bench" / "wrk_segment.lua"), url],
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "wrk_segment.lua"),
+            url,
+        ],
         env={**os.environ, "API_KEY": credentials, "BATCH": str(BATCH), "CONTEXT": context},
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -80,14 +93,18 @@ def main() -> None:
     stored = count_rows(env, MANAGE)
     shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} {args.worker_class} workers "
-          f"x {args.threads} threads, wrk: 1 thread, {args.connections} connections, "
-          f"{args.duration} s per run")  # fmt: skip
+    print(
+        f"database: {env['DATABASE_URL'].split(':')[0]}, gunicorn: {args.workers} {args.worker_class} workers "
+        f"x {args.threads} threads, wrk: 1 thread, {args.connections} connections, "
+        f"{args.duration} s per run"
+    )
     for label, runs in (("native /v1/events/batch", native), (f"Segment /v1/batch ({args.context})", segment)):
         figures = ", ".join(f"{run['rps'] * BATCH:.0f}" for run in runs)
         errors = sum(run["errors"] for run in runs)
-        print(f"{label:<26}: {mean(run['rps'] for run in runs) * BATCH:8.0f} events/s (runs: {figures}; "
-              f"p50 {runs[-1]['p50']}, p99 {runs[-1]['p99']}, non-2xx {errors})")  # fmt: skip
+        print(
+            f"{label:<26}: {mean(run['rps'] for run in runs) * BATCH:8.0f} events/s (runs: {figures}; "
+            f"p50 {runs[-1]['p50']}, p99 {runs[-1]['p99']}, non-2xx {errors})"
+        )
     ratio = mean(run["rps"] for run in segment) / mean(run["rps"] for run in native)
     print(f"{'Segment / native':<26}: {ratio:.2f} (target >= 0.80)")
     print(f"{'stored rows':<26}: {stored} (acknowledged {acknowledged})")

@@ -35,8 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help="worker_class:workers:threads[:worker_connections], comma-separated")  # fmt: skip
+    parser.add_argument(
+        "--configs", default=DEFAULT_CONFIGS, help="worker_class:workers:threads[:worker_connections], comma-separated"
+    )
     parser.add_argument("--forwarding", action="store_true", help="forwarder on (to an unreachable endpoint)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -66,10 +67,22 @@ def main() -> None:
         port = free_port()
         limit = ["--worker-connections", connections[0]] if connections else []
         server = start(
-            [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "--no-control-socket", "-k", worker_class,
-             "-w", workers, "--threads", threads, *limit],
-            env=env, log=workdir / f"{config.replace(':', '-')}.log",
-        )  # fmt: skip
+            [
+                str(BIN / "gunicorn"),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                "-k",
+                worker_class,
+                "-w",
+                workers,
+                "--threads",
+                threads,
+                *limit,
+            ],
+            env=env,
+            log=workdir / f"{config.replace(':', '-')}.log",
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_up(f"{url}/healthz")
@@ -79,8 +92,11 @@ def main() -> None:
             stop(server)
         rate_single = (single["requests"] - single["errors"]) / single["seconds"]
         rate_batch = (batch["requests"] - batch["errors"]) * 100 / batch["seconds"]
-        print(f"{config:18} {rate_single:16.0f} {single['p50']:7.1f} {single['p95']:7.1f} "
-              f"{rate_batch:15.0f} {batch['p50']:7.1f} {batch['p95']:7.1f}", flush=True)  # fmt: skip
+        print(
+            f"{config:18} {rate_single:16.0f} {single['p50']:7.1f} {single['p95']:7.1f} "
+            f"{rate_batch:15.0f} {batch['p50']:7.1f} {batch['p95']:7.1f}",
+            flush=True,
+        )
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -125,20 +125,50 @@ def sample_events() -> list[dict]:
     player, session, day = "sample-player-1", "sample-session-1", "2026-01-15"
     common = {"player_id": player, "platform": "android", "app_version": "1.0.0"}
     return [
-        {**common, "event_id": _sample_id("install"), "event_type": "install", "occurred_at": f"{day}T10:00:00Z",
-         "properties": {"store": "google_play", "country": "DE"}},
-        {**common, "event_id": _sample_id("session_start"), "event_type": "session_start",
-         "occurred_at": f"{day}T10:00:05Z", "session_id": session},
-        {**common, "event_id": _sample_id("progression"), "event_type": "progression",
-         "occurred_at": f"{day}T10:04:00Z", "session_id": session,
-         "properties": {"status": "complete", "level": "world1:level1", "score": 1200}},
+        {
+            **common,
+            "event_id": _sample_id("install"),
+            "event_type": "install",
+            "occurred_at": f"{day}T10:00:00Z",
+            "properties": {"store": "google_play", "country": "DE"},
+        },
+        {
+            **common,
+            "event_id": _sample_id("session_start"),
+            "event_type": "session_start",
+            "occurred_at": f"{day}T10:00:05Z",
+            "session_id": session,
+        },
+        {
+            **common,
+            "event_id": _sample_id("progression"),
+            "event_type": "progression",
+            "occurred_at": f"{day}T10:04:00Z",
+            "session_id": session,
+            "properties": {"status": "complete", "level": "world1:level1", "score": 1200},
+        },
         # On a day of the sample rates, so the admin shows it converted to the base currency.
-        {**common, "event_id": _sample_id("purchase"), "event_type": "purchase", "occurred_at": f"{day}T10:05:00Z",
-         "properties": {"transaction_id": "sample-tx-1", "product_id": "coins_500", "price": "4.99",
-                        "currency": "EUR"}},
-        {**common, "event_id": _sample_id("session_end"), "event_type": "session_end",
-         "occurred_at": f"{day}T10:10:05Z", "session_id": session, "properties": {"duration_ms": 600_000}},
-    ]  # fmt: skip
+        {
+            **common,
+            "event_id": _sample_id("purchase"),
+            "event_type": "purchase",
+            "occurred_at": f"{day}T10:05:00Z",
+            "properties": {
+                "transaction_id": "sample-tx-1",
+                "product_id": "coins_500",
+                "price": "4.99",
+                "currency": "EUR",
+            },
+        },
+        {
+            **common,
+            "event_id": _sample_id("session_end"),
+            "event_type": "session_end",
+            "occurred_at": f"{day}T10:10:05Z",
+            "session_id": session,
+            "properties": {"duration_ms": 600_000},
+        },
+    ]
 
 
 def load_sample_events(*, api_key: ApiKey) -> int:
@@ -181,6 +211,10 @@ def set_up() -> SetupReport:
     collect_static()
     logger.info("dev_setup done key_created=%s sample_events_added=%d reconverted=%d", key_created, added, reconverted)
     return SetupReport(
-        emulator=emulator, key_file=path, key_created=key_created, admin_login=admin_login,
-        sample_events_added=added, rates=rates,
-    )  # fmt: skip
+        emulator=emulator,
+        key_file=path,
+        key_created=key_created,
+        admin_login=admin_login,
+        sample_events_added=added,
+        rates=rates,
+    )

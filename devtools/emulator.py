@@ -41,9 +41,15 @@ class EmulatorSupervisor:
     """Run moto's server on host:port until `stop` is set, restarting it and calling `ensure` after each start."""
 
     def __init__(
-        self, *, host: str, port: int, ensure: Callable[[], list[str]], log: Path | None,
-        stop: threading.Event, command: list[str] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        host: str,
+        port: int,
+        ensure: Callable[[], list[str]],
+        log: Path | None,
+        stop: threading.Event,
+        command: list[str] | None = None,
+    ) -> None:
         self.host, self.port, self.url = host, port, f"http://{host}:{port}"
         self.ensure = ensure
         self.log = log
@@ -56,8 +62,10 @@ class EmulatorSupervisor:
         if port_in_use(self.host, self.port):
             logger.error(
                 "something already listens on %s:%d (another make run?): stop it, or point AWS_ENDPOINT_URL and "
-                "the emulator at another port", self.host, self.port,
-            )  # fmt: skip
+                "the emulator at another port",
+                self.host,
+                self.port,
+            )
             return 1
         starts = failed_starts = 0
         try:
@@ -90,9 +98,10 @@ class EmulatorSupervisor:
         while not answers(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline or self.stop.wait(0.1):
                 logger.warning(
-                    "moto server did not come up at %s (%s)", self.url,
+                    "moto server did not come up at %s (%s)",
+                    self.url,
                     describe_exit(self.process.returncode) if self.process.poll() is not None else "no answer",
-                )  # fmt: skip
+                )
                 self._terminate()
                 return False
         try:

@@ -81,9 +81,14 @@ def start(
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; ours closes below)
     try:
         return subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=kwargs.pop("stdout", out), stderr=kwargs.pop("stderr", subprocess.STDOUT),
-            start_new_session=own_session, **kwargs,
-        )  # fmt: skip
+            args,
+            env=env,
+            cwd=cwd,
+            stdout=kwargs.pop("stdout", out),
+            stderr=kwargs.pop("stderr", subprocess.STDOUT),
+            start_new_session=own_session,
+            **kwargs,
+        )
     finally:
         if log:
             out.close()
@@ -177,9 +182,13 @@ def child_python(code: str, *args: str) -> Iterator[subprocess.Popen]:
     """Run `code` in a new Python process (the project importable), stdout piped; kill it at the end."""
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:

@@ -79,8 +79,11 @@ def run_stack() -> int:
     prepare_environment()
     port = localenv.web_port()
     if port_in_use("127.0.0.1", port):
-        print(f"error: something already listens on 127.0.0.1:{port} (another make run?); stop it first, or set "
-              f"{localenv.WEB_PORT_VARIABLE} to another port", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: something already listens on 127.0.0.1:{port} (another make run?); stop it first, or set "
+            f"{localenv.WEB_PORT_VARIABLE} to another port",
+            file=sys.stderr,
+        )
         return 1
     processes = parse_procfile(PROCFILE.read_text()).processes
     honcho.manager.KILL_WAIT = STOP_GRACE_SECONDS
@@ -97,8 +100,10 @@ def run_stack() -> int:
         # honcho answers 130 or 143 when Ctrl-C or SIGTERM asked it to stop: the normal end here.
         print(f"==> stopped {names}" + (f"; still running: pids {left}" if left else "; nothing left running"))
         return 1 if left else 0
-    print(f"error: a process exited with status {manager.returncode}, so {names} were stopped (see above)",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"error: a process exited with status {manager.returncode}, so {names} were stopped (see above)",
+        file=sys.stderr,
+    )
     return manager.returncode or 1
 
 

@@ -54,9 +54,11 @@ DESTINATION_CALLS = Counter(
     ["destination", "sender", "result"],
 )
 DESTINATION_CALL_SECONDS = Histogram(
-    "events_destination_call_seconds", "Time one destination call took.", ["destination", "sender"],
+    "events_destination_call_seconds",
+    "Time one destination call took.",
+    ["destination", "sender"],
     buckets=CALL_BUCKETS,
-)  # fmt: skip
+)
 BREAKER_OPENED = Counter("events_breaker_opened", "Times the forwarder's circuit breaker opened.")
 CACHE_ERRORS = Counter(
     "events_cache_errors",

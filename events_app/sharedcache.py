@@ -51,8 +51,10 @@ def _call(operation: str, function: Callable[[], T], fallback: T) -> T:
             logger.warning(
                 "shared cache unavailable (%s on %s), carrying on without it: no rate limits, a per-process breaker"
                 " (%d more failures since the last line)",
-                exc.__class__.__name__, operation, held,
-            )  # fmt: skip
+                exc.__class__.__name__,
+                operation,
+                held,
+            )
         return fallback
 
 

@@ -172,12 +172,17 @@ class EventHelpers(Generic[R]):
         """
         return self._take(
             build_event(
-                event_type, player_id, occurred_at=occurred_at,
-                properties=dict(properties) if properties is not None else None, platform=platform,
-                app_version=app_version, session_id=session_id,
-                context=dict(context) if context is not None else None, event_id=event_id,
+                event_type,
+                player_id,
+                occurred_at=occurred_at,
+                properties=dict(properties) if properties is not None else None,
+                platform=platform,
+                app_version=app_version,
+                session_id=session_id,
+                context=dict(context) if context is not None else None,
+                event_id=event_id,
             )
-        )  # fmt: skip
+        )
 
     def track_install(
         self,
@@ -193,9 +198,12 @@ class EventHelpers(Generic[R]):
     ) -> R:
         """An `install`: the game's first start on a device; all properties optional."""
         known = {
-            "store": store, "campaign": campaign, "country": country, "device_model": device_model,
+            "store": store,
+            "campaign": campaign,
+            "country": country,
+            "device_model": device_model,
             "os_version": os_version,
-        }  # fmt: skip
+        }
         return self._typed("install", player_id, properties, known, {}, common)
 
     def track_purchase(
@@ -214,10 +222,13 @@ class EventHelpers(Generic[R]):
         """A `purchase`; the price goes out as a decimal string (a float is refused)."""
         errors: dict[str, list[str]] = {}
         known = {
-            "transaction_id": transaction_id, "product_id": product_id,
-            "price": decimal_property("price", price, errors), "currency": currency, "quantity": quantity,
+            "transaction_id": transaction_id,
+            "product_id": product_id,
+            "price": decimal_property("price", price, errors),
+            "currency": currency,
+            "quantity": quantity,
             "store": store,
-        }  # fmt: skip
+        }
         return self._typed("purchase", player_id, properties, known, errors, common)
 
     def track_session_start(
@@ -269,9 +280,12 @@ class EventHelpers(Generic[R]):
         """A `resource`: `amount` (> 0) of a virtual currency or item gained ("source") or spent ("sink")."""
         errors: dict[str, list[str]] = {}
         known = {
-            "flow": flow, "resource": resource, "amount": decimal_property("amount", amount, errors),
-            "item_type": item_type, "item_id": item_id,
-        }  # fmt: skip
+            "flow": flow,
+            "resource": resource,
+            "amount": decimal_property("amount", amount, errors),
+            "item_type": item_type,
+            "item_id": item_id,
+        }
         return self._typed("resource", player_id, properties, known, errors, common)
 
     def track_ad_impression(
@@ -289,9 +303,12 @@ class EventHelpers(Generic[R]):
         """An `ad_impression`; `revenue` (>= 0, sub-cent amounts kept) needs its `currency`."""
         errors: dict[str, list[str]] = {}
         known = {
-            "ad_network": ad_network, "ad_format": ad_format, "ad_unit": ad_unit,
-            "revenue": decimal_property("revenue", revenue, errors), "currency": currency,
-        }  # fmt: skip
+            "ad_network": ad_network,
+            "ad_format": ad_format,
+            "ad_unit": ad_unit,
+            "revenue": decimal_property("revenue", revenue, errors),
+            "currency": currency,
+        }
         return self._typed("ad_impression", player_id, properties, known, errors, common)
 
     def _typed(

@@ -183,8 +183,15 @@ class Play:
         """Make the next event (or burst); return how many events were tracked."""
         player = self.base.next_installer()
         if player is not None:
-            self.track("install", player, {"store": player.store, "country": player.country,
-                       "device_model": self.rng.choice(["Pixel 9", "iPhone 16", "Galaxy S25", "PC"])})  # fmt: skip
+            self.track(
+                "install",
+                player,
+                {
+                    "store": player.store,
+                    "country": player.country,
+                    "device_model": self.rng.choice(["Pixel 9", "iPhone 16", "Galaxy S25", "PC"]),
+                },
+            )
             if len(self.sessions) >= self.max_sessions:
                 return 1  # plays later
             self.sessions.append(self._start(player, datetime.now(UTC)))  # the first session, at once
@@ -256,9 +263,10 @@ class Play:
     def _end(self, session: Session, moment: datetime) -> None:
         duration_ms = (moment - session.started) // timedelta(milliseconds=1)
         self.track(
-            "session_end", session.player,
+            "session_end",
+            session.player,
             {"session_id": session.session_id, "duration_ms": duration_ms, "occurred_at": moment},
-        )  # fmt: skip
+        )
         session.player.playing = False
 
     def _gameplay(self, session: Session, moment: datetime) -> None:

@@ -194,10 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url or os.environ.get("TRACKER_URL") or DEFAULT_BASE_URL
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = run(
-        url=url, api_key=api_key, players=args.players, duration=args.duration, rate=args.rate,
-        persist=args.persist, seed=args.seed, offline_share=args.offline_share,
-        duplicate_share=args.duplicate_share, progress=sys.stderr if show_progress else None,
-    )  # fmt: skip
+        url=url,
+        api_key=api_key,
+        players=args.players,
+        duration=args.duration,
+        rate=args.rate,
+        persist=args.persist,
+        seed=args.seed,
+        offline_share=args.offline_share,
+        duplicate_share=args.duplicate_share,
+        progress=sys.stderr if show_progress else None,
+    )
     print(summary(result))
     return 0 if result.ok else 1
 

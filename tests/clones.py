@@ -13,9 +13,21 @@ from devtools.processes import ROOT, free_port, stop, wait_until_up
 
 # What a clone holds that the stack does not run, or that a run leaves behind.
 NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".local", ".env", "staticfiles", "db.sqlite3*", "__pycache__", ".*_cache", ".hypothesis",
-    "tests", "bench", "docs", "deploy", "warehouse",
-)  # fmt: skip
+    ".git",
+    ".venv",
+    ".local",
+    ".env",
+    "staticfiles",
+    "db.sqlite3*",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "tests",
+    "bench",
+    "docs",
+    "deploy",
+    "warehouse",
+)
 
 
 def make_clone(folder: Path) -> dict:
@@ -34,9 +46,12 @@ def make_clone(folder: Path) -> dict:
     }
     # Real variables win over the .env the stack writes.
     env.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", DEV_WEB_PORT=str(free_port()),
-        EVENTS_RETRY_BASE_SECONDS="0.5", EVENTS_RETRY_MAX_SECONDS="2", WEB_CONCURRENCY="2",
-    )  # fmt: skip
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        DEV_WEB_PORT=str(free_port()),
+        EVENTS_RETRY_BASE_SECONDS="0.5",
+        EVENTS_RETRY_MAX_SECONDS="2",
+        WEB_CONCURRENCY="2",
+    )
     return env
 
 
@@ -57,9 +72,13 @@ def running_stack(folder: Path, env: dict, log_path: Path) -> Iterator[subproces
     run(folder, env, "manage.py", "dev_setup")
     with log_path.open("wb") as log:
         stack = subprocess.Popen(
-            [sys.executable, "-m", "devtools.stack"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "devtools.stack"],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         wait_until_up(f"http://127.0.0.1:{env['DEV_WEB_PORT']}/healthz", stack, timeout=120)
         yield stack

@@ -27,9 +27,14 @@ class App:
 
     def manage(self, *args: str, timeout: float = 300, **env) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*MANAGE, *args], env={**self.env, **env}, cwd=ROOT, check=True, capture_output=True, text=True,
+            [*MANAGE, *args],
+            env={**self.env, **env},
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
             timeout=timeout,
-        )  # fmt: skip
+        )
 
     def create_key(self, game: str = "fault-game") -> str:
         return self.manage("create_api_key", game).stdout.strip().splitlines()[-1]
@@ -39,10 +44,19 @@ class App:
         port = free_port()
         # gunicorn.conf.py (read from ROOT) gives the rest of the shipped configuration.
         process = start(
-            [str(BIN / "gunicorn"), "tracking_project.wsgi", "-w", str(workers),
-             "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5"],
+            [
+                str(BIN / "gunicorn"),
+                "tracking_project.wsgi",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                "--graceful-timeout",
+                "5",
+            ],
             {**self.env, **env},
-        )  # fmt: skip
+        )
         self.processes.append(process)
         url = f"http://127.0.0.1:{port}"
         wait_until_up(f"{url}/healthz", process)
@@ -58,9 +72,12 @@ class App:
     def s3_lines(self) -> list[dict]:
         """Return every NDJSON line in the bucket, parsed (repeats included), checking each object ends in a newline."""
         s3 = boto3.client(
-            "s3", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
+            "s3",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         lines = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env["FIREHOSE_S3_BUCKET"]):
             for item in page.get("Contents", []):
@@ -72,9 +89,12 @@ class App:
     def kinesis_lines(self, stream: str) -> list[tuple[str, dict]]:
         """Return (partition key, parsed line) for every NDJSON line in the data stream `stream`."""
         kinesis = boto3.client(
-            "kinesis", endpoint_url=self.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
+            "kinesis",
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         lines = []
         for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
             iterator = kinesis.get_shard_iterator(

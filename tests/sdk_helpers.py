@@ -232,17 +232,35 @@ class LiveTracker:
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
-            env=self.env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def serve(self, port: int | None = None, *, wait: bool = True) -> str:
         """Start gunicorn (on `port`, else a free one); return its base URL."""
         port = port or free_port()
         process = start(
-            [str(BIN / "gunicorn"), "tracking_project.wsgi", "-k", "gthread", "-w", "2", "--threads", "2",
-             "-b", f"127.0.0.1:{port}", "--no-control-socket", "--graceful-timeout", "5"],
+            [
+                str(BIN / "gunicorn"),
+                "tracking_project.wsgi",
+                "-k",
+                "gthread",
+                "-w",
+                "2",
+                "--threads",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                "--graceful-timeout",
+                "5",
+            ],
             self.env,
-        )  # fmt: skip
+        )
         self.processes.append(process)
         url = f"http://127.0.0.1:{port}"
         if wait:

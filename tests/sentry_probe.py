@@ -56,14 +56,28 @@ def main() -> None:
     body = json.dumps({"event_type": "install", "player_id": marker, "occurred_at": "2026-01-01T00:00:00Z"}).encode()
     # Through the WSGI handler, as under gunicorn: that is where Sentry reads the request.
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/v1/events", "QUERY_STRING": f"player={marker}",
-        "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.1.2.3",
-        "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "HTTP_USER_AGENT": "probe/1",
-        "HTTP_AUTHORIZATION": f"Bearer {key}", "HTTP_X_REQUEST_ID": "sentry-req-1",
-        "HTTP_COOKIE": f"sessionid={marker}", "HTTP_X_API_KEY": key,
-        "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0), "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False,
-    }  # fmt: skip
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/events",
+        "QUERY_STRING": f"player={marker}",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.1.2.3",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_USER_AGENT": "probe/1",
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "HTTP_X_REQUEST_ID": "sentry-req-1",
+        "HTTP_COOKIE": f"sessionid={marker}",
+        "HTTP_X_API_KEY": key,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
     statuses = []
     b"".join(get_wsgi_application()(environ, lambda status, headers, exc_info=None: statuses.append(status)))
     sentry_sdk.flush()

@@ -130,8 +130,13 @@ def test_event_list_shows_time_type_game_player_a_state_badge_and_attempts(opera
 def test_failed_events_list_their_last_error_and_next_attempt(operator, game_key, make_install):
     failed, delivered = store(game_key[0], [make_install(), make_install()])
     error = "ServiceUnavailableException: " + "Slow down. " * 20
-    set_state([failed], DeliveryState.FAILED, attempts=2, last_error=error,
-              next_attempt_at=datetime(2026, 11, 25, 15, 41, 7, tzinfo=UTC))  # fmt: skip
+    set_state(
+        [failed],
+        DeliveryState.FAILED,
+        attempts=2,
+        last_error=error,
+        next_attempt_at=datetime(2026, 11, 25, 15, 41, 7, tzinfo=UTC),
+    )
     set_state([delivered], DeliveryState.DELIVERED, attempts=1, next_attempt_at=None)
 
     html = operator.get(EVENTS_URL).content.decode()
@@ -229,8 +234,10 @@ def test_filter_choices_offer_the_values_that_occur(operator, game_key, make_ins
 
     response = operator.get(EVENTS_URL)
 
-    titles = {str(spec.title): [c["display"] for c in spec.choices(response.context["cl"])] for spec in
-              response.context["cl"].filter_specs}  # fmt: skip
+    titles = {
+        str(spec.title): [c["display"] for c in spec.choices(response.context["cl"])]
+        for spec in response.context["cl"].filter_specs
+    }
     assert titles["type"] == ["All", "install", "purchase"]
     assert titles["platform"] == ["All", "android", "switch"]
     assert titles["currency"] == ["All", "EUR"]
@@ -351,10 +358,15 @@ def test_unfiltered_event_list_on_postgresql_uses_the_table_estimate(operator, g
 def test_event_page_shows_payload_firehose_line_timestamps_and_attempt_history(operator, game_key, make_purchase):
     (event,) = store(game_key[0], [make_purchase(player_id="dora", app_version="2.1.0")])
     sent_at = timezone.now()
-    Event.objects.filter(pk=event.pk).update(delivery_state=DeliveryState.FAILED, attempts=1, emitted_at=sent_at,
-                                             last_error="ServiceUnavailableException: slow down")  # fmt: skip
-    DeliveryAttempt.objects.create(event=event, attempted_at=sent_at, outcome=AttemptOutcome.FAILED,
-                                   error="ServiceUnavailableException: slow down")  # fmt: skip
+    Event.objects.filter(pk=event.pk).update(
+        delivery_state=DeliveryState.FAILED,
+        attempts=1,
+        emitted_at=sent_at,
+        last_error="ServiceUnavailableException: slow down",
+    )
+    DeliveryAttempt.objects.create(
+        event=event, attempted_at=sent_at, outcome=AttemptOutcome.FAILED, error="ServiceUnavailableException: slow down"
+    )
 
     response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
 
@@ -527,8 +539,13 @@ def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_re
 ):
     dead, failed, pending = store(game_key[0], [make_install(), make_install(), make_install()])
     set_state([dead], DeliveryState.DEAD, attempts=12, last_error="gave up", next_attempt_at=None)
-    set_state([failed], DeliveryState.FAILED, attempts=3, last_error="throttled",
-              next_attempt_at=timezone.now() + timedelta(hours=1))  # fmt: skip
+    set_state(
+        [failed],
+        DeliveryState.FAILED,
+        attempts=3,
+        last_error="throttled",
+        next_attempt_at=timezone.now() + timedelta(hours=1),
+    )
     before = timezone.now()
 
     response = resender.post(
@@ -554,8 +571,9 @@ def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_re
 def test_resend_leaves_events_a_sender_holds_alone(game_key, make_install, admin_user):
     (claimed, free) = store(game_key[0], [make_install(), make_install()])
     set_state([claimed, free], DeliveryState.FAILED, attempts=2)
-    Event.objects.filter(pk=claimed.pk).update(claim_token=uuid.uuid4(),
-                                               claimed_until=timezone.now() + timedelta(seconds=60))  # fmt: skip
+    Event.objects.filter(pk=claimed.pk).update(
+        claim_token=uuid.uuid4(), claimed_until=timezone.now() + timedelta(seconds=60)
+    )
 
     counts = resend_events(queryset=Event.objects.all(), user=admin_user)
 
@@ -631,8 +649,9 @@ def test_resend_all_matching_follows_the_search_too(resender, game_key, make_ins
     assert Event.objects.get(pk=bob.pk).delivery_state == DeliveryState.DEAD
 
 
-def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_once(resender, game_key, moto_firehose,
-                                                                                    make_install):  # fmt: skip
+def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_once(
+    resender, game_key, moto_firehose, make_install
+):
     resent = store(game_key[0], [make_install() for _ in range(3)])
     set_state(resent, DeliveryState.DEAD, attempts=12, next_attempt_at=None)
     still_queued = store(game_key[0], [make_install()])
@@ -659,12 +678,12 @@ def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_
     assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).count() == 3
 
 
-def test_an_events_own_resend_button_sends_it_again_even_if_delivered_since_a_resend(resender, game_key,
-                                                                                    make_install):  # fmt: skip
+def test_an_events_own_resend_button_sends_it_again_even_if_delivered_since_a_resend(resender, game_key, make_install):
     (event,) = store(game_key[0], [make_install()])
     set_state([event], DeliveryState.DELIVERED, delivered_at=timezone.now())
-    DeliveryAttempt.objects.create(event=event, attempted_at=timezone.now() - timedelta(minutes=5),
-                                   outcome=AttemptOutcome.RESEND)  # fmt: skip
+    DeliveryAttempt.objects.create(
+        event=event, attempted_at=timezone.now() - timedelta(minutes=5), outcome=AttemptOutcome.RESEND
+    )
 
     bulk = resend_events(queryset=Event.objects.all(), user=resender.user)
     post = resender.post(reverse("admin:events_app_event_resend", args=[event.pk]), follow=True)
@@ -735,8 +754,12 @@ def test_game_page_sets_the_policy_for_custom_types_without_a_schema(admin_clien
     game = api_key.game
     url = reverse("admin:events_app_game_change", args=[game.pk])
     page = admin_client.get(url).content.decode()
-    keys = {"api_keys-TOTAL_FORMS": 1, "api_keys-INITIAL_FORMS": 1, "api_keys-0-id": api_key.pk,
-            "api_keys-0-game": game.pk}  # the page's (read-only) key inline  # fmt: skip
+    keys = {
+        "api_keys-TOTAL_FORMS": 1,
+        "api_keys-INITIAL_FORMS": 1,
+        "api_keys-0-id": api_key.pk,
+        "api_keys-0-game": game.pk,
+    }  # the page's (read-only) key inline
 
     response = admin_client.post(url, {"name": "Star Farm", "unknown_events": "accept", **keys})
 
@@ -786,8 +809,11 @@ def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other
     html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
 
     section = html.split('id="type-counts"', 1)[1]
-    counts = re.findall(r'<code>([a-z_]+)</code></td><td class="quiet">([a-z-]+)</td><td class="num"><a href="([^"]+)"'
-                        r' id="type-count-[a-z_]+">(\d+)</a>', section)  # fmt: skip
+    counts = re.findall(
+        r'<code>([a-z_]+)</code></td><td class="quiet">([a-z-]+)</td><td class="num"><a href="([^"]+)"'
+        r' id="type-count-[a-z_]+">(\d+)</a>',
+        section,
+    )
     assert [(name, kind, int(n)) for name, kind, _link, n in counts] == [
         ("install", "built-in", 3),
         ("level_up", "custom", 2),
@@ -797,8 +823,7 @@ def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other
     assert "All 6 events of the game." in section
 
 
-def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install,
-                                                                    monkeypatch):  # fmt: skip
+def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install, monkeypatch):
     monkeypatch.setattr(queries, "TYPE_COUNT_CAP", 3)
     accept_unknown_types(game_key[0].game)
     old = store(game_key[0], [make_install(), make_install()])
@@ -813,10 +838,13 @@ def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_clien
     assert "Counted over the game's newest 3 events (received since 2026-03-02 09:30 UTC)" in html
 
 
-def test_game_event_counts_take_one_query_whatever_the_number_of_types(game_key, make_install, make_purchase,
-                                                                       django_assert_num_queries):  # fmt: skip
-    store(game_key[0], [make_install(), make_purchase(), ad_impression(), make_event("session_start", {},
-                                                                                     session_id="s-1")])  # fmt: skip
+def test_game_event_counts_take_one_query_whatever_the_number_of_types(
+    game_key, make_install, make_purchase, django_assert_num_queries
+):
+    store(
+        game_key[0],
+        [make_install(), make_purchase(), ad_impression(), make_event("session_start", {}, session_id="s-1")],
+    )
 
     with django_assert_num_queries(1):
         counts = queries.type_counts(game=game_key[0].game)
@@ -1052,8 +1080,9 @@ def test_a_schema_registered_in_the_admin_checks_the_games_next_events(admin_cli
         ("Level Up", {"type": "object"}, "event_type", "&#x27;Level Up&#x27; is not a valid custom type name"),
     ],
 )
-def test_registering_an_invalid_schema_shows_the_reason_and_stores_nothing(admin_client, game_key, event_type,
-                                                                          schema, field, reason):  # fmt: skip
+def test_registering_an_invalid_schema_shows_the_reason_and_stores_nothing(
+    admin_client, game_key, event_type, schema, field, reason
+):
     response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, event_type, schema))
 
     assert response.status_code == 200

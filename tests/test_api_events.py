@@ -515,8 +515,15 @@ def test_stored_purchase_payload_carries_price_quantity_currency_and_revenue(
     row = Event.objects.get()
     payload = row.payload
     assert list(orjson.loads(encode_line(payload, emitted_at=NOW)))[-8:] == [
-        "price", "quantity", "currency", "revenue", "revenue_base", "base_currency", "fx_rate", "fx_date",
-    ]  # fmt: skip
+        "price",
+        "quantity",
+        "currency",
+        "revenue",
+        "revenue_base",
+        "base_currency",
+        "fx_rate",
+        "fx_date",
+    ]
     assert Decimal(payload["price"]) == Decimal(str(price))
     assert payload["quantity"] == (quantity or 1)
     assert payload["currency"] == "EUR"

@@ -110,8 +110,11 @@ def test_in_local_development_a_purchase_after_the_last_rate_takes_it_and_says_i
     assert response.status_code == 202
     event = Event.objects.get()
     # 1 JPY = 1 / 157.510729614 USD, the rate of the 30th, and the record says it is the 30th's.
-    assert (event.fx_date, event.fx_rate, event.revenue_base) == (date(2026, 10, 30), Decimal("0.006348773842"),
-                                                                  Decimal("6.35"))  # fmt: skip
+    assert (event.fx_date, event.fx_rate, event.revenue_base) == (
+        date(2026, 10, 30),
+        Decimal("0.006348773842"),
+        Decimal("6.35"),
+    )
     assert event.payload["fx_date"] == "2026-10-30"
 
 
@@ -139,12 +142,18 @@ def test_carrying_forward_fills_no_gap_inside_the_table(history, settings):
 @pytest.mark.parametrize(
     ("debug", "expected"),
     [
-        (True, "Rates after 2026-10-30 are carried forward from the last rate imported (local development only): "
-               "such purchases get fx_date 2026-10-30."),
-        (False, "No rate after 2026-10-30: purchases after 2026-11-06 stay unconverted until newer rates are "
-                "imported and `manage.py reconvert` runs."),
+        (
+            True,
+            "Rates after 2026-10-30 are carried forward from the last rate imported (local development only): "
+            "such purchases get fx_date 2026-10-30.",
+        ),
+        (
+            False,
+            "No rate after 2026-10-30: purchases after 2026-11-06 stay unconverted until newer rates are "
+            "imported and `manage.py reconvert` runs.",
+        ),
     ],
-)  # fmt: skip
+)
 @time_machine.travel(datetime(2026, 12, 1, 12, tzinfo=UTC), tick=False)
 def test_the_import_says_how_purchases_after_its_last_day_are_treated(history, settings, capsys, debug, expected):
     settings.EVENTS_FX_CARRY_FORWARD = debug
@@ -167,8 +176,9 @@ def test_the_packaged_history_covers_the_simulators_currencies_and_the_examples_
     assert (days.first(), days.last()) == (date(1999, 1, 4), date(2026, 10, 30))
     # The simulator's purchases are of today; the docs' examples of 2026-01-09 and 2026-11-25.
     examples = [date(2026, 1, 9), date(2026, 11, 25), currency.utc_day(datetime.now(UTC))]
-    unconverted = {code for code in CURRENCY_WEIGHTS for day in examples
-                   if currency.find_rate(currency=code, on=day) is None}  # fmt: skip
+    unconverted = {
+        code for code in CURRENCY_WEIGHTS for day in examples if currency.find_rate(currency=code, on=day) is None
+    }
     assert unconverted == set()  # a simulator run's revenue is complete
     assert currency.find_rate(currency="KWD", on=date(2026, 1, 9)) is None  # the ECB has none: never made up
     assert currency.find_rate(currency="JPY", on=date(2026, 1, 9)).date == date(2026, 1, 9)

@@ -96,8 +96,11 @@ def test_production_settings_pass_the_deployment_checks():
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
-        env=env, cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
     assert result.returncode == 0, result.stderr
 

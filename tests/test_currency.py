@@ -174,9 +174,15 @@ def test_purchases_are_converted_at_the_sample_rates_of_their_day(game_key, samp
     )
 
     assert {key: jpy.payload[key] for key in ("price", "quantity", "currency", "revenue", *currency.BASE_FIELDS)} == {
-        "price": "1200", "quantity": 3, "currency": "JPY", "revenue": "3600",
-        "revenue_base": "22.86", "base_currency": "USD", "fx_rate": "0.006348773842", "fx_date": "2026-01-09",
-    }  # fmt: skip
+        "price": "1200",
+        "quantity": 3,
+        "currency": "JPY",
+        "revenue": "3600",
+        "revenue_base": "22.86",
+        "base_currency": "USD",
+        "fx_rate": "0.006348773842",
+        "fx_date": "2026-01-09",
+    }
     assert (eur.payload["revenue"], eur.payload["revenue_base"], eur.payload["fx_rate"]) == ("4.99", "5.81", "1.165")
     assert (jpy.revenue, jpy.revenue_base, jpy.base_currency) == (Decimal("3600"), Decimal("22.86"), "USD")
     assert (jpy.fx_rate, jpy.fx_date) == (Decimal("0.006348773842"), date(2026, 1, 9))
@@ -245,8 +251,11 @@ def test_purchase_in_the_base_currency_converts_at_1_without_a_rate_table(game_k
     (row,) = ingest(game_key, purchase(price="2.99", code="USD", quantity=2, occurred_at="2026-01-10T10:00:00Z"))
 
     assert {key: row.payload[key] for key in currency.BASE_FIELDS} == {
-        "revenue_base": "5.98", "base_currency": "USD", "fx_rate": "1", "fx_date": "2026-01-10",
-    }  # fmt: skip
+        "revenue_base": "5.98",
+        "base_currency": "USD",
+        "fx_rate": "1",
+        "fx_date": "2026-01-10",
+    }
 
 
 def test_other_base_currency_converts_against_it(game_key, settings):
@@ -262,8 +271,11 @@ def test_other_base_currency_converts_against_it(game_key, settings):
 
 def test_installs_carry_no_money_fields(game_key):
     install = {
-        "event_id": str(uuid.uuid4()), "event_type": "install", "player_id": "p", "occurred_at": "2026-01-09T10:00:00Z",
-    }  # fmt: skip
+        "event_id": str(uuid.uuid4()),
+        "event_type": "install",
+        "player_id": "p",
+        "occurred_at": "2026-01-09T10:00:00Z",
+    }
 
     (row,) = ingest(game_key, install)
 

@@ -79,12 +79,20 @@ def test_the_command_exits_1_with_the_reason_for_a_built_in_name_or_an_invalid_s
 
     builtin = subprocess.run(
         [*MANAGE, "event_schema", "schema-game", "purchase", str(schema)],
-        env=deployment.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=deployment.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     invalid = subprocess.run(
         [*MANAGE, "event_schema", "schema-game", "level_up", str(bad)],
-        env=deployment.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=deployment.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert (builtin.returncode, invalid.returncode) == (1, 1)
     assert "built-in" in builtin.stderr

@@ -92,8 +92,9 @@ def test_admin_index_links_the_dashboard(admin_client):
     assert f'href="{DASHBOARD_URL}"' in html
 
 
-def test_dashboard_charts_events_per_hour_and_per_day_by_type(admin_client, game_key, frozen, make_install,
-                                                              make_purchase):  # fmt: skip
+def test_dashboard_charts_events_per_hour_and_per_day_by_type(
+    admin_client, game_key, frozen, make_install, make_purchase
+):
     store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(hours=2))
     store_at(game_key[0], [make_purchase()], NOW - timedelta(hours=2))
     store_at(game_key[0], [make_install()], NOW - timedelta(days=3))
@@ -113,8 +114,9 @@ def test_dashboard_charts_events_per_hour_and_per_day_by_type(admin_client, game
     assert '<svg viewBox="0 0 760 240" role="img"' in html
 
 
-def test_dashboard_shows_accepted_duplicate_and_rejected_counts(admin_client, api, game_key, other_game_key, frozen,
-                                                                make_install, settings):  # fmt: skip
+def test_dashboard_shows_accepted_duplicate_and_rejected_counts(
+    admin_client, api, game_key, other_game_key, frozen, make_install, settings
+):
     settings.EVENTS_REJECTIONS_MAX_AGE_DAYS = settings.EVENTS_REJECTION_RETENTION_DAYS = 30  # a month of them kept
     store_at(game_key[0], [make_install() for _ in range(3)], NOW - timedelta(hours=1))
     store_at(game_key[0], [make_install()], NOW - timedelta(days=5))
@@ -159,8 +161,9 @@ def test_rejected_counts_include_the_refusals_past_the_per_request_cap(api, sett
     assert data.intake_month.rejected_is_lower_bound  # 30 days, of which 7 are kept
 
 
-def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event(admin_client, game_key, frozen,
-                                                                             make_install):  # fmt: skip
+def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event(
+    admin_client, game_key, frozen, make_install
+):
     store_at(game_key[0], [make_install()], NOW - timedelta(hours=2, minutes=5))
     store_at(game_key[0], [make_install()], NOW - timedelta(minutes=1))
     store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(hours=1), delivery_state="failed")
@@ -313,16 +316,18 @@ def test_admin_index_panel_needs_the_permission_to_view_events(client, db):
     assert 'id="pipeline-module"' not in html
 
 
-def test_admin_index_panel_costs_a_fixed_number_of_queries(admin_client, game_key, make_install,
-                                                           django_assert_max_num_queries):  # fmt: skip
+def test_admin_index_panel_costs_a_fixed_number_of_queries(
+    admin_client, game_key, make_install, django_assert_max_num_queries
+):
     store_at(game_key[0], [make_install() for _ in range(20)], timezone.now(), delivery_state="failed")
 
     with django_assert_max_num_queries(12):  # session and user, app list, 4 backlog, 1 heartbeat
         assert admin_client.get(reverse("admin:index")).status_code == 200
 
 
-def test_revenue_is_charted_per_day_and_game_in_the_base_currency(admin_client, game_key, other_game_key, frozen,
-                                                                  make_purchase):  # fmt: skip
+def test_revenue_is_charted_per_day_and_game_in_the_base_currency(
+    admin_client, game_key, other_game_key, frozen, make_purchase
+):
     day = NOW - timedelta(days=1)
     store_at(game_key[0], [make_purchase(), make_purchase()], day, revenue_base=Decimal("5.50"), base_currency="USD")
     store_at(other_game_key[0], [make_purchase()], NOW, revenue_base=Decimal("1.25"), base_currency="USD")
@@ -343,12 +348,18 @@ def test_revenue_is_charted_per_day_and_game_in_the_base_currency(admin_client, 
     assert '">1 purchase event</a>.' in html
 
 
-def test_ad_revenue_is_charted_beside_purchase_revenue_per_day_and_game(admin_client, game_key, other_game_key, frozen,
-                                                                       make_purchase):  # fmt: skip
+def test_ad_revenue_is_charted_beside_purchase_revenue_per_day_and_game(
+    admin_client, game_key, other_game_key, frozen, make_purchase
+):
     day = NOW - timedelta(days=2)
     store_at(game_key[0], [make_purchase()], day, revenue_base=Decimal("4.00"), base_currency="USD")
-    store_at(game_key[0], [ad_impression("0.02"), ad_impression("0.03")], day, revenue_base=Decimal("0.025"),
-             base_currency="USD")  # fmt: skip
+    store_at(
+        game_key[0],
+        [ad_impression("0.02"), ad_impression("0.03")],
+        day,
+        revenue_base=Decimal("0.025"),
+        base_currency="USD",
+    )
     store_at(other_game_key[0], [ad_impression("0.10")], NOW, revenue_base=Decimal("0.10"), base_currency="USD")
     store_at(other_game_key[0], [ad_impression()], NOW)  # no revenue: counted as an event, earns nothing
 
@@ -371,9 +382,9 @@ def test_ad_revenue_is_charted_beside_purchase_revenue_per_day_and_game(admin_cl
     assert 'id="revenue-total">0.10 USD<' in one_game
 
 
-def test_events_without_an_exchange_rate_are_counted_for_purchases_and_ad_impressions(admin_client, game_key,
-                                                                                     other_game_key, frozen,
-                                                                                     make_purchase):  # fmt: skip
+def test_events_without_an_exchange_rate_are_counted_for_purchases_and_ad_impressions(
+    admin_client, game_key, other_game_key, frozen, make_purchase
+):
     store_at(game_key[0], [make_purchase()], NOW - timedelta(days=40))  # waiting, whatever its date
     store_at(game_key[0], [ad_impression("0.02"), ad_impression("0.03")], NOW)
     store_at(other_game_key[0], [ad_impression("0.05")], NOW)
@@ -427,8 +438,9 @@ def test_dashboard_needs_the_permission_to_view_events(client, db):
     assert client.get(DASHBOARD_URL).status_code == 403
 
 
-def test_dashboard_is_read_from_indexes_in_a_fixed_number_of_queries(admin_client, game_key, frozen, make_install,
-                                                                     django_assert_max_num_queries):  # fmt: skip
+def test_dashboard_is_read_from_indexes_in_a_fixed_number_of_queries(
+    admin_client, game_key, frozen, make_install, django_assert_max_num_queries
+):
     for days in range(10):
         store_at(game_key[0], [make_install()], NOW - timedelta(days=days))
 

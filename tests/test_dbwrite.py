@@ -23,8 +23,16 @@ def rows_for(game_key, raw_events: list[dict]) -> list[dict]:
     for raw in raw_events:
         data = serializer.run_validation(raw)
         payload = build_payload(event=data, event_id=str(data["event_id"]), game_slug=game_key[0].game.slug)
-        rows.append(service._row(game_id=game_key[0].game_id, event_id=data["event_id"], data=data, payload=payload,
-                                claim_token=uuid.uuid4(), claimed_until=now))  # fmt: skip
+        rows.append(
+            service._row(
+                game_id=game_key[0].game_id,
+                event_id=data["event_id"],
+                data=data,
+                payload=payload,
+                claim_token=uuid.uuid4(),
+                claimed_until=now,
+            )
+        )
     return rows
 
 
@@ -62,9 +70,11 @@ def test_the_sql_and_orm_inserts_store_identical_rows(game_key, make_install, ma
     by_orm = stored([row["event_id"] for row in orm_rows])
     assert len(by_sql) == len(by_orm) == 2
     for sql_row, orm_row, source in zip(
-        sorted(by_sql, key=lambda r: r["event_type"]), sorted(by_orm, key=lambda r: r["event_type"]),
-        sorted(sql_rows, key=lambda r: r["event_type"]), strict=True,
-    ):  # fmt: skip
+        sorted(by_sql, key=lambda r: r["event_type"]),
+        sorted(by_orm, key=lambda r: r["event_type"]),
+        sorted(sql_rows, key=lambda r: r["event_type"]),
+        strict=True,
+    ):
         assert {k: v for k, v in sql_row.items() if k not in ("event_id", "transaction_id")} == {
             k: v for k, v in orm_row.items() if k not in ("event_id", "transaction_id")
         }

@@ -18,10 +18,22 @@ from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Ev
 from tests.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 
 RECORD_FIELDS = {
-    "schema_version", "event_id", "event_type", "game", "player_id", "occurred_at", "sent_at",
-    "received_at", "derived_at", "emitted_at", "platform", "app_version", "session_id",
-    "properties", "context",
-}  # fmt: skip
+    "schema_version",
+    "event_id",
+    "event_type",
+    "game",
+    "player_id",
+    "occurred_at",
+    "sent_at",
+    "received_at",
+    "derived_at",
+    "emitted_at",
+    "platform",
+    "app_version",
+    "session_id",
+    "properties",
+    "context",
+}
 # The base-currency fields are null when no rate is known (no rates in these tests).
 PURCHASE_FIELDS = {"price", "quantity", "currency", "revenue", "revenue_base", "base_currency", "fx_rate", "fx_date"}
 
@@ -63,8 +75,9 @@ def test_accepted_events_reach_s3_as_newline_terminated_json_with_the_record_fie
     api, forwarder, moto_firehose, make_install, make_purchase
 ):
     install = make_install()
-    purchase = make_purchase(properties={"transaction_id": "t-1", "product_id": "gems", "price": "2.50",
-                                         "currency": "EUR", "quantity": 3})  # fmt: skip
+    purchase = make_purchase(
+        properties={"transaction_id": "t-1", "product_id": "gems", "price": "2.50", "currency": "EUR", "quantity": 3}
+    )
 
     response = forwarder.post(api, "/v1/events/batch", {"events": [install, purchase]})
 

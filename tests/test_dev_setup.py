@@ -58,9 +58,14 @@ def test_dev_setup_twice_leaves_the_same_state_and_the_same_working_key(clone, s
     assert state(moto_process.url) == first
     assert (clone / ".local" / "dev_api_key").read_text() == key
     assert first == {
-        "games": ["demo-game"], "keys": 1, "users": [("admin", True)], "rates": first["rates"], "events": 5,
-        "streams": [settings.FIREHOSE_STREAM_NAME], "buckets": [settings.FIREHOSE_S3_BUCKET],
-    }  # fmt: skip
+        "games": ["demo-game"],
+        "keys": 1,
+        "users": [("admin", True)],
+        "rates": first["rates"],
+        "events": 5,
+        "streams": [settings.FIREHOSE_STREAM_NAME],
+        "buckets": [settings.FIREHOSE_S3_BUCKET],
+    }
     assert first["rates"] > 0
     assert "wrote a new development key in .local/dev_api_key" in first_output
     assert "keeping the development key in .local/dev_api_key" in second_output
@@ -173,13 +178,16 @@ def test_settings_read_the_env_file_and_a_real_environment_variable_wins(tmp_pat
     env_file = tmp_path / ".env"
     env_file.write_text("DJANGO_DEBUG=1\nFIREHOSE_STREAM_NAME=from-the-file\nFIREHOSE_S3_BUCKET=from-the-file\n")
     env = clean_environment(
-        DJANGO_SETTINGS_MODULE="tracking_project.settings", DJANGO_ENV_FILE=str(env_file),
+        DJANGO_SETTINGS_MODULE="tracking_project.settings",
+        DJANGO_ENV_FILE=str(env_file),
         FIREHOSE_S3_BUCKET="from-the-environment",
-    )  # fmt: skip
+    )
 
     assert read_settings(["DEBUG", "FIREHOSE_STREAM_NAME", "FIREHOSE_S3_BUCKET"], env) == [
-        "True", "from-the-file", "from-the-environment",
-    ]  # fmt: skip
+        "True",
+        "from-the-file",
+        "from-the-environment",
+    ]
 
 
 def test_the_test_settings_ignore_a_developers_env_file(tmp_path):
@@ -198,9 +206,14 @@ def test_with_the_written_env_file_manage_py_commands_run_as_printed(tmp_path):
 
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, cwd=ROOT, check=True, timeout=300)
     created = subprocess.run(
-        [*MANAGE, "create_api_key", "newcomer-game"], env=env, cwd=ROOT, check=True, capture_output=True, text=True,
+        [*MANAGE, "create_api_key", "newcomer-game"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
 
     assert created.stdout.strip().startswith("pet_")
     assert (tmp_path / "db.sqlite3").exists()  # the clone's database, as the file says

@@ -32,19 +32,28 @@ def send(url: str, key: str, count: int) -> list[str]:
     ids = [str(uuid.uuid4()) for _ in range(count)]
     for event_id in ids:
         answer = requests.post(
-            f"{url}/v1/events", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-            json={"event_id": event_id, "event_type": "install", "player_id": "p1",
-                  "occurred_at": "2026-01-15T10:00:00Z"},
-        )  # fmt: skip
+            f"{url}/v1/events",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+            json={
+                "event_id": event_id,
+                "event_type": "install",
+                "player_id": "p1",
+                "occurred_at": "2026-01-15T10:00:00Z",
+            },
+        )
         assert answer.status_code == 202, answer.text
     return ids
 
 
 def s3_event_ids(endpoint: str) -> set[str]:
     s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
         aws_secret_access_key="testing",
-    )  # fmt: skip
+    )
     ids = set()
     with contextlib.suppress(s3.exceptions.NoSuchBucket):
         for item in s3.list_objects_v2(Bucket="game-events").get("Contents", []):
@@ -68,9 +77,13 @@ def test_the_stack_outlives_its_emulator_and_ctrl_c_stops_everything_with_status
     log_path = folder / "stack.log"
     with log_path.open("wb") as log:
         stack = subprocess.Popen(
-            [sys.executable, "-m", "devtools.stack"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "devtools.stack"],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     seen: set[int] = set()
     try:
 
@@ -80,8 +93,13 @@ def test_the_stack_outlives_its_emulator_and_ctrl_c_stops_everything_with_status
 
         url, endpoint = f"http://127.0.0.1:{env['DEV_WEB_PORT']}", env["AWS_ENDPOINT_URL"]
         wait_until_up(f"{url}/healthz", stack, timeout=120)
-        first_moto = int(wait_for(lambda: re.search(r"moto server up at \S+ \(pid (\d+)", log_text()), timeout=120,
-                                  what="the emulator's stream").group(1))  # fmt: skip
+        first_moto = int(
+            wait_for(
+                lambda: re.search(r"moto server up at \S+ \(pid (\d+)", log_text()),
+                timeout=120,
+                what="the emulator's stream",
+            ).group(1)
+        )
         key = (folder / ".local" / "dev_api_key").read_text().strip()
         before = send(url, key, 5)
         assert requests.get(f"{url}/static/admin/css/base.css", timeout=30).status_code == 200
@@ -89,10 +107,16 @@ def test_the_stack_outlives_its_emulator_and_ctrl_c_stops_everything_with_status
         os.kill(first_moto, signal.SIGKILL)
         during = send(url, key, 5)  # acknowledged while the emulator is down or coming back
 
-        wait_for(lambda: "moto server exited with status -9 (killed by SIGKILL); restarting" in log_text(),
-                 timeout=60, what="the supervisor noticing")  # fmt: skip
-        wait_for(lambda: "stream recreated: bucket game-events, delivery stream game-events" in log_text(),
-                 timeout=120, what="the emulator back with its stream")  # fmt: skip
+        wait_for(
+            lambda: "moto server exited with status -9 (killed by SIGKILL); restarting" in log_text(),
+            timeout=60,
+            what="the supervisor noticing",
+        )
+        wait_for(
+            lambda: "stream recreated: bucket game-events, delivery stream game-events" in log_text(),
+            timeout=120,
+            what="the emulator back with its stream",
+        )
         wait_for(lambda: set(during) <= s3_event_ids(endpoint), timeout=120, what="the later events in S3")
         wait_for(lambda: delivered(folder, before + during) == 10, timeout=120, what="all 10 events delivered")
         assert stack.poll() is None  # nothing else went down with the emulator

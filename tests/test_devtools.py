@@ -21,10 +21,11 @@ from devtools.weblog import LocalLogger
 
 # Answers HTTP on the port given as `-p PORT`, like moto's server.
 STAND_IN = [
-    sys.executable, "-c",
+    sys.executable,
+    "-c",
     "import sys, http.server; port = int(sys.argv[sys.argv.index('-p') + 1]); "
     "http.server.HTTPServer(('127.0.0.1', port), http.server.BaseHTTPRequestHandler).serve_forever()",
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -33,9 +34,13 @@ def supervisor(tmp_path):
     created: list[int] = []
     stop = threading.Event()
     supervisor = EmulatorSupervisor(
-        host="127.0.0.1", port=free_port(), ensure=lambda: created.append(1) or ["delivery stream s"],
-        log=tmp_path / "server.log", stop=stop, command=STAND_IN,
-    )  # fmt: skip
+        host="127.0.0.1",
+        port=free_port(),
+        ensure=lambda: created.append(1) or ["delivery stream s"],
+        log=tmp_path / "server.log",
+        stop=stop,
+        command=STAND_IN,
+    )
     supervisor.created = created
     yield supervisor
     stop.set()

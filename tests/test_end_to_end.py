@@ -50,9 +50,11 @@ def test_events_reach_a_kinesis_data_stream_keyed_by_game_and_player(deployment)
     deployment.manage("ensure_firehose", EVENTS_DESTINATION="kinesis", KINESIS_STREAM_NAME="e2e-stream")
     key = deployment.create_key("e2e-kinesis")
     url = deployment.serve(
-        EVENTS_INLINE_DELIVERY="1", EVENTS_DESTINATION="kinesis", KINESIS_STREAM_NAME="e2e-stream",
+        EVENTS_INLINE_DELIVERY="1",
+        EVENTS_DESTINATION="kinesis",
+        KINESIS_STREAM_NAME="e2e-stream",
         EVENTS_FORWARD_MAX_DELAY_MS="50",
-    )  # fmt: skip
+    )
     with TrackerClient(base_url=url, api_key=key) as client:
         events = [client.install(f"player-{i % 4}") for i in range(40)]
         assert client.send_batch(events).accepted == 40

@@ -112,8 +112,15 @@ def test_firehose_down_requests_still_answer_fast_and_the_worker_delivers_everyt
     in_s3 = Counter(deployment.s3_event_ids())
     assert set(in_s3) == sender.acknowledged
     twice = sum(1 for count in in_s3.values() if count > 1)
-    report("firehose_down", deployment.env["DATABASE_URL"], sent=sender.sent, acknowledged=len(sender.acknowledged),
-           delivered=len(in_s3), delivered_twice=twice, slowest_request_s=round(sender.slowest, 3))  # fmt: skip
+    report(
+        "firehose_down",
+        deployment.env["DATABASE_URL"],
+        sent=sender.sent,
+        acknowledged=len(sender.acknowledged),
+        delivered=len(in_s3),
+        delivered_twice=twice,
+        slowest_request_s=round(sender.slowest, 3),
+    )
 
 
 def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
@@ -144,17 +151,24 @@ def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
     in_s3 = Counter(deployment.s3_event_ids())
     assert sender.acknowledged <= set(in_s3)
     assert set(in_s3) == stored
-    report("server_sigkill", deployment.env["DATABASE_URL"], sent=sender.sent, acknowledged=len(sender.acknowledged),
-           stored=len(stored), delivered=len(in_s3),
-           delivered_twice=sum(1 for count in in_s3.values() if count > 1))  # fmt: skip
+    report(
+        "server_sigkill",
+        deployment.env["DATABASE_URL"],
+        sent=sender.sent,
+        acknowledged=len(sender.acknowledged),
+        stored=len(stored),
+        delivered=len(in_s3),
+        delivered_twice=sum(1 for count in in_s3.values() if count > 1),
+    )
 
 
 def test_server_killed_while_its_forwarder_holds_unsent_events_loses_none_and_sends_each_once(deployment):
     key = deployment.create_key()
     # A long batching delay (capped at a quarter of the lease) keeps the events in the
     # forwarder's memory when the process dies; the worker must send them after the lease.
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="1", EVENTS_FORWARD_MAX_DELAY_MS="600000",
-                           EVENTS_CLAIM_LEASE_SECONDS="16")  # fmt: skip
+    url = deployment.serve(
+        EVENTS_INLINE_DELIVERY="1", EVENTS_FORWARD_MAX_DELAY_MS="600000", EVENTS_CLAIM_LEASE_SECONDS="16"
+    )
     sender = Sender(url, key)
     for i in range(10):
         assert sender.post_batch([install(f"p{i}-{j}") for j in range(20)]).status_code == 200
@@ -175,8 +189,15 @@ def test_server_killed_while_its_forwarder_holds_unsent_events_loses_none_and_se
     in_s3 = Counter(deployment.s3_event_ids())
     assert set(in_s3) == sender.acknowledged
     assert max(in_s3.values()) == 1
-    report("server_sigkill_forwarder_holding", deployment.env["DATABASE_URL"], sent=220, acknowledged=220,
-           held_at_kill=held, delivered=len(in_s3), delivered_twice=0)  # fmt: skip
+    report(
+        "server_sigkill_forwarder_holding",
+        deployment.env["DATABASE_URL"],
+        sent=220,
+        acknowledged=220,
+        held_at_kill=held,
+        delivered=len(in_s3),
+        delivered_twice=0,
+    )
 
 
 def seed(deployment: App, count: int) -> set[str]:
@@ -205,8 +226,15 @@ def test_worker_killed_mid_batch_then_another_delivers_everything(deployment):
     twice = sum(1 for count in in_s3.values() if count > 1)
     # At least once: only a batch sent but not yet recorded when the worker died can repeat.
     assert twice <= 250
-    report("worker_sigkill", deployment.env["DATABASE_URL"], sent=5000, acknowledged=5000, delivered=len(in_s3),
-           delivered_twice=twice, delivered_before_kill=delivered_before_kill)  # fmt: skip
+    report(
+        "worker_sigkill",
+        deployment.env["DATABASE_URL"],
+        sent=5000,
+        acknowledged=5000,
+        delivered=len(in_s3),
+        delivered_twice=twice,
+        delivered_before_kill=delivered_before_kill,
+    )
 
 
 def test_four_workers_draining_20000_events_deliver_each_exactly_once(deployment):
@@ -220,5 +248,11 @@ def test_four_workers_draining_20000_events_deliver_each_exactly_once(deployment
     assert set(in_s3) == ids
     assert max(in_s3.values()) == 1
     assert delivered_count(deployment) == 20_000
-    report("four_workers", deployment.env["DATABASE_URL"], sent=20_000, acknowledged=20_000, delivered=len(in_s3),
-           delivered_twice=0)  # fmt: skip
+    report(
+        "four_workers",
+        deployment.env["DATABASE_URL"],
+        sent=20_000,
+        acknowledged=20_000,
+        delivered=len(in_s3),
+        delivered_twice=0,
+    )

@@ -167,8 +167,9 @@ def post_raw(api, body: bytes, **headers):
     ("body", "headers", "status"),
     [
         pytest.param(b"x" * (conf.MAX_BODY_BYTES + 1), {}, 413, id="over-the-limit"),
-        pytest.param(gzip.compress(b"[" + b"1," * 2_000_000 + b"1]"), {"HTTP_CONTENT_ENCODING": "gzip"}, 413,
-                     id="gzip-bomb"),
+        pytest.param(
+            gzip.compress(b"[" + b"1," * 2_000_000 + b"1]"), {"HTTP_CONTENT_ENCODING": "gzip"}, 413, id="gzip-bomb"
+        ),
         pytest.param(b"[" * 5000 + b"]" * 5000, {}, 400, id="deeply-nested"),
         pytest.param(b'{"event_type": "install", "player_id": NaN}', {}, 400, id="nan"),
         pytest.param(b'{"event_type": "install", "player_id": Infinity}', {}, 400, id="infinity"),
@@ -179,7 +180,7 @@ def post_raw(api, body: bytes, **headers):
         pytest.param(b"\x1f\x8b\x08\x00garbage", {"HTTP_CONTENT_ENCODING": "gzip"}, 400, id="broken-gzip"),
         pytest.param(b"{}", {"HTTP_CONTENT_ENCODING": "br"}, 415, id="unknown-encoding"),
     ],
-)  # fmt: skip
+)
 def test_hostile_bodies_get_a_clear_4xx_and_store_nothing(api, body, headers, status):
     response = post_raw(api, body, **headers)
 

@@ -55,8 +55,9 @@ def test_rows_handed_to_the_forwarder_are_leased_so_the_worker_leaves_them_alone
         assert len(engine.claim_due(limit=10)[1]) == 3  # the process died: the worker takes over
 
 
-def test_a_rolled_back_request_hands_nothing_to_the_forwarder(game_key, forwarder, make_install,
-                                                              django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_rolled_back_request_hands_nothing_to_the_forwarder(
+    game_key, forwarder, make_install, django_capture_on_commit_callbacks
+):
     from django.db import transaction
 
     from events_app.ingest.service import ingest_events
@@ -104,8 +105,9 @@ def test_events_the_forwarder_kept_past_half_their_lease_go_to_the_worker_unsent
     assert read_s3_lines(moto_firehose) == []
 
 
-def test_a_flush_takes_at_most_one_calls_worth_of_the_queue(game_key, forwarder, moto_firehose, make_install,
-                                                            django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_flush_takes_at_most_one_calls_worth_of_the_queue(
+    game_key, forwarder, moto_firehose, make_install, django_capture_on_commit_callbacks
+):
     from events_app.ingest.service import ingest_events
 
     small = type("Small", (FirehoseDestination,), {"limits": Limits(1000 * 1024, 500, 4000, 5120)})()

@@ -103,8 +103,12 @@ def test_gunicorn_app_and_worker_log_json_with_request_ids_and_no_key_or_body(de
     with log.open("wb") as out:
         web = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", str(config), "-w", "2", "-b", f"127.0.0.1:{port}", "--no-control-socket"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/healthz", web)

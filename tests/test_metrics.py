@@ -216,10 +216,20 @@ def serve_with_hooks(deployment, tmp_path: Path, *, workers: int, **env) -> tupl
     config.write_text(shipped if "gunicorn_hooks" in shipped else shipped + GUNICORN_HOOK_LINES)
     port = free_port()
     process = start(
-        [str(BIN / "gunicorn"), "-c", str(config), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--no-control-socket", "--graceful-timeout", "5"],
+        [
+            str(BIN / "gunicorn"),
+            "-c",
+            str(config),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "--graceful-timeout",
+            "5",
+        ],
         {**deployment.env, **env},
-    )  # fmt: skip
+    )
     deployment.processes.append(process)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/healthz", process)
@@ -251,10 +261,17 @@ def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(dep
     metrics_dir = tmp_path / "prometheus"
     token = "scrape-" + uuid.uuid4().hex
     _, url = serve_with_hooks(
-        deployment, tmp_path, workers=3, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), EVENTS_METRICS_TOKEN=token,
-        EVENTS_METRICS_CACHE_SECONDS="0.2", EVENTS_INLINE_DELIVERY="1", EVENTS_BREAKER_FAILURES="1000",
-        EVENTS_RETRY_BASE_SECONDS="0.2", EVENTS_RETRY_MAX_SECONDS="0.5",
-    )  # fmt: skip
+        deployment,
+        tmp_path,
+        workers=3,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        EVENTS_METRICS_TOKEN=token,
+        EVENTS_METRICS_CACHE_SECONDS="0.2",
+        EVENTS_INLINE_DELIVERY="1",
+        EVENTS_BREAKER_FAILURES="1000",
+        EVENTS_RETRY_BASE_SECONDS="0.2",
+        EVENTS_RETRY_MAX_SECONDS="0.5",
+    )
 
     assert requests.get(f"{url}/metrics", timeout=10).status_code == 401
 
@@ -281,9 +298,10 @@ def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(dep
     figures = scrape_url(url, token)
     assert figures[("events_oldest_pending_seconds", ())] >= first + 1
     errors = sum(
-        value for (name, labels), value in figures.items()
+        value
+        for (name, labels), value in figures.items()
         if name == "events_destination_calls_total" and ("result", "error") in labels
-    )  # fmt: skip
+    )
     assert errors >= 1
     assert figures[ACCEPTED_INSTALLS] == 40
 

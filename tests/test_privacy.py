@@ -66,9 +66,11 @@ def stored_player(game_key, make_install, make_purchase):
     record_rejections(
         game=game,
         received_at=timezone.now(),
-        rejected=[({"player_id": "player-1", "event_type": "nope"}, {"event_type": ["bad"]}),
-                  ({"player_id": "player-2", "event_type": "nope"}, {"event_type": ["bad"]})],
-    )  # fmt: skip
+        rejected=[
+            ({"player_id": "player-1", "event_type": "nope"}, {"event_type": ["bad"]}),
+            ({"player_id": "player-2", "event_type": "nope"}, {"event_type": ["bad"]}),
+        ],
+    )
     return game
 
 
@@ -87,8 +89,10 @@ def test_erase_player_deletes_the_players_rows_only_and_prints_counts_and_the_wa
     assert DeliveryAttempt.objects.count() == 0
     suppression = SuppressedPlayer.objects.get()
     assert (suppression.game, suppression.player_id, suppression.created_by) == (
-        stored_player, "player-1", "erase_player command"
-    )  # fmt: skip
+        stored_player,
+        "player-1",
+        "erase_player command",
+    )
 
 
 def test_erase_player_again_deletes_nothing_more_and_keeps_the_first_suppression(stored_player):
@@ -131,8 +135,9 @@ def test_rejected_bodies_that_named_no_player_of_their_own_are_found_by_their_co
     game = game_key[0].game
     batch = {"events": [{"player_id": "player-1"}, {"player_id": "player-2"}]}
     RejectedEvent.objects.create(game=game, received_at=timezone.now(), errors={}, body=orjson.dumps(batch).decode())
-    RejectedEvent.objects.create(game=game, received_at=timezone.now(), errors={}, body='{"player_id":"player-10"}',
-                                 player_id="player-10")  # fmt: skip
+    RejectedEvent.objects.create(
+        game=game, received_at=timezone.now(), errors={}, body='{"player_id":"player-10"}', player_id="player-10"
+    )
 
     counts = erasure.erase_player(game=game, player_id="player-1")
 
@@ -172,8 +177,11 @@ def test_a_batch_answers_suppressed_per_event_and_keeps_the_other_players(api, g
     body = api.post(BATCH, {"events": [erased, other, erased_purchase]}, format="json").json()
 
     assert (body["accepted"], body["duplicates"], body["rejected"], body["suppressed"]) == (1, 0, 0, 2)
-    assert [(r["index"], r["status"]) for r in body["results"]] == [(0, "suppressed"), (1, "accepted"),
-                                                                    (2, "suppressed")]  # fmt: skip
+    assert [(r["index"], r["status"]) for r in body["results"]] == [
+        (0, "suppressed"),
+        (1, "accepted"),
+        (2, "suppressed"),
+    ]
     assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
     assert received("purchase", "suppressed") == before + 1
 
@@ -276,18 +284,32 @@ def basic(key: str) -> str:
 
 def test_segment_calls_of_a_suppressed_player_are_not_stored(client, game_key, make_install):
     erasure.erase_player(game=game_key[0].game, player_id="player-1")
-    message = {"type": "track", "event": "Application Installed", "messageId": str(uuid.uuid4()),
-               "timestamp": now_rfc3339(), "properties": {}}  # fmt: skip
+    message = {
+        "type": "track",
+        "event": "Application Installed",
+        "messageId": str(uuid.uuid4()),
+        "timestamp": now_rfc3339(),
+        "properties": {},
+    }
     before = received("install", "suppressed")
 
-    single = client.post("/v1/track", {**message, "userId": "player-1"}, content_type="application/json",
-                         HTTP_AUTHORIZATION=basic(game_key[1]))  # fmt: skip
+    single = client.post(
+        "/v1/track",
+        {**message, "userId": "player-1"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic(game_key[1]),
+    )
     batch = client.post(
         "/v1/batch",
-        {"batch": [{**message, "messageId": str(uuid.uuid4()), "anonymousId": "player-1"},
-                   {**message, "messageId": str(uuid.uuid4()), "userId": "player-2"}]},
-        content_type="application/json", HTTP_AUTHORIZATION=basic(game_key[1]),
-    )  # fmt: skip
+        {
+            "batch": [
+                {**message, "messageId": str(uuid.uuid4()), "anonymousId": "player-1"},
+                {**message, "messageId": str(uuid.uuid4()), "userId": "player-2"},
+            ]
+        },
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic(game_key[1]),
+    )
 
     assert (single.status_code, single.json()) == (200, {"success": True})
     assert (batch.status_code, batch.json()) == (200, {"success": True})
@@ -409,8 +431,11 @@ def test_select_all_erases_every_player_it_confirmed_and_none_that_appeared_sinc
     action = {"action": "erase_selected_players", "_selected_action": [one], "select_across": "1"}
 
     confirm = eraser.post(EVENTS_URL, action)
-    ingest_events(api_key=game_key[0], raw_events=[{"event_type": "install", "player_id": "player-3",
-                  "occurred_at": "2026-11-25T10:00:00Z"}], received_at=timezone.now())  # fmt: skip
+    ingest_events(
+        api_key=game_key[0],
+        raw_events=[{"event_type": "install", "player_id": "player-3", "occurred_at": "2026-11-25T10:00:00Z"}],
+        received_at=timezone.now(),
+    )
     eraser.post(EVENTS_URL, confirmed(confirm))
 
     assert [player[:2] for player in confirm.context["players"]] == [
@@ -449,11 +474,22 @@ def test_a_segment_batch_keeps_at_most_the_per_request_number_of_rejections_in_a
     settings.EVENTS_REJECTIONS_PER_REQUEST = 20
     # Refused while mapping (no user) and by the native rules (a bad timestamp), across several ingest calls.
     unmapped = [{"type": "track", "event": "Application Installed", "messageId": str(uuid.uuid4())}] * 600
-    invalid = [{"type": "track", "event": "Application Installed", "userId": "p", "timestamp": "soon",
-                "messageId": str(uuid.uuid4())}] * 600  # fmt: skip
+    invalid = [
+        {
+            "type": "track",
+            "event": "Application Installed",
+            "userId": "p",
+            "timestamp": "soon",
+            "messageId": str(uuid.uuid4()),
+        }
+    ] * 600
 
-    response = client.post("/v1/batch", {"batch": unmapped + invalid}, content_type="application/json",
-                           HTTP_AUTHORIZATION=basic(game_key[1]))  # fmt: skip
+    response = client.post(
+        "/v1/batch",
+        {"batch": unmapped + invalid},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=basic(game_key[1]),
+    )
 
     assert response.status_code == 200
     assert RejectedEvent.objects.count() == 20
@@ -513,8 +549,14 @@ def test_a_sender_recording_an_outcome_for_an_event_erased_meanwhile_keeps_the_o
 
     def sender():  # a worker recording that both were delivered
         try:
-            engine._record_some(claim_token=token, emitted_at=timezone.now(), delivered=[erased, kept], failed=[],
-                                  deferred=[], counts=engine.DeliveryCounts())  # fmt: skip
+            engine._record_some(
+                claim_token=token,
+                emitted_at=timezone.now(),
+                delivered=[erased, kept],
+                failed=[],
+                deferred=[],
+                counts=engine.DeliveryCounts(),
+            )
         except Exception as exc:
             errors.append(exc)
         finally:

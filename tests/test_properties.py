@@ -14,8 +14,18 @@ from sdk.contract import BUILTIN_EVENT_TYPES as EVENT_TYPES
 from sdk.contract import PLATFORMS, is_custom_type_name
 
 RECEIVED_AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EVENT_KEYS = ["event_id", "event_type", "player_id", "occurred_at", "sent_at", "platform", "app_version",
-              "session_id", "properties", "context"]  # fmt: skip
+EVENT_KEYS = [
+    "event_id",
+    "event_type",
+    "player_id",
+    "occurred_at",
+    "sent_at",
+    "platform",
+    "app_version",
+    "session_id",
+    "properties",
+    "context",
+]
 PROPERTY_KEYS = ["transaction_id", "product_id", "price", "currency", "quantity", "store", "country", "campaign"]
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()

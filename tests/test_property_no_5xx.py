@@ -38,10 +38,55 @@ FUZZ = settings(
 
 # Every general category, including the ones st.characters leaves out unless asked:
 # Cs (surrogates), Co (private use), Cn (unassigned).
-CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf",
-              "Po", "Sm", "Sc", "Sk", "So", "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn")  # fmt: skip
-EDGE_CHARACTERS = ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\ufeff", "\ufffe", "\uffff", "\ue000",
-                   "\U0010ffff", "\u2028", "\u0085", "\\", '"', "a"]  # fmt: skip
+CATEGORIES = (
+    "Lu",
+    "Ll",
+    "Lt",
+    "Lm",
+    "Lo",
+    "Mn",
+    "Mc",
+    "Me",
+    "Nd",
+    "Nl",
+    "No",
+    "Pc",
+    "Pd",
+    "Ps",
+    "Pe",
+    "Pi",
+    "Pf",
+    "Po",
+    "Sm",
+    "Sc",
+    "Sk",
+    "So",
+    "Zs",
+    "Zl",
+    "Zp",
+    "Cc",
+    "Cf",
+    "Cs",
+    "Co",
+    "Cn",
+)
+EDGE_CHARACTERS = [
+    "\x00",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\ufeff",
+    "\ufffe",
+    "\uffff",
+    "\ue000",
+    "\U0010ffff",
+    "\u2028",
+    "\u0085",
+    "\\",
+    '"',
+    "a",
+]
 
 texts = st.text(st.characters(categories=CATEGORIES), max_size=12) | st.text(
     st.sampled_from(EDGE_CHARACTERS), max_size=6
@@ -64,9 +109,25 @@ class Pairs:
 
 INT64 = 2**63
 raw_numbers = st.sampled_from(
-    ["1e400", "-1e400", "1E+308", "1e-400", "-0", "-0.0", "0e0", "-0e-0", "4.9e-324", "1" * 400,
-     "123456789012345678901234567890.5", str(INT64), str(-INT64 - 1), str(2**64), str(2**64 - 1), "9" * 20]
-).map(Raw)  # fmt: skip
+    [
+        "1e400",
+        "-1e400",
+        "1E+308",
+        "1e-400",
+        "-0",
+        "-0.0",
+        "0e0",
+        "-0e-0",
+        "4.9e-324",
+        "1" * 400,
+        "123456789012345678901234567890.5",
+        str(INT64),
+        str(-INT64 - 1),
+        str(2**64),
+        str(2**64 - 1),
+        "9" * 20,
+    ]
+).map(Raw)
 deep = st.integers(min_value=1, max_value=3000).flatmap(
     lambda depth: st.sampled_from(
         [Raw("[" * depth + "]" * depth), Raw('{"a":' * depth + "0" + "}" * depth), Raw("[" * depth)]
@@ -100,8 +161,11 @@ def render(value, *, ascii_only: bool) -> str:
         return value.text
     if isinstance(value, Pairs | dict):
         pairs = value.pairs if isinstance(value, Pairs) else value.items()
-        return "{" + ",".join(f"{render(k, ascii_only=ascii_only)}:{render(v, ascii_only=ascii_only)}"
-                              for k, v in pairs) + "}"  # fmt: skip
+        return (
+            "{"
+            + ",".join(f"{render(k, ascii_only=ascii_only)}:{render(v, ascii_only=ascii_only)}" for k, v in pairs)
+            + "}"
+        )
     if isinstance(value, list | tuple):
         return "[" + ",".join(render(item, ascii_only=ascii_only) for item in value) + "]"
     return json.dumps(value, ensure_ascii=ascii_only)
@@ -143,8 +207,18 @@ def moment(draw) -> str:
     return base.isoformat()
 
 
-EVENT_FIELDS = ["event_id", "event_type", "player_id", "occurred_at", "sent_at", "platform", "app_version",
-                "session_id", "properties", "context"]  # fmt: skip
+EVENT_FIELDS = [
+    "event_id",
+    "event_type",
+    "player_id",
+    "occurred_at",
+    "sent_at",
+    "platform",
+    "app_version",
+    "session_id",
+    "properties",
+    "context",
+]
 
 
 @st.composite
@@ -191,8 +265,19 @@ def segment_messages(draw) -> object:
         "properties": {"order_id": str(draw(st.uuids())), "revenue": 12.99, "currency": "EUR"},
         "context": {"os": {"name": "Android"}, "app": {"version": "3.1.0"}},
     }
-    fields = ["type", "event", "userId", "anonymousId", "messageId", "timestamp", "sentAt", "properties", "context",
-              "traits", "integrations"]  # fmt: skip
+    fields = [
+        "type",
+        "event",
+        "userId",
+        "anonymousId",
+        "messageId",
+        "timestamp",
+        "sentAt",
+        "properties",
+        "context",
+        "traits",
+        "integrations",
+    ]
     for field_name in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):
         message[field_name] = draw(hostile_values)
     for field_name in ("properties", "context"):
@@ -334,10 +419,14 @@ def test_any_body_sent_to_segment_track_is_answered_below_500_and_stores_only_wh
 def test_the_bodies_reach_the_insert(client):
     """Guards the generators: some hostile events get all the way to a stored row on this database."""
     body = render(
-        {"event_type": "level_up", "player_id": "p", "occurred_at": datetime.now(UTC).isoformat(),
-         "properties": {"big": Raw(str(2**64 - 1)), "neg_zero": Raw("-0"), "pua": "\ue000\U0010ffff"}},
+        {
+            "event_type": "level_up",
+            "player_id": "p",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "properties": {"big": Raw(str(2**64 - 1)), "neg_zero": Raw("-0"), "pua": "\ue000\U0010ffff"},
+        },
         ascii_only=False,
-    ).encode()  # fmt: skip
+    ).encode()
 
     response = post(client, "/v1/events", body, {})
 

@@ -98,25 +98,31 @@ def test_the_readme_runs_as_printed_in_a_fresh_clone(tmp_path):
     curl = next(block for block in blocks if block.text.startswith("KEY=$(cat .local/dev_api_key)"))
     # The curl examples twice in a row: idempotent, the second time they answer duplicate.
     at = blocks.index(curl) + 1
-    script = script_for([*blocks[:at], curl, *blocks[at:]], web=web, emulator=emulator, outside=outside,
-                        sdk_only=sdk_only)  # fmt: skip
+    script = script_for(
+        [*blocks[:at], curl, *blocks[at:]], web=web, emulator=emulator, outside=outside, sdk_only=sdk_only
+    )
     marker = f"::block {curl.line}\\n"
     script = script.replace(marker, "::block 0\\n", 2).replace("::block 0\\n", marker, 1)
 
     with running_stack(folder, env, tmp_path / "stack.log") as stack:
-        done = subprocess.run(
-            ["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=600
-        )  # fmt: skip
+        done = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         stack.send_signal(signal.SIGINT)
         assert stack.wait(timeout=90) == 0
 
     out = sections(done.stdout)
     assert set(out) == {*by_text.values(), 0}  # every block ran
-    line = {marker: next(n for text, n in by_text.items() if marker in text) for marker in (
-        "-m sdk.client", "from sdk import TrackerClient", "from sdk import Tracker\n", "sdk.simulate",
-        "manage.py event_schema demo-game level_up", "erase_player demo-game player-42",
-    )}  # fmt: skip
+    line = {
+        marker: next(n for text, n in by_text.items() if marker in text)
+        for marker in (
+            "-m sdk.client",
+            "from sdk import TrackerClient",
+            "from sdk import Tracker\n",
+            "sdk.simulate",
+            "manage.py event_schema demo-game level_up",
+            "erase_player demo-game player-42",
+        )
+    }
     assert "accepted" in out[line["-m sdk.client"]]
     assert out[line["from sdk import TrackerClient"]].split() == ["2", "0", "0"]  # accepted, duplicates, rejected
     tracker = out[line["from sdk import Tracker\n"]]  # 8 events; level_up refused until its schema, below

@@ -75,8 +75,11 @@ def test_reconvert_fills_the_base_amount_and_sends_the_corrected_record_again(ga
     assert (event.revenue_base, event.base_currency, event.fx_rate) == (Decimal("4.07"), "USD", Decimal("3.25732899"))
     assert event.fx_date == date(2026, 1, 12)
     assert {key: event.payload[key] for key in currency.BASE_FIELDS} == {
-        "revenue_base": "4.07", "base_currency": "USD", "fx_rate": "3.25732899", "fx_date": "2026-01-12",
-    }  # fmt: skip
+        "revenue_base": "4.07",
+        "base_currency": "USD",
+        "fx_rate": "3.25732899",
+        "fx_date": "2026-01-12",
+    }
     assert event.delivery_state == DeliveryState.PENDING
     assert event.next_attempt_at <= timezone.now()
     assert (event.attempts, event.claim_token, event.claimed_until) == (0, None, None)
@@ -101,8 +104,12 @@ def test_reconvert_leaves_what_still_has_no_rate_and_walks_past_it_batch_by_batc
     assert (counts.converted, counts.still_missing) == (4, 1)
     fx_dates = {str(row.event_id): row.fx_date for row in Event.objects.all()}
     assert [fx_dates[str(row.event_id)] for row in rows] == [
-        None, date(2026, 1, 6), date(2026, 1, 6), date(2026, 1, 8), date(2026, 1, 8),
-    ]  # fmt: skip
+        None,
+        date(2026, 1, 6),
+        date(2026, 1, 6),
+        date(2026, 1, 8),
+        date(2026, 1, 8),
+    ]
     assert currency.reconvert_missing() == currency.ReconvertCounts(converted=0, still_missing=1)
 
 
@@ -110,8 +117,11 @@ def test_reconvert_does_not_touch_converted_purchases_or_installs(game_key, moto
     import_rates(path=SAMPLE)
     ingest(game_key, purchase(price="4.99", code="EUR", occurred_at="2026-01-09T10:00:00Z"))
     install = {
-        "event_id": str(uuid.uuid4()), "event_type": "install", "player_id": "p", "occurred_at": "2026-01-09T10:00:00Z",
-    }  # fmt: skip
+        "event_id": str(uuid.uuid4()),
+        "event_type": "install",
+        "player_id": "p",
+        "occurred_at": "2026-01-09T10:00:00Z",
+    }
     ingest(game_key, install)
     engine.deliver_due()
     before = list(Event.objects.order_by("pk").values())

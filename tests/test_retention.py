@@ -37,10 +37,17 @@ def make_event(game):
     def build(*, state=DeliveryState.DELIVERED, age_days: float = 40, attempts: int = 1) -> Event:
         received_at = timezone.now() - timedelta(days=age_days)
         event = Event.objects.create(
-            game=game, event_id=uuid.uuid4(), event_type="install", player_id="p1", occurred_at=received_at,
-            received_at=received_at, derived_at=received_at, payload={"event_type": "install"},
-            delivery_state=state, attempts=attempts,
-        )  # fmt: skip
+            game=game,
+            event_id=uuid.uuid4(),
+            event_type="install",
+            player_id="p1",
+            occurred_at=received_at,
+            received_at=received_at,
+            derived_at=received_at,
+            payload={"event_type": "install"},
+            delivery_state=state,
+            attempts=attempts,
+        )
         outcome = {DeliveryState.DELIVERED: AttemptOutcome.DELIVERED, DeliveryState.DEAD: AttemptOutcome.DEAD}.get(
             state, AttemptOutcome.FAILED
         )

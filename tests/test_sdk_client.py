@@ -278,28 +278,48 @@ def test_purchase_price_that_is_not_a_number_is_refused(client):
 
 HELPERS = {
     "track_session_start": (
-        {"session_id": "s-1"}, "session_start", {"session_id": "s-1"}, {},
+        {"session_id": "s-1"},
+        "session_start",
+        {"session_id": "s-1"},
+        {},
     ),
     "track_session_end": (
-        {"session_id": "s-1", "duration_ms": 61_000}, "session_end", {"session_id": "s-1"}, {"duration_ms": 61_000},
+        {"session_id": "s-1", "duration_ms": 61_000},
+        "session_end",
+        {"session_id": "s-1"},
+        {"duration_ms": 61_000},
     ),
     "track_progression": (
-        {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2}, "progression", {},
+        {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2},
+        "progression",
+        {},
         {"status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2},
     ),
     "track_resource": (
         {"flow": "sink", "resource": "gems", "amount": Decimal("25"), "item_type": "booster", "item_id": "hammer"},
-        "resource", {},
+        "resource",
+        {},
         {"flow": "sink", "resource": "gems", "amount": "25", "item_type": "booster", "item_id": "hammer"},
     ),
     "track_ad_impression": (
-        {"ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": Decimal("0.0125"),
-         "currency": "USD"},
-        "ad_impression", {},
-        {"ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": "0.0125",
-         "currency": "USD"},
+        {
+            "ad_network": "admob",
+            "ad_format": "rewarded",
+            "ad_unit": "level_end",
+            "revenue": Decimal("0.0125"),
+            "currency": "USD",
+        },
+        "ad_impression",
+        {},
+        {
+            "ad_network": "admob",
+            "ad_format": "rewarded",
+            "ad_unit": "level_end",
+            "revenue": "0.0125",
+            "currency": "USD",
+        },
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(("helper", "case"), HELPERS.items(), ids=HELPERS.keys())
@@ -746,9 +766,15 @@ def test_plain_http_to_another_machine_warns_once_per_client_naming_the_game_lin
 
 @pytest.mark.parametrize(
     "url",
-    ["https://tracker.example.com", "http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000",
-     "http://localhost:8000", "HTTP://LOCALHOST."],
-)  # fmt: skip
+    [
+        "https://tracker.example.com",
+        "http://127.0.0.1:8000",
+        "http://127.8.9.10",
+        "http://[::1]:8000",
+        "http://localhost:8000",
+        "HTTP://LOCALHOST.",
+    ],
+)
 def test_https_and_loopback_http_do_not_warn(url, caplog):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -85,9 +85,15 @@ def test_events_arrive_with_the_right_fields(live):
             "player-42", store="google_play", country="de", platform="android", app_version="1.2.3"
         )
         purchase_id = tracker.track_purchase(
-            "player-42", transaction_id=f"GPA.{install_id}", product_id="coins_500", price=Decimal("1200"),
-            currency="JPY", quantity=3, platform="android", context={"level": 7},
-        )  # fmt: skip
+            "player-42",
+            transaction_id=f"GPA.{install_id}",
+            product_id="coins_500",
+            price=Decimal("1200"),
+            currency="JPY",
+            quantity=3,
+            platform="android",
+            context={"level": 7},
+        )
         assert tracker.flush(timeout=60)
 
     install, purchase = (live.payloads([install_id, purchase_id])[i] for i in (install_id, purchase_id))
@@ -112,15 +118,25 @@ def test_the_helpers_of_the_other_builtin_types_are_stored_with_their_fields(liv
                 "player-7", status="complete", level="world1:level3", score=1200, attempt=2, session_id=session
             ),
             "resource": tracker.track_resource(
-                "player-7", flow="sink", resource="gems", amount=Decimal("25"), item_type="booster",
-                item_id="hammer", session_id=session,
+                "player-7",
+                flow="sink",
+                resource="gems",
+                amount=Decimal("25"),
+                item_type="booster",
+                item_id="hammer",
+                session_id=session,
             ),
             "ad_impression": tracker.track_ad_impression(
-                "player-7", ad_network="admob", ad_format="rewarded", ad_unit="level_end",
-                revenue=Decimal("0.0125"), currency="usd", session_id=session,
+                "player-7",
+                ad_network="admob",
+                ad_format="rewarded",
+                ad_unit="level_end",
+                revenue=Decimal("0.0125"),
+                currency="usd",
+                session_id=session,
             ),
             "session_end": tracker.track_session_end("player-7", session_id=session, duration_ms=61_000),
-        }  # fmt: skip
+        }
         assert tracker.flush(timeout=60)
     assert (tracker.stats().accepted, tracker.stats().failed) == (5, 0)
 
@@ -132,15 +148,26 @@ def test_the_helpers_of_the_other_builtin_types_are_stored_with_their_fields(liv
     assert lines["session_start"]["platform"] == "ios"
     assert lines["session_end"]["properties"] == {"duration_ms": 61_000}
     assert lines["progression"]["properties"] == {
-        "status": "complete", "level": "world1:level3", "score": 1200, "attempt": 2,
-    }  # fmt: skip
+        "status": "complete",
+        "level": "world1:level3",
+        "score": 1200,
+        "attempt": 2,
+    }
     assert lines["resource"]["properties"] == {
-        "flow": "sink", "resource": "gems", "amount": "25", "item_type": "booster", "item_id": "hammer",
-    }  # fmt: skip
+        "flow": "sink",
+        "resource": "gems",
+        "amount": "25",
+        "item_type": "booster",
+        "item_id": "hammer",
+    }
     ad = lines["ad_impression"]
     assert ad["properties"] == {
-        "ad_network": "admob", "ad_format": "rewarded", "ad_unit": "level_end", "revenue": "0.0125", "currency": "USD",
-    }  # fmt: skip
+        "ad_network": "admob",
+        "ad_format": "rewarded",
+        "ad_unit": "level_end",
+        "revenue": "0.0125",
+        "currency": "USD",
+    }
     assert (ad["revenue"], ad["currency"]) == ("0.0125", "USD")  # sub-cent ad revenue is kept
 
 
@@ -148,17 +175,27 @@ def test_the_server_names_the_same_bad_fields_as_the_sdk_for_each_new_type(live,
     errors = Errors()
     bad = {
         "session_start": ({"event_type": "session_start"}, {"session_id"}),
-        "session_end": ({"event_type": "session_end", "session_id": "s", "properties": {"duration_ms": -1}},
-                        {"properties.duration_ms"}),
-        "progression": ({"event_type": "progression", "properties": {"status": "won", "level": ""}},
-                        {"properties.status", "properties.level"}),
-        "resource": ({"event_type": "resource", "properties": {"flow": "source", "resource": "gems", "amount": "0"}},
-                     {"properties.amount"}),
-        "ad_impression": ({"event_type": "ad_impression",
-                           "properties": {"ad_network": "admob", "ad_format": "banner", "revenue": "0.01"}},
-                          {"properties.currency"}),
+        "session_end": (
+            {"event_type": "session_end", "session_id": "s", "properties": {"duration_ms": -1}},
+            {"properties.duration_ms"},
+        ),
+        "progression": (
+            {"event_type": "progression", "properties": {"status": "won", "level": ""}},
+            {"properties.status", "properties.level"},
+        ),
+        "resource": (
+            {"event_type": "resource", "properties": {"flow": "source", "resource": "gems", "amount": "0"}},
+            {"properties.amount"},
+        ),
+        "ad_impression": (
+            {
+                "event_type": "ad_impression",
+                "properties": {"ad_network": "admob", "ad_format": "banner", "revenue": "0.01"},
+            },
+            {"properties.currency"},
+        ),
         "custom type name": ({"event_type": "Level Up"}, {"event_type"}),
-    }  # fmt: skip
+    }
     local: dict[str, set[str]] = {}
     for name, (fields, _) in bad.items():
         event = {"player_id": "player-1", "occurred_at": "2025-01-01T00:00:00Z", **fields}
@@ -168,10 +205,14 @@ def test_the_server_names_the_same_bad_fields_as_the_sdk_for_each_new_type(live,
     # validate=False: what the server says of the same events.
     with Tracker(base_url=proxy.url, api_key=live.key, flush_interval=3600, on_error=errors, validate=False) as tracker:
         ids = {
-            name: tracker.track(fields["event_type"], "player-1", session_id=fields.get("session_id"),
-                                properties=fields.get("properties"))
+            name: tracker.track(
+                fields["event_type"],
+                "player-1",
+                session_id=fields.get("session_id"),
+                properties=fields.get("properties"),
+            )
             for name, (fields, _) in bad.items()
-        }  # fmt: skip
+        }
         assert tracker.flush(timeout=60)
 
     by_id = {error.event_id: error.errors for error, _ in errors.calls}
@@ -258,9 +299,15 @@ def test_a_poison_event_in_the_spool_is_set_aside_while_every_other_event_is_sto
     errors = Errors()
     clock = FakeClock()
     tracker = Tracker(
-        base_url=proxy.url, api_key=live.key, persist=spool, flush_interval=3600, on_error=errors,
-        clock=clock, sleep=clock.sleep, retry=RetryPolicy(random=lambda: 1.0),  # the default policy, longest waits
-    )  # fmt: skip
+        base_url=proxy.url,
+        api_key=live.key,
+        persist=spool,
+        flush_interval=3600,
+        on_error=errors,
+        clock=clock,
+        sleep=clock.sleep,
+        retry=RetryPolicy(random=lambda: 1.0),  # the default policy, longest waits
+    )
     poison = tracker.track_install("poison")
     ids = [tracker.track_install(f"player-{n}") for n in range(100)]
     tracker.flush(timeout=60)
@@ -419,9 +466,26 @@ def test_the_simulator_reports_what_the_tracker_stored(live, capsys, tmp_path: P
     before = live.row_count()
 
     code = simulate(
-        ["--url", live.url, "--api-key", live.key, "--players", "30", "--duration", "1.5", "--rate", "200",
-         "--seed", "7", "--duplicate-share", "0.05", "--offline-share", "0.02", "--no-progress"]
-    )  # fmt: skip
+        [
+            "--url",
+            live.url,
+            "--api-key",
+            live.key,
+            "--players",
+            "30",
+            "--duration",
+            "1.5",
+            "--rate",
+            "200",
+            "--seed",
+            "7",
+            "--duplicate-share",
+            "0.05",
+            "--offline-share",
+            "0.02",
+            "--no-progress",
+        ]
+    )
 
     out = capsys.readouterr().out
     assert code == 0, out
@@ -433,8 +497,14 @@ def test_the_simulator_reports_what_the_tracker_stored(live, capsys, tmp_path: P
     assert live.row_count() - before == accepted
     lines = [line for line in live.all_payloads() if line["player_id"].startswith("sim-")]
     assert {line["event_type"] for line in lines} == {
-        "install", "session_start", "progression", "resource", "ad_impression", "purchase", "session_end",
-    }  # fmt: skip
+        "install",
+        "session_start",
+        "progression",
+        "resource",
+        "ad_impression",
+        "purchase",
+        "session_end",
+    }
     starts = {line["session_id"]: line for line in lines if line["event_type"] == "session_start"}
     ends = {line["session_id"]: line for line in lines if line["event_type"] == "session_end"}
     assert set(starts) == set(ends)  # every session ends, under its own id

@@ -39,8 +39,16 @@ def test_the_public_names_import_from_the_package_and_from_their_old_modules():
 
     assert DROP_OLDEST is tracker.DROP_OLDEST
     assert TrackerStats is tracker.TrackerStats
-    for name in ("track_session_start", "track_session_end", "track_progression", "track_resource",
-                 "track_ad_impression", "track_install", "track_purchase", "track"):  # fmt: skip
+    for name in (
+        "track_session_start",
+        "track_session_end",
+        "track_progression",
+        "track_resource",
+        "track_ad_impression",
+        "track_install",
+        "track_purchase",
+        "track",
+    ):
         assert callable(getattr(Tracker, name)) and callable(getattr(TrackerClient, name))
 
 

@@ -122,9 +122,17 @@ def test_tracked_events_arrive_gzipped_with_their_fields(make_tracker, fake):
 
     install_id = tracker.track_install("player-42", store="google_play", country="DE", platform="android")
     purchase_id = tracker.track_purchase(
-        "player-42", transaction_id="GPA.1", product_id="coins_500", price=Decimal("4.99"), currency="EUR",
-        quantity=2, platform="android", app_version="1.2.3", session_id="s-1", context={"level": 7},
-    )  # fmt: skip
+        "player-42",
+        transaction_id="GPA.1",
+        product_id="coins_500",
+        price=Decimal("4.99"),
+        currency="EUR",
+        quantity=2,
+        platform="android",
+        app_version="1.2.3",
+        session_id="s-1",
+        context={"level": 7},
+    )
     assert tracker.flush(timeout=30)
 
     (request,) = fake.requests
@@ -137,15 +145,28 @@ def test_tracked_events_arrive_gzipped_with_their_fields(make_tracker, fake):
     assert install["properties"] == {"store": "google_play", "country": "DE"}
     assert purchase["event_id"] == purchase_id
     assert purchase["properties"] == {
-        "transaction_id": "GPA.1", "product_id": "coins_500", "price": "4.99", "currency": "EUR", "quantity": 2,
-    }  # fmt: skip
+        "transaction_id": "GPA.1",
+        "product_id": "coins_500",
+        "price": "4.99",
+        "currency": "EUR",
+        "quantity": 2,
+    }
     assert (purchase["platform"], purchase["app_version"], purchase["session_id"]) == ("android", "1.2.3", "s-1")
     assert purchase["context"] == {"level": 7}
     assert request.json["sent_at"].endswith("Z")
     assert tracker.stats() == TrackerStats(
-        queued=2, restored=0, sent=2, accepted=2, duplicates=0, failed=0, rejected=0, dropped=0, retried=0,
-        requests=1, pending=0,
-    )  # fmt: skip
+        queued=2,
+        restored=0,
+        sent=2,
+        accepted=2,
+        duplicates=0,
+        failed=0,
+        rejected=0,
+        dropped=0,
+        retried=0,
+        requests=1,
+        pending=0,
+    )
 
 
 def test_a_batch_goes_as_soon_as_100_events_wait(make_tracker, fake):
@@ -337,18 +358,28 @@ def test_each_typed_helper_queues_its_type_with_its_properties(make_tracker, fak
             "player-1", flow="source", resource="gems", amount=Decimal("25"), item_type="reward", session_id="s-1"
         ),
         tracker.track_ad_impression(
-            "player-1", ad_network="admob", ad_format="rewarded", ad_unit="level_end", revenue="0.0125",
-            currency="USD", session_id="s-1",
+            "player-1",
+            ad_network="admob",
+            ad_format="rewarded",
+            ad_unit="level_end",
+            revenue="0.0125",
+            currency="USD",
+            session_id="s-1",
         ),
         tracker.track_session_end("player-1", session_id="s-1", duration_ms=61_000),
-    ]  # fmt: skip
+    ]
     assert tracker.flush(timeout=30)
 
     events = fake.requests[0].json["events"]
     assert [event["event_id"] for event in events] == ids
     assert [event["event_type"] for event in events] == [
-        "session_start", "progression", "progression", "resource", "ad_impression", "session_end",
-    ]  # fmt: skip
+        "session_start",
+        "progression",
+        "progression",
+        "resource",
+        "ad_impression",
+        "session_end",
+    ]
     assert {event["session_id"] for event in events} == {"s-1"}
     assert [event.get("properties", {}) for event in events] == [
         {},
@@ -379,10 +410,13 @@ def test_each_typed_helper_queues_its_type_with_its_properties(make_tracker, fak
         ("track_resource", {"flow": "sink", "resource": "gems", "amount": 2.5}, {"properties.amount"}),
         ("track_ad_impression", {"ad_network": "admob", "ad_format": "video"}, {"properties.ad_format"}),
         ("track_ad_impression", {"ad_network": "x", "ad_format": "banner", "revenue": "0.01"}, {"properties.currency"}),
-        ("track_ad_impression", {"ad_network": "x", "ad_format": "banner", "revenue": 0.01, "currency": "USD"},
-         {"properties.revenue"}),
+        (
+            "track_ad_impression",
+            {"ad_network": "x", "ad_format": "banner", "revenue": 0.01, "currency": "USD"},
+            {"properties.revenue"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_helper_given_bad_values_raises_naming_them_and_queues_nothing(make_tracker, fake, helper, arguments, fields):
     tracker = make_tracker(sync=True)
 
@@ -531,13 +565,19 @@ def test_events_the_server_rejects_go_to_on_error_with_its_reasons_and_are_not_r
 
     def reject_the_second(request: RecordedRequest):
         first, _ = request.event_ids
-        return 200, {
-            "accepted": 1, "duplicates": 0, "rejected": 1,
-            "results": [
-                {"index": 0, "event_id": first, "status": "accepted"},
-                {"index": 1, "status": "rejected", "errors": reasons},
-            ],
-        }, {}  # fmt: skip
+        return (
+            200,
+            {
+                "accepted": 1,
+                "duplicates": 0,
+                "rejected": 1,
+                "results": [
+                    {"index": 0, "event_id": first, "status": "accepted"},
+                    {"index": 1, "status": "rejected", "errors": reasons},
+                ],
+            },
+            {},
+        )
 
     fake.respond = reject_the_second
     tracker = make_tracker(flush_interval=3600, on_error=errors)
@@ -627,9 +667,11 @@ def test_an_on_error_that_raises_does_not_stop_the_tracker(make_tracker, fake):
 def test_close_gives_up_by_its_deadline_when_the_tracker_is_down_and_reports_every_event(make_tracker):
     errors = Errors()
     tracker = make_tracker(
-        base_url=f"http://127.0.0.1:{free_port()}", flush_interval=3600, on_error=errors,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        flush_interval=3600,
+        on_error=errors,
         retry=RetryPolicy(base=0.05, cap=0.1, budget=600),
-    )  # fmt: skip
+    )
     ids = [tracker.track_install(f"player-{n}") for n in range(250)]
 
     assert tracker.close(timeout=0.5) is False
@@ -734,9 +776,13 @@ def test_events_left_in_the_spool_are_sent_on_the_next_start(make_tracker, fake,
 def test_a_full_spool_drops_by_the_overflow_policy(make_tracker, tmp_path, overflow, kept):
     spool = tmp_path / "spool.sqlite3"
     tracker = make_tracker(
-        persist=spool, base_url=f"http://127.0.0.1:{free_port()}", max_spool_events=5, overflow=overflow,
-        flush_interval=3600, batch_size=500,
-    )  # fmt: skip
+        persist=spool,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        max_spool_events=5,
+        overflow=overflow,
+        flush_interval=3600,
+        batch_size=500,
+    )
 
     ids = [tracker.track_install(f"player-{n}") for n in range(8)]
 
@@ -879,9 +925,13 @@ def test_an_event_answered_5xx_alone_while_the_others_get_through_is_set_aside_a
     fake.respond = fail_batches_holding("poison")
     spool = tmp_path / "spool.sqlite3"
     tracker = make_tracker(
-        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        persist=spool,
+        flush_interval=3600,
+        on_error=errors,
+        clock=clock,
+        sleep=clock.sleep,
         retry=RetryPolicy(random=lambda: 1.0),
-    )  # fmt: skip
+    )
     poison = tracker.track_install("poison", store="bugged")
     others = [tracker.track_install(f"player-{n}") for n in range(5)]
     settled = [tracker.flush(timeout=30)]
@@ -924,9 +974,13 @@ def test_when_every_request_fails_it_is_an_outage_and_nothing_is_set_aside(make_
     fake.respond = answer(500, {"detail": "A server error occurred."})
     spool = tmp_path / "spool.sqlite3"
     tracker = make_tracker(
-        persist=spool, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        persist=spool,
+        flush_interval=3600,
+        on_error=errors,
+        clock=clock,
+        sleep=clock.sleep,
         retry=RetryPolicy(random=lambda: 1.0),
-    )  # fmt: skip
+    )
     ids: list[str | None] = []
     for round_ in range(8):  # a long outage: budget after budget spent, batches bisected down to single events
         ids += [tracker.track_install(f"player-{round_}-{n}") for n in range(5)]
@@ -955,9 +1009,13 @@ def test_without_persistence_a_poison_event_is_set_aside_while_the_others_flow(m
 
     fake.respond = hold_the_first_then_fail_the_poison
     tracker = make_tracker(
-        batch_size=2, flush_interval=3600, on_error=errors, clock=clock, sleep=clock.sleep,
+        batch_size=2,
+        flush_interval=3600,
+        on_error=errors,
+        clock=clock,
+        sleep=clock.sleep,
         retry=RetryPolicy(random=lambda: 1.0),
-    )  # fmt: skip
+    )
     poison = tracker.track_install("poison")
     others = [tracker.track_install(f"player-{n}") for n in range(15)]
     released.set()  # the first batch (the poison and one other) was in flight; the rest waited behind it

@@ -74,8 +74,14 @@ CALLS = [
     ("/v1/group", {"groupId": "guild-1", "traits": {}}, "group"),
     ("/v1/alias", {"previousId": "anon-1"}, "alias"),
 ]
-SHORT_PATHS = {"/v1/track": "/v1/t", "/v1/identify": "/v1/i", "/v1/page": "/v1/p", "/v1/screen": "/v1/s",
-               "/v1/group": "/v1/g", "/v1/alias": "/v1/a"}  # fmt: skip
+SHORT_PATHS = {
+    "/v1/track": "/v1/t",
+    "/v1/identify": "/v1/i",
+    "/v1/page": "/v1/p",
+    "/v1/screen": "/v1/s",
+    "/v1/group": "/v1/g",
+    "/v1/alias": "/v1/a",
+}
 
 
 @pytest.mark.parametrize(("path", "fields", "event_type"), CALLS + [(SHORT_PATHS[p], f, t) for p, f, t in CALLS])
@@ -98,8 +104,9 @@ def test_each_batch_endpoint_stores_every_message(client, key, path):
 
 
 def test_put_is_taken_like_post_as_unitys_sample_client_sends_it(client, key):
-    response = client.put("/v1/b", orjson.dumps({"batch": [track()]}), content_type="text/plain",
-                          HTTP_AUTHORIZATION=basic(key))  # fmt: skip
+    response = client.put(
+        "/v1/b", orjson.dumps({"batch": [track()]}), content_type="text/plain", HTTP_AUTHORIZATION=basic(key)
+    )
 
     assert response.status_code == 200
     assert Event.objects.count() == 1
@@ -228,8 +235,15 @@ def received(event_type: str, status: str) -> float:
 
 
 def test_messages_refused_before_ingest_are_counted_as_rejected_with_the_others(client, key):
-    before = {label: received(*label) for label in [("identify", "rejected"), ("purchase", "rejected"),
-                                                     ("invalid", "rejected"), ("install", "accepted")]}  # fmt: skip
+    before = {
+        label: received(*label)
+        for label in [
+            ("identify", "rejected"),
+            ("purchase", "rejected"),
+            ("invalid", "rejected"),
+            ("install", "accepted"),
+        ]
+    }
     batch = [
         {"type": "identify", "traits": {}},  # no id
         order_completed(order_id=None),  # no order_id
@@ -240,9 +254,11 @@ def test_messages_refused_before_ingest_are_counted_as_rejected_with_the_others(
     post(client, "/v1/batch", {"batch": batch}, key=key)
 
     assert {label: received(*label) - count for label, count in before.items()} == {
-        ("identify", "rejected"): 1, ("purchase", "rejected"): 1, ("invalid", "rejected"): 1,
+        ("identify", "rejected"): 1,
+        ("purchase", "rejected"): 1,
+        ("invalid", "rejected"): 1,
         ("install", "accepted"): 1,
-    }  # fmt: skip
+    }
 
 
 def test_an_invalid_single_call_is_answered_success_and_listed(client, key):
@@ -264,8 +280,12 @@ def test_an_order_completed_is_stored_as_a_purchase_with_its_revenue(client, key
 
     event = Event.objects.get()
     assert (event.event_type, event.transaction_id, event.revenue, event.currency, event.platform) == (
-        "purchase", message["properties"]["order_id"], Decimal("12.99"), "EUR", "android",
-    )  # fmt: skip
+        "purchase",
+        message["properties"]["order_id"],
+        Decimal("12.99"),
+        "EUR",
+        "android",
+    )
     assert event.payload["properties"]["product_id"] == "gem_pack_small"
     assert (event.payload["price"], event.payload["quantity"], event.payload["revenue"]) == ("12.99", 1, "12.99")
     assert event.payload["app_version"] == "3.1.0"
@@ -336,9 +356,14 @@ def test_a_chunked_upload_without_content_length_is_read(client, key):
     body = gzip.compress(orjson.dumps({"batch": [track()], "writeKey": key}))
 
     response = client.post(
-        "/v1/b", b"", content_type="text/plain", HTTP_CONTENT_ENCODING="gzip", HTTP_TRANSFER_ENCODING="chunked",
-        CONTENT_LENGTH="", **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
-    )  # fmt: skip
+        "/v1/b",
+        b"",
+        content_type="text/plain",
+        HTTP_CONTENT_ENCODING="gzip",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
 
     assert response.status_code == 200
     assert Event.objects.count() == 1
@@ -348,9 +373,14 @@ def test_a_chunked_upload_over_1_mib_is_refused_with_413(client, key):
     body = b'{"batch": [], "pad": "' + b"x" * conf.MAX_BODY_BYTES + b'"}'
 
     response = client.post(
-        "/v1/b", b"", content_type="text/plain", HTTP_TRANSFER_ENCODING="chunked", HTTP_AUTHORIZATION=basic(key),
-        CONTENT_LENGTH="", **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
-    )  # fmt: skip
+        "/v1/b",
+        b"",
+        content_type="text/plain",
+        HTTP_TRANSFER_ENCODING="chunked",
+        HTTP_AUTHORIZATION=basic(key),
+        CONTENT_LENGTH="",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
 
     assert response.status_code == 413
 

@@ -28,8 +28,9 @@ def test_segments_python_library_and_a_kotlin_style_upload_land_in_s3_mapped(dep
     failures = []
     client = Client(key, host=url, gzip=True, upload_interval=0.05, on_error=lambda error, _: failures.append(error))
     install_id = str(uuid.uuid4())
-    client.track("player-7", "Application Installed", {"build": "231"}, context(), anonymous_id="anon-7",
-                 message_id=install_id)  # fmt: skip
+    client.track(
+        "player-7", "Application Installed", {"build": "231"}, context(), anonymous_id="anon-7", message_id=install_id
+    )
     client.identify("player-7", {"name": "Ada", "guild": "Knights"}, context(), anonymous_id="anon-7")
     order = {"order_id": "ord-1", "revenue": 12.99, "currency": "EUR", "products": [{"product_id": "gem_pack_small"}]}
     client.track("player-7", "Order Completed", order, context(), message_id="order-msg-1")
@@ -39,22 +40,34 @@ def test_segments_python_library_and_a_kotlin_style_upload_land_in_s3_mapped(dep
     client.join()
 
     # analytics-kotlin's upload: gzip, text/plain, chunked, the write key in the body, to /b.
-    kotlin = {"type": "screen", "anonymousId": "anon-8", "name": "Shop", "messageId": str(uuid.uuid4()),
-              "timestamp": "2026-03-01T11:59:00.5Z", "context": {"os": {"name": "Android"}}}  # fmt: skip
+    kotlin = {
+        "type": "screen",
+        "anonymousId": "anon-8",
+        "name": "Shop",
+        "messageId": str(uuid.uuid4()),
+        "timestamp": "2026-03-01T11:59:00.5Z",
+        "context": {"os": {"name": "Android"}},
+    }
     body = gzip.compress(orjson.dumps({"batch": [kotlin], "sentAt": "2026-03-01T11:59:01.2Z", "writeKey": key}))
     chunked = requests.post(
-        f"{url}/v1/b", data=iter([body[:40], body[40:]]), timeout=10,
+        f"{url}/v1/b",
+        data=iter([body[:40], body[40:]]),
+        timeout=10,
         headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"},
-    )  # fmt: skip
+    )
 
     assert failures == []
     assert (chunked.status_code, chunked.json()) == (200, {"success": True})
     deployment.manage("deliver_events", "--once", timeout=60)
     lines = {(line["event_type"], line["player_id"]): line for line in deployment.s3_lines()}
     assert set(lines) == {
-        ("install", "player-7"), ("identify", "player-7"), ("purchase", "player-7"), ("level_up", "player-7"),
-        ("screen", "player-7"), ("screen", "anon-8"),
-    }  # fmt: skip
+        ("install", "player-7"),
+        ("identify", "player-7"),
+        ("purchase", "player-7"),
+        ("level_up", "player-7"),
+        ("screen", "player-7"),
+        ("screen", "anon-8"),
+    }
 
     install = lines["install", "player-7"]
     assert install["event_id"] == install_id
@@ -66,18 +79,25 @@ def test_segments_python_library_and_a_kotlin_style_upload_land_in_s3_mapped(dep
     purchase = lines["purchase", "player-7"]
     assert purchase["event_id"] == event_id_for("order-msg-1")
     assert (purchase["price"], purchase["quantity"], purchase["currency"], purchase["revenue"]) == (
-        "12.99", 1, "EUR", "12.99",
-    )  # fmt: skip
+        "12.99",
+        1,
+        "EUR",
+        "12.99",
+    )
     assert (purchase["properties"]["transaction_id"], purchase["properties"]["product_id"]) == (
-        "ord-1", "gem_pack_small",
-    )  # fmt: skip
+        "ord-1",
+        "gem_pack_small",
+    )
 
     assert (lines["level_up", "player-7"]["properties"], lines["level_up", "player-7"]["event_schema_version"]) == (
-        {"level": 3}, 1,
-    )  # fmt: skip
+        {"level": 3},
+        1,
+    )
     assert lines["identify", "player-7"]["properties"] == {"name": "Ada", "guild": "Knights"}
     assert lines["screen", "player-7"]["properties"] == {"from": "boot", "name": "Main Menu"}
     shop = lines["screen", "anon-8"]
     assert (shop["platform"], shop["occurred_at"], shop["sent_at"]) == (
-        "android", "2026-03-01T11:59:00.500000Z", "2026-03-01T11:59:01.200000Z",
-    )  # fmt: skip
+        "android",
+        "2026-03-01T11:59:00.500000Z",
+        "2026-03-01T11:59:01.200000Z",
+    )

@@ -19,8 +19,12 @@ def test_an_error_report_carries_no_key_body_cookie_query_or_local_variables(tmp
     result = subprocess.run(
         [sys.executable, "-m", "tests.sentry_probe"],
         env={"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}", "PROBE_MARKER": marker},
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert report["status"].startswith("500")

@@ -198,8 +198,13 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
     eur = purchase(price="4.99", code="EUR", occurred_at="2026-01-10T09:00:00Z")  # Saturday: Friday's rate
     usd = purchase(price="2.99", code="USD", occurred_at="2026-01-12T09:00:00Z")
     kwd = purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z")  # no rate yet
-    install = {"event_id": str(uuid.uuid4()), "event_type": "install", "player_id": "player-42",
-               "occurred_at": "2026-01-09T08:00:00Z", "properties": {"country": "JP"}}  # fmt: skip
+    install = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "install",
+        "player_id": "player-42",
+        "occurred_at": "2026-01-09T08:00:00Z",
+        "properties": {"country": "JP"},
+    }
     outcome = ingest_events(api_key=game_key[0], raw_events=[jpy, eur, usd, kwd, install], received_at=timezone.now())
     assert outcome.accepted == 5
     assert engine.deliver_due().delivered == 5
@@ -214,13 +219,25 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
     # In S3: the original and the base amounts as the record carries them.
     money = ("price", "quantity", "currency", "revenue", "revenue_base", "base_currency", "fx_rate", "fx_date")
     assert {key: by_id[jpy["event_id"]][key] for key in money} == {
-        "price": "1200", "quantity": 3, "currency": "JPY", "revenue": "3600",
-        "revenue_base": "22.86", "base_currency": "USD", "fx_rate": "0.006348773842", "fx_date": "2026-01-09",
-    }  # fmt: skip
+        "price": "1200",
+        "quantity": 3,
+        "currency": "JPY",
+        "revenue": "3600",
+        "revenue_base": "22.86",
+        "base_currency": "USD",
+        "fx_rate": "0.006348773842",
+        "fx_date": "2026-01-09",
+    }
     assert {key: by_id[eur["event_id"]][key] for key in money} == {
-        "price": "4.99", "quantity": 1, "currency": "EUR", "revenue": "4.99",
-        "revenue_base": "5.81", "base_currency": "USD", "fx_rate": "1.165", "fx_date": "2026-01-09",
-    }  # fmt: skip
+        "price": "4.99",
+        "quantity": 1,
+        "currency": "EUR",
+        "revenue": "4.99",
+        "revenue_base": "5.81",
+        "base_currency": "USD",
+        "fx_rate": "1.165",
+        "fx_date": "2026-01-09",
+    }
     assert [line["revenue_base"] for line in lines if line["event_id"] == kwd["event_id"]] == [None, "4.07"]
     assert len(lines) == 6
 
@@ -393,26 +410,41 @@ def test_each_built_in_type_has_a_view_with_exactly_its_events_and_its_typed_col
     assert one_row(cursor, "game_events_session_start", events["session_start"])["SESSION_ID"] == "session-7"
     progression = one_row(cursor, "game_events_progression", events["progression"])
     assert (progression["STATUS"], progression["LEVEL"], progression["SCORE"], progression["ATTEMPT"]) == (
-        "complete", "world1:level3", 1200, 2,
-    )  # fmt: skip
+        "complete",
+        "world1:level3",
+        1200,
+        2,
+    )
     resource = one_row(cursor, "game_events_resource", events["resource"])
     assert {key: resource[key] for key in ("FLOW", "RESOURCE", "AMOUNT", "ITEM_TYPE", "ITEM_ID")} == {
-        "FLOW": "sink", "RESOURCE": "gems", "AMOUNT": Decimal("12.5"), "ITEM_TYPE": "booster", "ITEM_ID": "speed_up",
-    }  # fmt: skip
+        "FLOW": "sink",
+        "RESOURCE": "gems",
+        "AMOUNT": Decimal("12.5"),
+        "ITEM_TYPE": "booster",
+        "ITEM_ID": "speed_up",
+    }
     ad = one_row(cursor, "game_events_ad_impression", events["ad_impression"])
     assert (ad["AD_NETWORK"], ad["AD_FORMAT"], ad["AD_UNIT"]) == ("admob", "rewarded", "rewarded_main")
     unpaid = one_row(cursor, "game_events_ad_impression", events["unpaid ad_impression"])
     assert (unpaid["AD_NETWORK"], unpaid["AD_UNIT"], unpaid["REVENUE"], unpaid["REVENUE_BASE"]) == (
-        "unity", None, None, None,
-    )  # fmt: skip
+        "unity",
+        None,
+        None,
+        None,
+    )
     install = one_row(cursor, "game_events_install", events["install"])
     assert (install["STORE"], install["COUNTRY"], install["CAMPAIGN"], install["DEVICE_MODEL"]) == (
-        "app_store", "JP", "spring", None,
-    )  # fmt: skip
+        "app_store",
+        "JP",
+        "spring",
+        None,
+    )
     purchase_row = one_row(cursor, "game_events_purchase", events["purchase"])
     assert (purchase_row["TRANSACTION_ID"], purchase_row["PRODUCT_ID"], purchase_row["REVENUE"]) == (
-        "txn-1", "coins", Decimal("4.99"),
-    )  # fmt: skip
+        "txn-1",
+        "coins",
+        Decimal("4.99"),
+    )
     for name in ("identify", "page", "screen", "group", "alias"):  # free-form: properties kept whole
         row = one_row(cursor, type_view_name(name), events[name])
         assert orjson.loads(row["PROPERTIES"]) == events[name]["properties"]
@@ -422,8 +454,12 @@ def test_ad_revenue_is_queryable_in_the_base_currency_beside_purchase_revenue(ev
     events, lines, cursor = every_type_loaded
     ad_line = lines[events["ad_impression"]["event_id"]]
     assert {key: ad_line[key] for key in ("currency", "revenue", "base_currency", "fx_rate", "fx_date")} == {
-        "currency": "EUR", "revenue": "0.0125", "base_currency": "USD", "fx_rate": "1.165", "fx_date": "2026-01-09",
-    }  # fmt: skip
+        "currency": "EUR",
+        "revenue": "0.0125",
+        "base_currency": "USD",
+        "fx_rate": "1.165",
+        "fx_date": "2026-01-09",
+    }
 
     ad = one_row(cursor, "game_events_ad_impression", events["ad_impression"])
     by_type = cursor.execute(
@@ -587,8 +623,13 @@ def test_the_erasure_sql_deletes_exactly_the_players_lines_from_the_warehouse(
     game_key, moto_firehose, tmp_path, snowflake_copy_extras
 ):
     def install(player_id: str) -> dict:
-        return {"event_id": str(uuid.uuid4()), "event_type": "install", "player_id": player_id,
-                "occurred_at": "2026-01-09T08:00:00Z", "properties": {}}  # fmt: skip
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "install",
+            "player_id": player_id,
+            "occurred_at": "2026-01-09T08:00:00Z",
+            "properties": {},
+        }
 
     erased, kept = install("o'neil"), install("player-2")
     ingest_events(api_key=game_key[0], raw_events=[erased, kept, install("o'neil")], received_at=timezone.now())

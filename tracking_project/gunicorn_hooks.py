@@ -86,9 +86,7 @@ class Logger(GunicornLogger):
         if not self.access_log_enabled:
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        request_id = next(
-            (value for name, value in resp.headers if name.lower() == REQUEST_ID_HEADER.lower()), None
-        )  # fmt: skip
+        request_id = next((value for name, value in resp.headers if name.lower() == REQUEST_ID_HEADER.lower()), None)
         fields = {
             "remote_addr": environ.get("REMOTE_ADDR"),
             "method": environ.get("REQUEST_METHOD"),
@@ -107,9 +105,16 @@ class Logger(GunicornLogger):
             else:
                 self.access_log.info(
                     '%s %s "%s %s %s" %s %s %.1fms "%s" request_id=%s',
-                    fields["remote_addr"] or "-", self.now(), fields["method"], fields["path"], fields["protocol"],
-                    status, fields["bytes"] if fields["bytes"] is not None else "-", fields["duration_ms"],
-                    fields["user_agent"] or "-", request_id or "-",
-                )  # fmt: skip
+                    fields["remote_addr"] or "-",
+                    self.now(),
+                    fields["method"],
+                    fields["path"],
+                    fields["protocol"],
+                    status,
+                    fields["bytes"] if fields["bytes"] is not None else "-",
+                    fields["duration_ms"],
+                    fields["user_agent"] or "-",
+                    request_id or "-",
+                )
         except Exception:
             self.exception("could not write the access log line")

@@ -51,9 +51,15 @@ def stacked_bar_chart(
             format_html(
                 '<line class="grid" x1="{}" x2="{}" y1="{}" y2="{}"></line>'
                 '<text class="axis" x="{}" y="{}" text-anchor="end">{}</text>',
-                MARGIN_LEFT, WIDTH - MARGIN_RIGHT, _n(y), _n(y), MARGIN_LEFT - 6, _n(y + 4), _compact(value),
+                MARGIN_LEFT,
+                WIDTH - MARGIN_RIGHT,
+                _n(y),
+                _n(y),
+                MARGIN_LEFT - 6,
+                _n(y + 4),
+                _compact(value),
             )
-        )  # fmt: skip
+        )
 
     slot = plot_width / max(len(labels), 1)
     bar_width = max(slot * 0.72, 1.0)
@@ -71,30 +77,46 @@ def stacked_bar_chart(
                 format_html(
                     '<rect class="bar" x="{}" y="{}" width="{}" height="{}" fill="{}" data-series="{}" '
                     'data-bucket="{}" data-value="{}"><title>{} · {}: {}</title></rect>',
-                    _n(x), _n(base), _n(bar_width), _n(height), colors[name], name, label, value,
-                    label, name, value_format(value),
+                    _n(x),
+                    _n(base),
+                    _n(bar_width),
+                    _n(height),
+                    colors[name],
+                    name,
+                    label,
+                    value,
+                    label,
+                    name,
+                    value_format(value),
                 )
-            )  # fmt: skip
+            )
         if index % label_every == 0:
             parts.append(
                 format_html(
                     '<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>',
-                    _n(x + bar_width / 2), HEIGHT - MARGIN_BOTTOM + 16, label,
+                    _n(x + bar_width / 2),
+                    HEIGHT - MARGIN_BOTTOM + 16,
+                    label,
                 )
-            )  # fmt: skip
+            )
     parts.append(
         format_html(
             '<line class="baseline" x1="{}" x2="{}" y1="{}" y2="{}"></line>',
-            MARGIN_LEFT, WIDTH - MARGIN_RIGHT, MARGIN_TOP + plot_height, MARGIN_TOP + plot_height,
+            MARGIN_LEFT,
+            WIDTH - MARGIN_RIGHT,
+            MARGIN_TOP + plot_height,
+            MARGIN_TOP + plot_height,
         )
-    )  # fmt: skip
+    )
     if not any(totals):
         parts.append(
             format_html(
                 '<text class="empty" x="{}" y="{}" text-anchor="middle">{}</text>',
-                MARGIN_LEFT + plot_width / 2, MARGIN_TOP + plot_height / 2, empty_text,
+                MARGIN_LEFT + plot_width / 2,
+                MARGIN_TOP + plot_height / 2,
+                empty_text,
             )
-        )  # fmt: skip
+        )
 
     legend = format_html_join(
         "",
@@ -105,8 +127,13 @@ def stacked_bar_chart(
         '<figure class="chart"><figcaption>{}</figcaption>'
         '<svg viewBox="0 0 {} {}" role="img" aria-label="{}" preserveAspectRatio="xMinYMin meet">{}</svg>'
         '<ul class="legend">{}</ul></figure>',
-        title, WIDTH, HEIGHT, title, mark_safe("".join(parts)), legend,
-    )  # fmt: skip
+        title,
+        WIDTH,
+        HEIGHT,
+        title,
+        mark_safe("".join(parts)),
+        legend,
+    )
 
 
 def _axis(maximum: float) -> tuple[float, float]:

@@ -145,9 +145,16 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     """
 
     list_display = [
-        "received", "event_type", "game", "player_id", "purchase", "delivery", "attempts", "next_attempt",
+        "received",
+        "event_type",
+        "game",
+        "player_id",
+        "purchase",
+        "delivery",
+        "attempts",
+        "next_attempt",
         "last_error_excerpt",
-    ]  # fmt: skip
+    ]
     list_display_links = ["received"]
     list_filter = [EventTypeFilter, ("game", GameFilter), "delivery_state", PlatformFilter, CurrencyFilter]
     # Searched by exact value on indexed columns (see get_search_results).

@@ -143,8 +143,12 @@ def _count_failure(client_address: str, *, now: float) -> None:
         logger.warning(
             "%s failed authentication %d times within %d s: its unknown keys are answered 429 for %.0f s"
             " (%d more addresses blocked since the last such line)",
-            client_address, failures, period, wait, held,
-        )  # fmt: skip
+            client_address,
+            failures,
+            period,
+            wait,
+            held,
+        )
     _refuse_throttled(wait=wait)
 
 

@@ -242,9 +242,18 @@ def deliver_claimed(
         level,
         "delivery batch sender=%s destination=%s delivered=%d failed=%d dead=%d deferred=%d calls=%d records=%d "
         "bytes=%d billed_bytes=%d%s",
-        policy.name, destination.name, counts.delivered, counts.failed, counts.dead, counts.deferred, counts.calls,
-        counts.records, counts.bytes, counts.billed_bytes, f" first_error={first_error!r}" if errors else "",
-    )  # fmt: skip
+        policy.name,
+        destination.name,
+        counts.delivered,
+        counts.failed,
+        counts.dead,
+        counts.deferred,
+        counts.calls,
+        counts.records,
+        counts.bytes,
+        counts.billed_bytes,
+        f" first_error={first_error!r}" if errors else "",
+    )
     metrics.record_delivery(sender=policy.name, destination=destination.name, counts=counts)
     if counts.delivered:
         heartbeat.beat(sender=policy.name, delivered=True)  # the admin's "last successful delivery"
@@ -255,9 +264,13 @@ def release_claimed(*, events: Sequence[Claimed], claim_token: uuid.UUID) -> Del
     """Give up the lease of events without sending them, so the worker takes them at once."""
     counts = DeliveryCounts()
     _record_outcomes(
-        claim_token=claim_token, emitted_at=timezone.now(), delivered=[], failed=[], deferred=list(events),
+        claim_token=claim_token,
+        emitted_at=timezone.now(),
+        delivered=[],
+        failed=[],
+        deferred=list(events),
         counts=counts,
-    )  # fmt: skip
+    )
     return counts
 
 
@@ -278,14 +291,32 @@ def _record_outcomes(
     """Write the results of one send in short transactions, only for rows still ours."""
     step = OUTCOMES_PER_TRANSACTION
     for start in range(0, len(delivered), step):
-        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=delivered[start : start + step],
-                     failed=[], deferred=[], counts=counts)  # fmt: skip
+        _record_some(
+            claim_token=claim_token,
+            emitted_at=emitted_at,
+            delivered=delivered[start : start + step],
+            failed=[],
+            deferred=[],
+            counts=counts,
+        )
     for start in range(0, len(failed), step):
-        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=[],
-                     failed=failed[start : start + step], deferred=[], counts=counts)  # fmt: skip
+        _record_some(
+            claim_token=claim_token,
+            emitted_at=emitted_at,
+            delivered=[],
+            failed=failed[start : start + step],
+            deferred=[],
+            counts=counts,
+        )
     for start in range(0, len(deferred), step):
-        _record_some(claim_token=claim_token, emitted_at=emitted_at, delivered=[], failed=[],
-                     deferred=deferred[start : start + step], counts=counts)  # fmt: skip
+        _record_some(
+            claim_token=claim_token,
+            emitted_at=emitted_at,
+            delivered=[],
+            failed=[],
+            deferred=deferred[start : start + step],
+            counts=counts,
+        )
 
 
 def _record_some(

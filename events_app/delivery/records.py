@@ -76,11 +76,31 @@ def _money_fields(money: Money, properties: dict, *, derived_at: datetime) -> di
 # The contract's field order. PostgreSQL's jsonb does not keep the order a payload
 # was stored in, so lines are put back in this order when they are encoded.
 LINE_FIELDS = (
-    "schema_version", "event_id", "event_type", "game", "player_id", "occurred_at", "sent_at",
-    "received_at", "derived_at", "emitted_at", "platform", "app_version", "session_id",
-    "properties", "context", "event_schema_version", "price", "quantity", "currency", "revenue",
-    "revenue_base", "base_currency", "fx_rate", "fx_date",
-)  # fmt: skip
+    "schema_version",
+    "event_id",
+    "event_type",
+    "game",
+    "player_id",
+    "occurred_at",
+    "sent_at",
+    "received_at",
+    "derived_at",
+    "emitted_at",
+    "platform",
+    "app_version",
+    "session_id",
+    "properties",
+    "context",
+    "event_schema_version",
+    "price",
+    "quantity",
+    "currency",
+    "revenue",
+    "revenue_base",
+    "base_currency",
+    "fx_rate",
+    "fx_date",
+)
 
 
 def encode_line(payload: dict, *, emitted_at: datetime) -> bytes:

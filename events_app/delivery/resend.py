@@ -76,8 +76,11 @@ def resend_events(
         counts.pending += len(batch) - resent - delivered_since
     logger.info(
         "resend by user=%s resent=%d pending=%d delivered_since_resend=%d",
-        getattr(user, "pk", None), counts.resent, counts.pending, counts.delivered_since_resend,
-    )  # fmt: skip
+        getattr(user, "pk", None),
+        counts.resent,
+        counts.pending,
+        counts.delivered_since_resend,
+    )
     return counts
 
 

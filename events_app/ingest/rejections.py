@@ -35,8 +35,10 @@ def record_rejections(
     if len(kept) < len(rejected):
         logger.info(
             "rejections game=%s kept=%d not_kept=%d (EVENTS_REJECTIONS_PER_REQUEST)",
-            game.slug if game else "-", len(kept), len(rejected) - len(kept),
-        )  # fmt: skip
+            game.slug if game else "-",
+            len(kept),
+            len(rejected) - len(kept),
+        )
     if not kept:
         return
     rows = [

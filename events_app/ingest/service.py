@@ -85,9 +85,13 @@ def ingest_events(
         event_id = data.get("event_id") or uuid.uuid4()
         payload = build_payload(event=data, event_id=str(event_id), game_slug=game.slug)
         rows[index] = _row(
-            game_id=game.pk, event_id=event_id, data=data, payload=payload,
-            claim_token=lease.token if lease else None, claimed_until=lease.until if lease else None,
-        )  # fmt: skip
+            game_id=game.pk,
+            event_id=event_id,
+            data=data,
+            payload=payload,
+            claim_token=lease.token if lease else None,
+            claimed_until=lease.until if lease else None,
+        )
 
     stored = _store(game=game, rows=rows, hand_off=lease is not None)
     for index, errors in stored.refused.items():  # validated, yet no column could hold it: rejected like any invalid
@@ -107,8 +111,12 @@ def ingest_events(
             outcome.duplicates += 1
     logger.info(
         "ingested game=%s accepted=%d duplicates=%d rejected=%d suppressed=%d",
-        game.slug, outcome.accepted, outcome.duplicates, outcome.rejected, outcome.suppressed,
-    )  # fmt: skip
+        game.slug,
+        outcome.accepted,
+        outcome.duplicates,
+        outcome.rejected,
+        outcome.suppressed,
+    )
     counting.count_received(raw_events=raw_events, results=outcome.results)
 
     if rejections is None:
@@ -276,9 +284,12 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
         inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},
         suppressed=suppressed,
         answer_ids={index: str(row["event_id"]) for index, row in first_rows.items()},
-        refused={index: result.refused[row["event_id"]] for index, row in first_rows.items()
-                 if row["event_id"] in result.refused},
-    )  # fmt: skip
+        refused={
+            index: result.refused[row["event_id"]]
+            for index, row in first_rows.items()
+            if row["event_id"] in result.refused
+        },
+    )
     clashes = {
         index: row
         for index, row in first_rows.items()

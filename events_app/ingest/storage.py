@@ -262,8 +262,11 @@ def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: s
     returned: dict[tuple[int, uuid.UUID], int] = {}
     for start in range(0, len(params), _MAX_ROWS_PER_STATEMENT):
         returned.update(_sql_execute(plan, params[start : start + _MAX_ROWS_PER_STATEMENT], using=using))
-    return {row["event_id"]: returned[(row["game_id"], row["event_id"])] for row in rows
-            if (row["game_id"], row["event_id"]) in returned}  # fmt: skip
+    return {
+        row["event_id"]: returned[(row["game_id"], row["event_id"])]
+        for row in rows
+        if (row["game_id"], row["event_id"]) in returned
+    }
 
 
 # SQLite binds at most 32,766 values per statement; 25 columns a row.

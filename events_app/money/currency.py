@@ -400,11 +400,20 @@ def _requeue_converted(fields: dict[int, dict], *, now: datetime) -> int:
         Event.objects.bulk_update(
             events,
             fields=[
-                "payload", "revenue_base", "base_currency", "fx_rate", "fx_date", "delivery_state",
-                "next_attempt_at", "attempts", "last_error", "claim_token", "claimed_until",
+                "payload",
+                "revenue_base",
+                "base_currency",
+                "fx_rate",
+                "fx_date",
+                "delivery_state",
+                "next_attempt_at",
+                "attempts",
+                "last_error",
+                "claim_token",
+                "claimed_until",
             ],
             batch_size=500,
-        )  # fmt: skip
+        )
         DeliveryAttempt.objects.bulk_create(
             [
                 DeliveryAttempt(

@@ -243,8 +243,13 @@ def import_rates(
     clear_rate_cache()
     logger.info(
         "import_rates file=%s base=%s added=%d updated=%d unchanged=%d skipped=%d",
-        path.name, base, counts.added, counts.updated, counts.unchanged, counts.skipped,
-    )  # fmt: skip
+        path.name,
+        base,
+        counts.added,
+        counts.updated,
+        counts.unchanged,
+        counts.skipped,
+    )
     return counts
 
 
@@ -260,14 +265,20 @@ def _insert_rates(rows: list[tuple[date, str, Decimal]], *, base: str, source: s
     ops = connection.ops
     meta = ExchangeRate._meta
     rate_field = meta.get_field("rate")
-    names = ", ".join(ops.quote_name(meta.get_field(name).column)
-                      for name in ("date", "currency", "base_currency", "rate", "source"))  # fmt: skip
+    names = ", ".join(
+        ops.quote_name(meta.get_field(name).column) for name in ("date", "currency", "base_currency", "rate", "source")
+    )
     sql = f"INSERT INTO {ops.quote_name(meta.db_table)} ({names}) VALUES (%s, %s, %s, %s, %s)"
     params = [
-        (ops.adapt_datefield_value(day), currency, base,
-         ops.adapt_decimalfield_value(rate, rate_field.max_digits, rate_field.decimal_places), source)
+        (
+            ops.adapt_datefield_value(day),
+            currency,
+            base,
+            ops.adapt_decimalfield_value(rate, rate_field.max_digits, rate_field.decimal_places),
+            source,
+        )
         for day, currency, rate in rows
-    ]  # fmt: skip
+    ]
     with connection.cursor() as cursor:
         for start in range(0, len(params), _WRITE_BATCH):
             cursor.executemany(sql, params[start : start + _WRITE_BATCH])

@@ -57,16 +57,22 @@ def erase_player(
     with write_transaction():
         hold_erasure_lock(game.pk, exclusive=True)
         _, counts.newly_suppressed = SuppressedPlayer.objects.get_or_create(
-            game=game, player_id=player_id,
+            game=game,
+            player_id=player_id,
             defaults={"created_at": now or timezone.now(), "created_by": by[:150], "reason": reason[:500]},
-        )  # fmt: skip
+        )
     counts.events, counts.attempts = _delete_events(game=game, player_id=player_id)
     with write_transaction():
         counts.rejected_events = RejectedEvent.objects.filter(_rejections_of(game, player_id)).delete()[0]
     logger.info(
         "erased game=%s events=%d attempts=%d rejected_events=%d newly_suppressed=%d by=%s",
-        game.slug, counts.events, counts.attempts, counts.rejected_events, counts.newly_suppressed, by or "-",
-    )  # fmt: skip
+        game.slug,
+        counts.events,
+        counts.attempts,
+        counts.rejected_events,
+        counts.newly_suppressed,
+        by or "-",
+    )
     return counts
 
 

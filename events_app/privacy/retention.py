@@ -99,8 +99,11 @@ def purge_events(
         counts.attempts += attempts
         logger.info(
             "purge batch table=events%s events=%d attempts=%d through_id=%d",
-            " dry_run=1" if dry_run else "", events, attempts, last_pk,
-        )  # fmt: skip
+            " dry_run=1" if dry_run else "",
+            events,
+            attempts,
+            last_pk,
+        )
     return counts
 
 
@@ -180,8 +183,11 @@ def purge_by_age(
         deleted += count
         logger.info(
             "purge batch table=%s%s deleted=%d through_id=%d",
-            model._meta.model_name, " dry_run=1" if dry_run else "", count, last_pk,
-        )  # fmt: skip
+            model._meta.model_name,
+            " dry_run=1" if dry_run else "",
+            count,
+            last_pk,
+        )
     return deleted
 
 
@@ -211,9 +217,12 @@ def purge_expired(
     # Never the attempts of events this run keeps for being young enough (--older-than 90 keeps 90 days of them).
     attempt_days = max(conf.attempt_retention_days(), days)
     counts.attempts += purge_by_age(
-        model=DeliveryAttempt, time_field="attempted_at", older_than_days=attempt_days,
-        exclude=purged_above if dry_run else None, **common,
-    )  # fmt: skip
+        model=DeliveryAttempt,
+        time_field="attempted_at",
+        older_than_days=attempt_days,
+        exclude=purged_above if dry_run else None,
+        **common,
+    )
     counts.duplicate_tallies = purge_by_age(
         model=DuplicateTally, time_field="received_at", older_than_days=conf.duplicate_tally_retention_days(), **common
     )
@@ -222,9 +231,14 @@ def purge_expired(
     )
     logger.info(
         "purge %s events=%d attempts=%d duplicate_tallies=%d rejected_events=%d older_than_days=%g seconds=%.1f",
-        "dry_run" if dry_run else "done", counts.events, counts.attempts, counts.duplicate_tallies,
-        counts.rejected_events, days, time.monotonic() - started,
-    )  # fmt: skip
+        "dry_run" if dry_run else "done",
+        counts.events,
+        counts.attempts,
+        counts.duplicate_tallies,
+        counts.rejected_events,
+        days,
+        time.monotonic() - started,
+    )
     return counts
 
 

@@ -65,16 +65,29 @@ _OFFSET_WITHOUT_COLON = re.compile(r"([+-]\d{2})(\d{2})$")
 # "Windows", "Linux"; Unity's names (IPhonePlayer, OSXPlayer, WebGLPlayer, PS5,
 # XboxOne, Switch) are here too.
 _OS_PLATFORMS = (
-    ("ios", "ios"), ("ipados", "ios"), ("iphone", "ios"),
+    ("ios", "ios"),
+    ("ipados", "ios"),
+    ("iphone", "ios"),
     ("android", "android"),
-    ("windows", "windows"), ("microsoft windows", "windows"),
-    ("mac", "macos"), ("os x", "macos"), ("osx", "macos"), ("darwin", "macos"),
-    ("linux", "linux"), ("ubuntu", "linux"), ("debian", "linux"), ("fedora", "linux"),
-    ("playstation", "playstation"), ("ps4", "playstation"), ("ps5", "playstation"),
-    ("xbox", "xbox"), ("gamecore", "xbox"),
-    ("nintendo", "switch"), ("switch", "switch"),
+    ("windows", "windows"),
+    ("microsoft windows", "windows"),
+    ("mac", "macos"),
+    ("os x", "macos"),
+    ("osx", "macos"),
+    ("darwin", "macos"),
+    ("linux", "linux"),
+    ("ubuntu", "linux"),
+    ("debian", "linux"),
+    ("fedora", "linux"),
+    ("playstation", "playstation"),
+    ("ps4", "playstation"),
+    ("ps5", "playstation"),
+    ("xbox", "xbox"),
+    ("gamecore", "xbox"),
+    ("nintendo", "switch"),
+    ("switch", "switch"),
     ("web", "web"),
-)  # fmt: skip
+)
 _WEB_LIBRARIES = ("analytics.js", "analytics-next")
 
 

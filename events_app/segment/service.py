@@ -66,8 +66,10 @@ def ingest_segment_calls(
     if refused:
         logger.info(
             "segment game=%s refused %d messages before ingest: %s",
-            game.slug, len(refused), ", ".join(sorted({field for _, errors in refused for field in errors})),
-        )  # fmt: skip
+            game.slug,
+            len(refused),
+            ", ".join(sorted({field for _, errors in refused for field in errors})),
+        )
         # Ingest counts what it judges; these never reached it.
         for event_type, count in refused_types.items():
             counting.count_events(event_type=event_type, status=REJECTED, count=count)

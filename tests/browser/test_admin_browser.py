@@ -154,8 +154,10 @@ def test_operator_resends_every_dead_event_of_one_game_after_confirming(operator
     page.click("#confirm-resend")
 
     expect(page.locator("ul.messagelist")).to_contain_text(f"Resent {len(dead)} event")
-    assert set(Event.objects.filter(delivery_state="pending", attempts_log__outcome="resend").values_list(
-        "pk", flat=True)) == dead  # fmt: skip
+    assert (
+        set(Event.objects.filter(delivery_state="pending", attempts_log__outcome="resend").values_list("pk", flat=True))
+        == dead
+    )
 
 
 def test_event_page_shows_the_record_and_its_history_and_resends_it(operator_login, screenshot):

@@ -16,14 +16,19 @@ def client_for(service: str, policy: SendPolicy):
     its version.
     """
     return client(
-        service, conf.aws_region(), conf.aws_endpoint_url(), policy.connect_timeout, policy.read_timeout,
+        service,
+        conf.aws_region(),
+        conf.aws_endpoint_url(),
+        policy.connect_timeout,
+        policy.read_timeout,
         policy.max_attempts,
-    )  # fmt: skip
+    )
 
 
 @functools.lru_cache(maxsize=16)
-def client(service: str, region: str, endpoint_url: str | None, connect_timeout: float, read_timeout: float,
-           attempts: int):  # fmt: skip
+def client(
+    service: str, region: str, endpoint_url: str | None, connect_timeout: float, read_timeout: float, attempts: int
+):
     # A session per client: boto3's default session is not safe to share across threads.
     session = boto3.session.Session()
     config = Config(

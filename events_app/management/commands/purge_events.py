@@ -15,9 +15,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than", type=float, metavar="DAYS", dest="older_than",
+            "--older-than",
+            type=float,
+            metavar="DAYS",
+            dest="older_than",
             help=f"Age in days of the events to delete (default EVENTS_RETENTION_DAYS, {conf.retention_days():g}).",
-        )  # fmt: skip
+        )
         parser.add_argument("--dry-run", action="store_true", help="Count what would be deleted; change nothing.")
         parser.add_argument("--include-dead", action="store_true", help="Delete dead events of that age too.")
         parser.add_argument("--batch-size", type=int, help="Rows per transaction (default EVENTS_PURGE_BATCH_SIZE).")

@@ -32,9 +32,14 @@ class Command(BaseCommand):
         for job in JOBS:
             # One run at a time per job; a run missed while down runs once at start (within an hour).
             scheduler.add_job(
-                run_job, CronTrigger.from_crontab(job.cron, timezone=UTC), args=[job.name], id=job.name,
-                max_instances=1, coalesce=True, misfire_grace_time=3600,
-            )  # fmt: skip
+                run_job,
+                CronTrigger.from_crontab(job.cron, timezone=UTC),
+                args=[job.name],
+                id=job.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=3600,
+            )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: scheduler.shutdown(wait=False))
         scheduler.start()
