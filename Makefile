@@ -7,7 +7,7 @@ VENV := .venv
 # from requirements/*.in), re-installed only when that file changes: its stamp is
 # newer than the lock after a successful install, and lives inside .venv so
 # `make clean` drops it too. The run set is a subset of the dev set at the same
-# versions (tests/test_dependencies.py), so both share one .venv.
+# versions (tests/system/test_dependencies.py), so both share one .venv.
 RUN_STAMP := $(VENV)/.requirements-run.stamp
 DEV_STAMP := $(VENV)/.requirements-dev.stamp
 

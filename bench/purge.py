@@ -22,7 +22,7 @@ reused (no bloat); one that grows would call for partitioning the table by time.
 Also the cost of one /metrics scrape at that size, with the database figures
 recomputed for every scrape.
 
-`seed_events` is also the fixture of tests/test_retention.py's concurrent test.
+`seed_events` is also the fixture of tests/privacy/test_retention.py's concurrent test.
 """
 
 import argparse

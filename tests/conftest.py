@@ -2,7 +2,6 @@
 
 import os
 import uuid
-from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -19,7 +18,8 @@ from events_app.delivery import breaker, heartbeat
 from events_app.delivery.destinations import firehose
 from events_app.event_types import custom
 from events_app.money import currency
-from tests.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+from tests.support.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+from tests.support.events import now_rfc3339
 
 # Hypothesis: in CI the same examples every run, and no example database written
 # (a red build must be reproducible, not luck); locally new examples each run, and
@@ -78,10 +78,6 @@ def api(game_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {game_key[1]}")
     return client
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture

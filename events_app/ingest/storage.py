@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 #
 # Raw SQL, per-vendor conversions and the driver cursor live here, behind
 # insert_events(), so that ingestion reads as rules. Unknown vendors take the plain
-# ORM path, which stores the same rows (tests/test_dbwrite.py checks both).
+# ORM path, which stores the same rows (tests/ingest/test_storage.py checks both).
 
 _INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
 # Columns whose Python values every supported driver takes as they are.

@@ -1,0 +1,1 @@
+"""Tests of the admin in a real browser."""

@@ -1,0 +1,1 @@
+"""Tests of event types and custom schemas."""

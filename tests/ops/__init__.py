@@ -1,0 +1,1 @@
+"""Tests of operations: metrics, logs, schedule, Sentry, commands."""

@@ -1,0 +1,1 @@
+"""Tests of cross-package suites: real processes, hostile input, README, deployment."""
