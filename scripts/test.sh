@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # The test command (`make test`, also run by .ci/run): lint, then the whole suite on
-# SQLite, then again on PostgreSQL. Extra arguments go to both pytest runs, e.g.
-# `bash scripts/test.sh -k batch -x`.
+# SQLite, then again on PostgreSQL the tests that use a database. Parallel workers:
+# one per core (PYTEST_WORKERS to choose). Extra arguments go to both pytest runs,
+# e.g. `bash scripts/test.sh -k batch -x`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly VENV_BIN=.venv/bin
 # The PostgreSQL server of the second run; pytest-django makes its own test_tracker
-# database there. The real-process tests (marked e2e) create one database each.
+# database there (one per worker). The real-process tests (marked e2e) create one database each.
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}"
 readonly POSTGRES_DATABASE_URL="${TEST_POSTGRES_URL%/*}/tracker"
+readonly WORKERS="${PYTEST_WORKERS:-auto}"
 
 [[ -x "$VENV_BIN/python" ]] || {
     echo "error: no virtualenv in .venv: run \`make test\`" >&2
@@ -21,7 +23,7 @@ readonly POSTGRES_DATABASE_URL="${TEST_POSTGRES_URL%/*}/tracker"
 # path, broken collection filter) must not pass.
 run_pytest() {
     local status=0
-    "$VENV_BIN/python" -m pytest "$@" || status=$?
+    "$VENV_BIN/python" -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@" || status=$?
     if ((status == 5)); then
         echo "error: pytest collected no tests" >&2
         return 1
@@ -29,8 +31,10 @@ run_pytest() {
     return "$status"
 }
 
-echo "==> ruff check"
+echo "==> lint: ruff check, ruff format --check, lint-imports (the import rule, .importlinter)"
 "$VENV_BIN/ruff" check .
+"$VENV_BIN/ruff" format --check .
+"$VENV_BIN/lint-imports" --no-logo
 
 echo "==> pytest on SQLite (real-process tests run on SQLite and PostgreSQL here)"
 run_pytest "$@"
@@ -40,12 +44,13 @@ postgres_reachable() {
         >/dev/null 2>&1
 }
 
-# The real-process tests already ran on both databases; the rest runs again here.
+# The real-process tests already ran on both databases, and the tests that use no
+# database give the same result on either; the rest runs again here.
 # CI must have PostgreSQL (.ci/run installs and starts it); elsewhere its absence
 # only skips this pass, loudly.
 if ! postgres_reachable && [[ -z "${CI:-}" ]]; then
     echo "==> WARNING: no PostgreSQL at $TEST_POSTGRES_URL: skipping the PostgreSQL pass" >&2
     exit 0
 fi
-echo "==> pytest on PostgreSQL"
-DATABASE_URL="$POSTGRES_DATABASE_URL" run_pytest -m "not e2e" "$@"
+echo "==> pytest on PostgreSQL (the tests that use the database)"
+DATABASE_URL="$POSTGRES_DATABASE_URL" run_pytest -m "not e2e" --database-tests-only "$@"

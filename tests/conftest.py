@@ -131,3 +131,33 @@ def moto_firehose(settings):
         firehose.ensure_stream(stream=conf.stream_name(), bucket=conf.s3_bucket(), prefix=conf.s3_prefix())
         yield boto3.client("s3", region_name=conf.aws_region())
     firehose._client.cache_clear()
+
+
+DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"})
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the test database (the second database's pass: the others ran already)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the real-process tests first; with --database-tests-only, keep only the tests that use the database.
+
+    The real-process tests take seconds each: started first, parallel workers share
+    them out early instead of waiting on one at the end. A test without database
+    access (pytest-django refuses it any) gives the same result on either database.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: the order is kept otherwise
+    if not config.getoption("--database-tests-only"):
+        return
+    kept, dropped = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        (kept if uses_database else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 from events_app import conf
 from events_app.api import openapi  # noqa: F401  (registers the OpenAPI extensions)
 from events_app.api.authentication import ApiKeyAuthentication
+from events_app.api.refusals import RecordsRefusedRequests
 from events_app.api.throttling import ApiKeyRateThrottle
+from events_app.ingest.rejections import record_rejections
 from events_app.ingest.serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
 from events_app.ingest.service import REJECTED, ingest_events
 
@@ -24,7 +26,7 @@ class HasApiKey(BasePermission):
         return request.auth is not None
 
 
-class _EventAPIView(APIView):
+class _EventAPIView(RecordsRefusedRequests, APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
     throttle_classes = [ApiKeyRateThrottle]
@@ -53,6 +55,7 @@ class EventView(_EventAPIView):
     def post(self, request: Request) -> Response:
         received_at = timezone.now()
         outcome = ingest_events(api_key=request.auth, raw_events=[request.data], received_at=received_at)
+        record_rejections(game=request.auth.game, received_at=received_at, rejected=outcome.rejections)
         result = outcome.results[0]
         if result["status"] == REJECTED:
             return Response(result["errors"], status=status.HTTP_400_BAD_REQUEST)
@@ -90,6 +93,7 @@ class EventBatchView(_EventAPIView):
             received_at=received_at,
             batch_sent_at=envelope.validated_data.get("sent_at"),
         )
+        record_rejections(game=request.auth.game, received_at=received_at, rejected=outcome.rejections)
         return Response(
             {
                 "accepted": outcome.accepted,

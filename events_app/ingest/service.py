@@ -17,7 +17,6 @@ from events_app.delivery import breaker, forwarder
 from events_app.delivery.records import build_payload
 from events_app.event_types import REGISTRY
 from events_app.ingest import counting
-from events_app.ingest.rejections import record_rejections
 from events_app.ingest.serializers import EventSerializer
 from events_app.ingest.storage import insert_events
 from events_app.models import ApiKey, DeliveryState, DuplicateTally, Event, Game
@@ -33,13 +32,27 @@ SUPPRESSED = "suppressed"  # the player was erased (events_app.privacy.erasure):
 
 @dataclass
 class IngestResult:
-    """What happened to each submitted event, in submission order."""
+    """What happened to each submitted event, in submission order, and the refused ones for the caller to record.
+
+    `rejections` holds a (body as sent, errors) pair per rejected event: whoever owns
+    the request records them once, with its own (record_rejections), so that one
+    per-request cap covers everything a request refused.
+    """
 
     results: list[dict] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     suppressed: int = 0
+    rejections: list[tuple[object, dict]] = field(default_factory=list)
+
+    def add(self, other: "IngestResult") -> None:
+        """Add the counts and rejections of `other` (a later part of the same request) to these."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.suppressed += other.suppressed
+        self.rejections.extend(other.rejections)
 
 
 def ingest_events(
@@ -49,14 +62,12 @@ def ingest_events(
     received_at: datetime,
     batch_sent_at: datetime | None = None,
     originals: list | None = None,
-    rejections: list | None = None,
 ) -> IngestResult:
     """Validate and store `raw_events` for the key's game; return a result per event.
 
     `originals`, when given, are the messages the events were mapped from (a Segment
-    call), one per event: a rejected event is recorded for operators as it was sent.
-    `rejections`, when given, collects the (body, errors) pairs for the caller to
-    record once for its whole request; else this call records them.
+    call), one per event: a rejected event is returned in `rejections` as it was sent.
+    Recording the rejections is the caller's: it owns the request.
 
     Returns only after the accepted events' audit rows are committed. Invalid events
     are rejected one by one without affecting the others; an `event_id` or purchase
@@ -73,7 +84,7 @@ def ingest_events(
 
     outcome = IngestResult(results=[None] * len(raw_events))
     rows: dict[int, dict] = {}
-    rejected: list[tuple[object, dict]] = []
+    rejected = outcome.rejections
     for index, raw in enumerate(raw_events):
         try:
             data = serializer.run_validation(raw)
@@ -119,10 +130,6 @@ def ingest_events(
     )
     counting.count_received(raw_events=raw_events, results=outcome.results)
 
-    if rejections is None:
-        record_rejections(game=game, received_at=received_at, rejected=rejected)
-    else:
-        rejections.extend(rejected)
     if outcome.duplicates:
         _tally_duplicates(game_id=game.pk, received_at=received_at, duplicates=outcome.duplicates)
 
@@ -271,15 +278,12 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
     if not first_rows:
         return _Stored(inserted=set(), suppressed=set(), answer_ids={})
     chosen = list(first_rows.values())
-    suppressed: set[str] = set()
-
-    def screen(candidates: list[dict]) -> set[str]:
-        suppressed.update(suppressed_ids(game=game, player_ids={row["player_id"] for row in candidates}))
-        return suppressed
-
     result = insert_events(
-        chosen, screen=screen, after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None
+        chosen,
+        screen=functools.partial(suppressed_ids, game=game),
+        after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None,
     )
+    suppressed = result.suppressed
     stored = _Stored(
         inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},
         suppressed=suppressed,

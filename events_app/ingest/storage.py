@@ -99,25 +99,26 @@ def _prep_with_field(model_field, alias: str, value: object) -> object:
 
 @dataclass
 class InsertResult:
-    """What insert_events did: the rows it stored, and those no database could hold, with why."""
+    """What insert_events did: the rows it stored, those no database could hold (with why), the players screened out."""
 
     inserted: dict[uuid.UUID, int] = field(default_factory=dict)  # event_id: pk
     # event_id: errors in DRF's shape, named by the event's own fields where a column is one
     refused: dict[uuid.UUID, dict] = field(default_factory=dict)
+    suppressed: set[str] = field(default_factory=set)  # players whose rows screen() left out
 
 
 def insert_events(
     rows: list[dict],
     *,
-    screen: Callable[[list[dict]], set[str]] | None = None,
+    screen: Callable[..., set[str]] | None = None,
     after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> InsertResult:
     """Insert one game's audit rows (column values by attribute name); return those inserted and those refused.
 
     Rows whose ids the game already has are skipped, and so are the rows of the
-    players `screen(rows)` returns: it runs inside the write transaction, before the
-    insert, so what it reads cannot change before the rows are stored. A row a column
+    players `screen(player_ids=...)` returns: it runs inside the write transaction,
+    before the insert, so what it reads cannot change before the rows are stored. A row a column
     cannot hold (see unstorable) is refused alone, on every database alike; should
     the database still refuse a statement with a data error, each row is tried on its
     own so that only the guilty ones are refused. The values are converted before the
@@ -138,8 +139,8 @@ def insert_events(
     connection = connections[using]
     if connection.vendor not in ("sqlite", "postgresql"):
         with write_transaction(using):
-            left_out = screen(rows) if screen is not None else set()
-            kept_rows = [row for row in rows if row["player_id"] not in left_out]
+            result.suppressed = _screened(screen, rows)
+            kept_rows = [row for row in rows if row["player_id"] not in result.suppressed]
             result.inserted = insert_events_orm(kept_rows, using=using)
             _after_commit(after_commit, result.inserted, using=using)
         return result
@@ -147,10 +148,10 @@ def insert_events(
     params = _sql_params(plan, rows)
     try:
         with write_transaction(using):
-            left_out = screen(rows) if screen is not None else set()
-            if left_out:
+            result.suppressed = _screened(screen, rows)
+            if result.suppressed:
                 pairs = zip(rows, params, strict=True)
-                kept = [(row, values) for row, values in pairs if row["player_id"] not in left_out]
+                kept = [(row, values) for row, values in pairs if row["player_id"] not in result.suppressed]
                 rows, params = [row for row, _ in kept], [values for _, values in kept]
             result.inserted = _insert(plan, rows, params, using=using) if rows else {}
             _after_commit(after_commit, result.inserted, using=using)
@@ -169,21 +170,29 @@ def _insert_one_by_one(
     params: list[list],
     result: InsertResult,
     *,
-    screen: Callable[[list[dict]], set[str]] | None,
+    screen: Callable[..., set[str]] | None,
     using: str,
 ) -> None:
     """Insert each row in its own transaction, refusing those the database refuses with its reason."""
+    # Screened again, row by row: the first transaction (and the lock it held) rolled back.
+    result.suppressed = set()
     for row, values in zip(rows, params, strict=True):
         try:
             with write_transaction(using):
-                # Screened again: the first transaction (and the lock it held) rolled back.
-                if screen is not None and row["player_id"] in screen([row]):
+                left_out = _screened(screen, [row])
+                if left_out:
+                    result.suppressed |= left_out
                     continue
                 result.inserted.update(_insert(plan, [row], [values], using=using))
         except DataError as exc:
             reason = _first_line(exc)
             logger.warning("event %s refused by the database (%s)", row["event_id"], _error_code(exc))
             result.refused[row["event_id"]] = {"non_field_errors": [f"Cannot be stored: {reason}."]}
+
+
+def _screened(screen: Callable[..., set[str]] | None, rows: list[dict]) -> set[str]:
+    """Return the players of `rows` that `screen` leaves out (none without a screen)."""
+    return screen(player_ids={row["player_id"] for row in rows}) if screen is not None else set()
 
 
 def _error_code(exc: Exception) -> str:

@@ -3,7 +3,6 @@
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 from events_app.api.handler import api_exception_handler
 from events_app.segment import mapping
@@ -42,14 +41,9 @@ def segment_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Answer errors with the project's statuses and headers, in the body Segment's clients read.
 
     Segment's libraries log `code` and `message` of a refused request (analytics-python
-    raises them as its APIError). The project's handler also lists a refused request of a
-    known game among the rejected events; a rejection the service listed already
-    (with the message, which that handler cannot see) is not listed twice.
+    raises them as its APIError).
     """
-    if getattr(exc, "already_recorded", False):
-        response = exception_handler(exc, context)
-    else:
-        response = api_exception_handler(exc, context)
+    response = api_exception_handler(exc, context)
     if response is not None:
         response.data = {"success": False, "code": _code(exc, response), "message": _message(response.data)}
     return response

@@ -2,28 +2,17 @@
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 
 from events_app import conf
 from events_app.ingest import counting
 from events_app.ingest.rejections import record_rejections
-from events_app.ingest.service import REJECTED, ingest_events
+from events_app.ingest.service import REJECTED, IngestResult, ingest_events
 from events_app.models import ApiKey
 from events_app.segment import mapping
 from events_app.segment.errors import MessageTooLarge
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SegmentOutcome:
-    """What happened to the messages of one request (Segment's clients are only told `success`)."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    suppressed: int = 0
 
 
 def ingest_segment_calls(
@@ -33,7 +22,7 @@ def ingest_segment_calls(
     received_at: datetime,
     envelope: mapping.Envelope = mapping.NO_ENVELOPE,
     call_type: str | None = None,
-) -> SegmentOutcome:
+) -> IngestResult:
     """Map `messages` (a batch's, or one call's with its `call_type`) onto events and ingest them; return counts.
 
     Returns once the valid events' audit rows are committed. A message that cannot be
@@ -74,27 +63,24 @@ def ingest_segment_calls(
         for event_type, count in refused_types.items():
             counting.count_events(event_type=event_type, status=REJECTED, count=count)
 
-    outcome = SegmentOutcome(rejected=len(refused))
+    outcome = IngestResult(rejected=len(refused), rejections=refused)
     # In calls of at most a native batch: one insert statement per call stays within
     # what the database takes (SQLite's bound parameters).
     step = conf.MAX_BATCH_EVENTS
     for start in range(0, len(events), step):
-        result = ingest_events(
-            api_key=api_key,
-            raw_events=events[start : start + step],
-            received_at=received_at,
-            originals=originals[start : start + step],
-            rejections=refused,
+        outcome.add(
+            ingest_events(
+                api_key=api_key,
+                raw_events=events[start : start + step],
+                received_at=received_at,
+                originals=originals[start : start + step],
+            )
         )
-        outcome.accepted += result.accepted
-        outcome.duplicates += result.duplicates
-        outcome.rejected += result.rejected
-        outcome.suppressed += result.suppressed
-    record_rejections(game=game, received_at=received_at, rejected=refused)
+    record_rejections(game=game, received_at=received_at, rejected=outcome.rejections)
     return outcome
 
 
-def ingest_segment_call(*, api_key: ApiKey, message: object, call_type: str, received_at: datetime) -> SegmentOutcome:
+def ingest_segment_call(*, api_key: ApiKey, message: object, call_type: str, received_at: datetime) -> IngestResult:
     """Ingest one call of a single-call endpoint (/v1/track...); raise MessageTooLarge past 32 KiB, as Segment does.
 
     The refused message is listed among the rejected events before the error is raised.

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events_app.api.refusals import RecordsRefusedRequests
 from events_app.api.throttling import ApiKeyRateThrottle
 from events_app.segment import (
     mapping,
@@ -50,7 +51,7 @@ class HasWriteKey(BasePermission):
         return request.method == "OPTIONS" or request.auth is not None
 
 
-class _SegmentAnswers(APIView):
+class _SegmentAnswers(RecordsRefusedRequests, APIView):
     """Errors in Segment's body, and answers any web page may read."""
 
     def get_exception_handler(self):

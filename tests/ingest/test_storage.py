@@ -100,8 +100,8 @@ def test_the_screened_players_rows_are_left_out_on_both_paths(game_key, make_ins
     erased, other = make_install(player_id="erased"), make_install(player_id="other")
     screened = []
 
-    def screen(rows: list[dict]) -> set[str]:
-        screened.append(sorted(row["player_id"] for row in rows))
+    def screen(*, player_ids: set[str]) -> set[str]:
+        screened.append(sorted(player_ids))
         return {"erased"}
 
     with transaction.atomic():
