@@ -36,6 +36,11 @@ echo "==> lint: ruff check, ruff format --check, lint-imports (the import rule, 
 "$VENV_BIN/ruff" format --check .
 "$VENV_BIN/lint-imports" --no-logo
 
+# The SDK is a dependency-free client: its tests run alone too, without Django (a guard in
+# tests/sdk/conftest.py fails the run if anything imports Django or the server).
+echo "==> the SDK's tests without Django"
+"$VENV_BIN/python" -m pytest -q -p no:django -W ignore::pytest.PytestConfigWarning --confcutdir=tests/sdk tests/sdk
+
 echo "==> pytest on SQLite (real-process tests run on SQLite and PostgreSQL here)"
 run_pytest "$@"
 

@@ -1,7 +1,7 @@
 """Reference lists the tracker checks against, copied from the server so the SDK needs neither pycountry nor iso4217.
 
 Countries and currencies as pycountry 26.2.16 gives them, minor units as iso4217
-1.16.20260101 (the SIX table) does; tests/sdk/test_validation.py fails if they
+1.16.20260101 (the SIX table) does; tests/system/test_sdk_parity.py fails if they
 drift from the server's.
 """
 

@@ -3,7 +3,7 @@
 Dependency-free on purpose: the SDK ships it and the server (events_app) imports
 it, so a limit, an enum or a length is written here once. The server builds its DRF
 serializers from `BUILTIN_TYPES`; sdk/validation.py checks events against the same
-rules; tests/sdk/test_validation.py runs each case through both.
+rules; tests/system/test_sdk_parity.py runs each case through both.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A background SDK cannot raise once the event has left the caller: an event the
 server would refuse is only reported later, to a callback. Checking the same rules
 when the event is tracked turns those late reports into an exception at the line
 that made the mistake, naming every bad field. Every rule is read from the contract
-module the server builds its serializers from; tests/sdk/test_validation.py runs
+module the server builds its serializers from; tests/system/test_sdk_parity.py runs
 each case through both this module and the server's serializer. Custom types are
 checked for their name, size and JSON-ness only: their schemas live on the server.
 """

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from events_app.admin import charts
 from events_app.admin.queries import build_dashboard
-from events_app.api.keys import issue_api_key
 from events_app.delivery import engine, heartbeat
 from events_app.delivery.destinations import firehose
 from events_app.delivery.destinations.errors import DestinationError
@@ -41,11 +40,6 @@ def _fresh_rates():
     clear_rate_cache()
     yield
     clear_rate_cache()
-
-
-@pytest.fixture
-def other_game_key(db):
-    return issue_api_key(game_slug="moon-miners", name="tests")
 
 
 def store_at(api_key, raw_events: list[dict], received_at: datetime, **fields) -> list[Event]:
@@ -436,6 +430,13 @@ def test_dashboard_needs_the_permission_to_view_events(client, db):
     client.force_login(user)
 
     assert client.get(DASHBOARD_URL).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client, db):
+    response = client.get(reverse("admin:events_app_event_dashboard"))
+
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
 
 
 def test_dashboard_is_read_from_indexes_in_a_fixed_number_of_queries(

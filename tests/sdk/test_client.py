@@ -30,17 +30,10 @@ from tests.sdk.helpers import Answer, FakeTracker, RecordedRequest, answer
 API_KEY = "test-key"
 
 
-@pytest.fixture(scope="module")
-def tracker_server() -> Iterator[FakeTracker]:
-    fake = FakeTracker().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
-def tracker(tracker_server: FakeTracker) -> FakeTracker:
-    tracker_server.reset()
-    return tracker_server
+def tracker(fake_server: FakeTracker) -> FakeTracker:
+    fake_server.reset()
+    return fake_server
 
 
 @pytest.fixture(autouse=True)

@@ -47,13 +47,6 @@ from tests.sdk.helpers import (
 API_KEY = "test-key"
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeTracker]:
-    fake = FakeTracker().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def fake(fake_server: FakeTracker) -> FakeTracker:
     fake_server.reset()

@@ -1,0 +1,136 @@
+"""The game pages: creating a game, its policy for custom types, its custom types and its events by type."""
+
+import re
+from datetime import UTC, datetime
+
+from django.urls import reverse
+
+from events_app.admin import queries
+from events_app.api.keys import issue_api_key
+from events_app.event_types import custom
+from events_app.models import Event, Game, UnknownEventPolicy
+from tests.admin.helpers import EVENTS_URL, LEVEL_UP_SCHEMA, accept_unknown_types, ad_impression, make_event, store
+
+
+def test_a_game_is_created_in_the_admin(admin_client):
+    inline_management = {"api_keys-TOTAL_FORMS": 0, "api_keys-INITIAL_FORMS": 0}
+    response = admin_client.post(
+        reverse("admin:events_app_game_add"),
+        {"slug": "star-farm", "name": "Star Farm", "unknown_events": "reject", **inline_management},
+    )
+
+    assert response.status_code == 302
+    assert Game.objects.filter(slug="star-farm", name="Star Farm").exists()
+
+
+def test_game_page_sets_the_policy_for_custom_types_without_a_schema(admin_client, api, make_install):
+    (api_key, plaintext) = issue_api_key(game_slug="star-farm")
+    game = api_key.game
+    url = reverse("admin:events_app_game_change", args=[game.pk])
+    page = admin_client.get(url).content.decode()
+    keys = {
+        "api_keys-TOTAL_FORMS": 1,
+        "api_keys-INITIAL_FORMS": 1,
+        "api_keys-0-id": api_key.pk,
+        "api_keys-0-game": game.pk,
+    }  # the page's (read-only) key inline
+
+    response = admin_client.post(url, {"name": "Star Farm", "unknown_events": "accept", **keys})
+
+    assert 'name="unknown_events"' in page
+    assert "Custom types without a schema" in page
+    assert response.status_code == 302
+    assert Game.objects.get(pk=game.pk).unknown_events == UnknownEventPolicy.ACCEPT
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert api.post("/v1/events", make_event("boss_defeated", {"boss": "hydra"}), format="json").status_code == 202
+
+
+def test_game_list_shows_each_games_policy(admin_client, game_key):
+    Game.objects.create(slug="star-farm", unknown_events=UnknownEventPolicy.ACCEPT)
+
+    html = admin_client.get(reverse("admin:events_app_game_changelist")).content.decode()
+
+    assert "Accept without a schema" in html
+    assert "Reject (400 naming event_type)" in html
+
+
+def test_game_page_lists_its_custom_types_with_their_latest_versions(admin_client, game_key, other_game_key):
+    game = game_key[0].game
+    for schema in ({"type": "object"}, LEVEL_UP_SCHEMA):
+        custom.register_schema(game=game, event_type="level_up", schema=schema)
+    custom.register_schema(game=game, event_type="chest_opened", schema={"type": "object"})
+    custom.register_schema(game=other_game_key[0].game, event_type="quest_done", schema={"type": "object"})
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    rows = html.split('id="custom-types"', 1)[1].split("</table>", 1)[0]
+    assert rows.index("chest_opened") < rows.index("level_up")
+    level_up = rows.split('<tr id="custom-type-level_up">', 1)[1].split("</tr>", 1)[0]
+    assert re.search(r'<td><code>level_up</code></td>\s*<td class="num">2</td>', level_up)
+    assert "quest_done" not in rows
+    assert f"?game__id__exact={game.pk}&amp;event_type=level_up" in rows  # all versions
+    assert f"?game={game.pk}&amp;event_type=level_up" in rows  # register a new version
+    assert 'id="register-schema-link"' in html
+
+
+def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other_game_key, make_install, make_purchase):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="level_up", schema=LEVEL_UP_SCHEMA)
+    store(game_key[0], [make_install(), make_install(), make_install(), make_purchase()])
+    store(game_key[0], [make_event("level_up", {"level": 2}), make_event("level_up", {"level": 3})])
+    store(other_game_key[0], [make_install()])
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    section = html.split('id="type-counts"', 1)[1]
+    counts = re.findall(
+        r'<code>([a-z_]+)</code></td><td class="quiet">([a-z-]+)</td><td class="num"><a href="([^"]+)"'
+        r' id="type-count-[a-z_]+">(\d+)</a>',
+        section,
+    )
+    assert [(name, kind, int(n)) for name, kind, _link, n in counts] == [
+        ("install", "built-in", 3),
+        ("level_up", "custom", 2),
+        ("purchase", "built-in", 1),
+    ]
+    assert counts[1][2] == f"{EVENTS_URL}?game__id__exact={game.pk}&amp;event_type=level_up"
+    assert "All 6 events of the game." in section
+
+
+def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install, monkeypatch):
+    monkeypatch.setattr(queries, "TYPE_COUNT_CAP", 3)
+    accept_unknown_types(game_key[0].game)
+    old = store(game_key[0], [make_install(), make_install()])
+    Event.objects.filter(pk__in=[e.pk for e in old]).update(received_at=datetime(2026, 1, 1, tzinfo=UTC))
+    newest = store(game_key[0], [make_event("chest_opened", {}) for _ in range(3)])
+    Event.objects.filter(pk__in=[e.pk for e in newest]).update(received_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game_key[0].game_id])).content.decode()
+
+    assert 'id="type-count-chest_opened">3<' in html
+    assert 'id="type-count-install"' not in html
+    assert "Counted over the game's newest 3 events (received since 2026-03-02 09:30 UTC)" in html
+
+
+def test_game_event_counts_take_one_query_whatever_the_number_of_types(
+    game_key, make_install, make_purchase, django_assert_num_queries
+):
+    store(
+        game_key[0],
+        [make_install(), make_purchase(), ad_impression(), make_event("session_start", {}, session_id="s-1")],
+    )
+
+    with django_assert_num_queries(1):
+        counts = queries.type_counts(game=game_key[0].game)
+
+    assert counts.counts == {"ad_impression": 1, "install": 1, "purchase": 1, "session_start": 1}
+    assert not counts.is_capped
+
+
+def test_a_game_without_events_or_custom_types_says_so(admin_client, db):
+    game = Game.objects.create(slug="star-farm")
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
+
+    assert 'id="no-custom-types"' in html
+    assert "No events from this game yet." in html
