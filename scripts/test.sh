@@ -39,10 +39,10 @@ echo "==> lint: ruff check, ruff format --check, lint-imports (the import rule, 
 # The SDK is a dependency-free client: its tests run alone too, without Django (a guard in
 # tests/sdk/conftest.py fails the run if anything imports Django or the server).
 echo "==> the SDK's tests without Django"
-"$VENV_BIN/python" -m pytest -q -p no:django -W ignore::pytest.PytestConfigWarning --confcutdir=tests/sdk tests/sdk
+"$VENV_BIN/python" -m pytest -q -n "$WORKERS" -p no:django -W ignore::pytest.PytestConfigWarning --confcutdir=tests/sdk tests/sdk
 
-echo "==> pytest on SQLite (real-process tests run on SQLite and PostgreSQL here)"
-run_pytest "$@"
+echo "==> pytest on SQLite (real-process tests run on SQLite and PostgreSQL here; the SDK's ran above)"
+run_pytest --ignore=tests/sdk "$@"
 
 postgres_reachable() {
     "$VENV_BIN/python" -c 'import os, psycopg; psycopg.connect(os.environ["TEST_POSTGRES_URL"], connect_timeout=3).close()' \
