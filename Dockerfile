@@ -4,7 +4,7 @@
 #   (a key of 50+ random characters; behind a TLS-ending proxy add -e DJANGO_SECURE_PROXY_SSL_HEADER=1)
 #   docker run ... player-event-tracker python manage.py deliver_events
 #   docker run ... player-event-tracker python manage.py run_schedule
-# docker-compose.yml runs them all with PostgreSQL, Redis and moto; docs/operations.md has the rest.
+# docker-compose.yml runs them all with PostgreSQL, Redis and moto; docs/deployment.md has the rest.
 
 # Pin by digest (python:3.11-slim-bookworm@sha256:...) for reproducible production builds.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

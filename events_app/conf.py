@@ -1,7 +1,7 @@
 """Product settings in one place, read when used so that override_settings works.
 
 Each is a Django setting filled from the environment variable of the same name in
-tracking_project/settings.py; the README's configuration table lists them all.
+tracking_project/settings.py; docs/configuration.md lists them all.
 """
 
 from django.conf import settings

@@ -1,4 +1,4 @@
-"""Django settings, read from the environment (see the README's configuration table)."""
+"""Django settings, read from the environment (every setting: docs/configuration.md)."""
 
 import importlib.util
 from pathlib import Path
@@ -185,7 +185,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Product settings: read through events_app.conf, documented there and in the README.
+# Product settings: read through events_app.conf, documented there and in docs/configuration.md.
 FIREHOSE_STREAM_NAME = env.str("FIREHOSE_STREAM_NAME", default="game-events")
 FIREHOSE_S3_BUCKET = env.str("FIREHOSE_S3_BUCKET", default="game-events")
 FIREHOSE_S3_PREFIX = env.str("FIREHOSE_S3_PREFIX", default="events/")

@@ -22,8 +22,7 @@ README = ROOT / "README.md"
 # block runs, in the README's order, in one shell (so `export` and `KEY=` carry on).
 EXCLUDED = {
     "make run    #": "this test runs make run's steps itself (.env, dev_setup, the stack); the install is CI's",
-    "pkill -KILL -f 'moto_server": "tests/devtools/test_dev_stack.py kills the emulator so and checks the recovery",
-    "apt-get install wrk": "the benchmarks: minutes of load each, run by hand (their figures are in the README)",
+    "apt-get install wrk": "the benchmarks: minutes of load each, run by hand (docs/performance.md has their figures)",
 }
 # The one change made to a block before it runs: the simulator for 3 seconds, not 30.
 SHORTENED = {"--duration 30": "--duration 3"}
