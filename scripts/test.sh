@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`make test`, also run by .ci/run): lint, then the whole suite on
 # SQLite, then again on PostgreSQL the tests that use a database. Parallel workers:
-# one per core (PYTEST_WORKERS to choose). Extra arguments go to both pytest runs,
+# one more than the cores, since the real-process tests spend much of their time
+# waiting on the processes they start (PYTEST_WORKERS to choose). Extra arguments go to both pytest runs,
 # e.g. `bash scripts/test.sh -k batch -x`.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ readonly VENV_BIN=.venv/bin
 # database there (one per worker). The real-process tests (marked e2e) create one database each.
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}"
 readonly POSTGRES_DATABASE_URL="${TEST_POSTGRES_URL%/*}/tracker"
-readonly WORKERS="${PYTEST_WORKERS:-auto}"
+readonly WORKERS="${PYTEST_WORKERS:-$(($(nproc) + 1))}"
 
 [[ -x "$VENV_BIN/python" ]] || {
     echo "error: no virtualenv in .venv: run \`make test\`" >&2

@@ -18,7 +18,13 @@ from events_app.delivery import breaker, heartbeat
 from events_app.delivery.destinations import firehose
 from events_app.event_types import custom
 from events_app.money import currency
-from tests.support.deployments import database_url, deployment, moto_process  # noqa: F401  (real-process fixtures)
+from tests.support.deployments import (  # noqa: F401  (real-process fixtures)
+    database_url,
+    deployment,
+    idle_moto_servers,
+    migrated_templates,
+    moto_process,
+)
 from tests.support.events import now_rfc3339
 
 # Hypothesis: in CI the same examples every run, and no example database written

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import uuid
@@ -11,6 +12,7 @@ import boto3
 import orjson
 import psycopg
 import pytest
+import requests
 
 from devtools.processes import BIN, MANAGE, ROOT, MotoServer, free_port, start, stop, wait_until_up
 
@@ -154,17 +156,100 @@ def database_url(request, tmp_path):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class MigratedTemplates:
+    """One migrated database of each kind per test process, made on first use; each test gets a copy.
+
+    Copying a migrated SQLite file or a PostgreSQL template database takes milliseconds,
+    where `manage.py migrate` in a new process takes seconds: paid once, not per test.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.sqlite_path = None
+        self.postgres_name = None
+
+    def _migrate(self, database_url: str) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tracking_project.settings", "DJANGO_DEBUG": "1"}
+        subprocess.run(
+            [*MANAGE, "migrate", "-v", "0"],
+            env={**env, "DATABASE_URL": database_url},
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+
+    def fill_sqlite(self, path: str) -> None:
+        """Make the SQLite file at `path` a copy of the migrated one."""
+        if self.sqlite_path is None:
+            template = self.folder / "template.sqlite3"
+            self._migrate(f"sqlite:///{template}")
+            self.sqlite_path = template
+        shutil.copyfile(self.sqlite_path, path)
+
+    def fill_postgres(self, name: str) -> None:
+        """Make the (empty, unused) PostgreSQL database `name` a copy of the migrated one."""
+        if self.postgres_name is None:
+            template = f"tracker_template_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{template}"')
+            self.postgres_name = template
+            self._migrate(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{template}")
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.postgres_name}"')
+
+    def drop(self) -> None:
+        if self.postgres_name is not None:
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.postgres_name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory):
+    """Yield this test process's migrated databases (see MigratedTemplates)."""
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+    yield templates
+    templates.drop()
+
+
+@pytest.fixture(scope="session")
+def idle_moto_servers():
+    """Yield this test process's moto servers between tests (reset, still running); stop them at the end."""
+    idle: list[MotoServer] = []
+    yield idle
+    for server in idle:
+        server.stop()
+
+
 @pytest.fixture
-def moto_process():
-    """Yield moto's server, started on a free loopback port."""
-    server = MotoServer()
-    server.start()
+def moto_process(idle_moto_servers):
+    """Yield moto's server on a free loopback port, fresh: a reset idle one, else a new one.
+
+    Starting moto costs seconds of imports; resetting a running one (its moto-api)
+    gives the same empty state in milliseconds. A server the test stopped, or that no
+    longer answers, is not reused.
+    """
+    server = idle_moto_servers.pop() if idle_moto_servers else None
+    if server is None:
+        server = MotoServer()
+        server.start()
     yield server
-    server.stop()
+    if server.process is not None and server.process.poll() is None and _reset(server):
+        idle_moto_servers.append(server)
+    else:
+        server.stop()
+
+
+def _reset(server: MotoServer) -> bool:
+    try:
+        return requests.post(f"{server.url}/moto-api/reset", timeout=10).ok
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture
-def deployment(database_url, moto_process):
+def deployment(database_url, moto_process, migrated_templates):
     """Yield a migrated deployment (database, stream on moto) whose processes stop after the test."""
     app = App(
         env={
@@ -180,7 +265,10 @@ def deployment(database_url, moto_process):
             "EVENTS_LOG_LEVEL": "WARNING",
         }
     )
-    app.manage("migrate", "-v", "0")
+    if database_url.startswith("sqlite:///"):
+        migrated_templates.fill_sqlite(database_url.removeprefix("sqlite:///"))
+    else:
+        migrated_templates.fill_postgres(database_url.rsplit("/", 1)[1])
     app.manage("ensure_firehose")
     yield app
     app.stop_all()
