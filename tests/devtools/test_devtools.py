@@ -109,13 +109,16 @@ def test_the_dev_access_log_drops_static_files_and_keeps_every_other_request(cap
     assert '"GET /v1/static-looking HTTP/1.1" 200' in access_line(logger, "/v1/static-looking", capsys)
 
 
+# An Event, not signal.pause(): a Ctrl-C arriving between "ready" and the wait is kept,
+# where pause() would then wait for a second one forever.
 CTRL_C_CHILD = """
-import signal, sys
+import signal, sys, threading
 from devtools.stack import own_terminal
-signal.signal(signal.SIGINT, lambda *_: None)  # as honcho's manager: Ctrl-C means stop cleanly
+interrupted = threading.Event()
+signal.signal(signal.SIGINT, lambda *_: interrupted.set())  # as honcho's manager: Ctrl-C means stop cleanly
 with own_terminal():
     print("ready", flush=True)
-    signal.pause()
+    interrupted.wait()
 print("stopped cleanly", flush=True)
 """
 
@@ -144,6 +147,8 @@ def run_make_at_a_terminal(tmp_path, child: str) -> tuple[int, str]:
             if not chunk:
                 break
             output += chunk
+    else:  # never finished: stop the whole session rather than wait for it forever
+        os.killpg(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     os.close(terminal)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
