@@ -299,7 +299,9 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
         for index, row in first_rows.items()
         if index not in stored.inserted and index not in stored.refused and row["player_id"] not in suppressed
     }
-    stored.answer_ids.update(_stored_ids(game=game, rows=clashes))
+    answers, conflicts = _stored_ids(game=game, rows=clashes)
+    stored.answer_ids.update(answers)
+    stored.refused.update(conflicts)
     for index, first in first_of.items():
         if first in stored.refused:  # a repeat of a row nothing stored is no duplicate of anything
             stored.refused[index] = stored.refused[first]
@@ -307,33 +309,81 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
             # Its first was an erased player's, not stored: "duplicate" would name an event
             # that exists nowhere. Refused, so the client knows it was not kept.
             stored.refused[index] = {"non_field_errors": [REPEATS_SUPPRESSED]}
+        elif conflict := conflict_errors(rows[index], first_rows[first]):
+            stored.refused[index] = conflict
         else:
             stored.answer_ids[index] = stored.answer_ids[first]
     return stored
 
 
-def _stored_ids(*, game: Game, rows: dict[int, dict]) -> dict[int, str]:
-    """Return the id of the stored event each row duplicates (by event_id, else transaction_id), in one query.
+def _stored_ids(*, game: Game, rows: dict[int, dict]) -> tuple[dict[int, str], dict[int, dict]]:
+    """Return the id of the stored event each row duplicates (by event_id, else transaction_id), and the conflicts.
 
     A duplicate answers with the id the tracker holds: a purchase repeated without
     its event_id gets a new one, which exists nowhere, while its transaction_id
-    finds the original.
+    finds the original. A row that repeats an id but is not the same event (see
+    conflict_errors) is a conflict: index -> its errors. One query for all.
     """
     if not rows:
-        return {}
+        return {}, {}
     event_ids = {row["event_id"] for row in rows.values()}
     transaction_ids = {row["transaction_id"] for row in rows.values() if row["transaction_id"] is not None}
     matches = Q(event_id__in=event_ids)
     if transaction_ids:
         matches |= Q(transaction_id__in=transaction_ids)
-    found = list(Event.objects.filter(matches, game=game).order_by().values_list("event_id", "transaction_id"))
-    by_transaction = {transaction_id: event_id for event_id, transaction_id in found if transaction_id is not None}
-    stored_events = {event_id for event_id, _ in found}
-    answers = {}
+    columns = ("event_id", "transaction_id", "event_type", "player_id", "payload")
+    found = [
+        dict(zip(columns, values, strict=True))
+        for values in Event.objects.filter(matches, game=game).order_by().values_list(*columns)
+    ]
+    by_event = {stored["event_id"]: stored for stored in found}
+    by_transaction = {stored["transaction_id"]: stored for stored in found if stored["transaction_id"] is not None}
+    answers, conflicts = {}, {}
     for index, row in rows.items():
-        if row["event_id"] in stored_events:
-            answers[index] = str(row["event_id"])
-        elif row["transaction_id"] in by_transaction:
-            answers[index] = str(by_transaction[row["transaction_id"]])
-        # else the original went (purged or erased) since the insert: the row's own id stays
-    return answers
+        stored = by_event.get(row["event_id"])
+        if stored is None and row["transaction_id"] is not None:
+            stored = by_transaction.get(row["transaction_id"])
+        if stored is None:
+            continue  # the original went (purged or erased) since the insert: the row's own id stays
+        errors = conflict_errors(row, stored)
+        if errors:
+            conflicts[index] = errors
+        else:
+            answers[index] = str(stored["event_id"])
+    return answers, conflicts
+
+
+CONFLICT_MESSAGE = "Conflicts with an event already stored: same {key}, another {fields}."
+
+
+def conflict_errors(row: dict, first: dict) -> dict | None:
+    """Return the errors of a repeat that is not the same event as `first` (stored, or earlier in the call), else None.
+
+    The same event_id must carry the same event_type and player_id; the same purchase
+    transaction_id the same player_id, product_id, price and currency. Anything else is
+    another event claiming the first one's id: refused, never stored over it nor
+    answered as its duplicate (a client must not turn another player's purchase into
+    a "duplicate" of its own).
+    """
+    if row["event_id"] == first["event_id"]:
+        differing = [name for name in ("event_type", "player_id") if row[name] != first[name]]
+        if differing:
+            return {"event_id": [CONFLICT_MESSAGE.format(key="event_id", fields=", ".join(differing))]}
+        return None
+    differing = [name for name, value in _purchase_identity(row).items() if value != _purchase_identity(first)[name]]
+    if differing:
+        message = CONFLICT_MESSAGE.format(key="transaction_id", fields=", ".join(differing))
+        return {"properties": {"transaction_id": [message]}}
+    return None
+
+
+def _purchase_identity(row: dict) -> dict:
+    # What makes a receipt the same purchase: who bought what, at which price and currency.
+    payload = row["payload"]
+    price = payload.get("price")
+    return {
+        "player_id": row["player_id"],
+        "product_id": (payload.get("properties") or {}).get("product_id"),
+        "price": Decimal(price) if price is not None else None,
+        "currency": payload.get("currency"),
+    }

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from events_app.api.keys import issue_api_key, revoke_api_key
 from events_app.delivery.records import encode_line
-from events_app.models import DeliveryState, Event
+from events_app.models import DeliveryState, Event, RejectedEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -101,11 +101,48 @@ def test_same_event_id_again_is_a_duplicate_stored_once(api, make_install):
     event = make_install()
     post_json(api, EVENTS, event)
 
-    response = post_json(api, EVENTS, {**event, "player_id": "someone-else"})
+    response = post_json(api, EVENTS, {**event, "occurred_at": "2026-11-25T10:00:00Z"})  # a client's retry
 
     assert response.status_code == 202
     assert response.json() == {"event_id": event["event_id"], "status": "duplicate"}
     assert Event.objects.get().player_id == "player-1"
+
+
+def test_same_event_id_for_another_player_is_rejected_and_the_first_kept(api, make_install):
+    event = make_install()
+    post_json(api, EVENTS, event)
+
+    response = post_json(api, EVENTS, {**event, "player_id": "someone-else"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "event_id": ["Conflicts with an event already stored: same event_id, another player_id."]
+    }
+    assert Event.objects.get().player_id == "player-1"
+    assert RejectedEvent.objects.get().player_id == "someone-else"
+
+
+def test_same_transaction_id_from_another_player_or_at_another_price_is_rejected(api, make_purchase):
+    first = make_purchase(player_id="victim")
+    post_json(api, EVENTS, first)
+    properties = first["properties"]
+
+    other_player = post_json(api, EVENTS, make_purchase(player_id="attacker", properties=properties))
+    other_price = post_json(api, EVENTS, make_purchase(player_id="victim", properties={**properties, "price": "0.01"}))
+
+    assert other_player.status_code == other_price.status_code == 400
+    assert other_player.json() == {
+        "properties": {
+            "transaction_id": ["Conflicts with an event already stored: same transaction_id, another player_id."]
+        }
+    }
+    assert other_price.json() == {
+        "properties": {
+            "transaction_id": ["Conflicts with an event already stored: same transaction_id, another price."]
+        }
+    }
+    assert list(Event.objects.values_list("event_id", "player_id")) == [(uuid.UUID(first["event_id"]), "victim")]
+    assert RejectedEvent.objects.count() == 2
 
 
 def test_purchase_with_a_stored_transaction_id_is_a_duplicate_stored_once(api, make_purchase):
@@ -598,12 +635,15 @@ def test_batch_counts_events_already_stored_as_duplicates(api, make_install, mak
 def test_same_event_id_twice_in_one_batch_is_stored_once(api, make_install):
     event = make_install()
 
-    response = post_json(api, BATCH, {"events": [event, {**event, "player_id": "copy"}]})
+    response = post_json(api, BATCH, {"events": [event, event, {**event, "player_id": "copy"}]})
 
     body = response.json()
-    assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 1, 0)
-    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate"]
-    assert [r["event_id"] for r in body["results"]] == [event["event_id"]] * 2
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 1, 1)
+    assert [r["status"] for r in body["results"]] == ["accepted", "duplicate", "rejected"]
+    assert [r["event_id"] for r in body["results"][:2]] == [event["event_id"]] * 2
+    assert body["results"][2]["errors"] == {
+        "event_id": ["Conflicts with an event already stored: same event_id, another player_id."]
+    }
     assert Event.objects.get().player_id == "player-1"
 
 

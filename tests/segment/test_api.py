@@ -199,6 +199,19 @@ def test_the_same_message_id_twice_in_one_batch_is_stored_once(client, key):
 # Invalid messages among valid ones
 
 
+def test_a_message_id_sent_again_for_another_user_is_listed_as_rejected_and_the_first_kept(client, key):
+    first = post(client, "/v1/track", track(messageId="msg-conflict"), key=key)
+    other = post(client, "/v1/track", track(messageId="msg-conflict", userId="someone-else"), key=key)
+
+    assert (first.status_code, other.status_code) == (200, 200)  # Segment's clients are told `success` only
+    assert list(Event.objects.values_list("player_id", flat=True)) == [track()["userId"]]
+    rejection = RejectedEvent.objects.get()
+    assert rejection.player_id == "someone-else"
+    assert rejection.errors == {
+        "event_id": ["Conflicts with an event already stored: same event_id, another player_id."]
+    }
+
+
 def test_a_batch_keeps_its_valid_messages_and_lists_the_invalid_ones_with_the_message(client, key):
     batch = [
         track(),
