@@ -2,9 +2,11 @@
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 API_KEY_PREFIX = "pet_"
 API_KEY_VISIBLE_CHARS = 12
@@ -74,7 +76,16 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.works_at(timezone.now())
+
+    def works_at(self, moment: datetime) -> bool:
+        """Return True if the key is accepted at `moment`: never revoked, or revoked from a later time (a grace)."""
+        return self.revoked_at is None or self.revoked_at > moment
+
+    @staticmethod
+    def working_at(moment: datetime) -> Q:
+        """Return the filter of the keys accepted at `moment` (the rule of works_at, for queries)."""
+        return Q(revoked_at__isnull=True) | Q(revoked_at__gt=moment)
 
 
 class DeliveryState(models.TextChoices):

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -32,9 +33,9 @@ class KeyStateFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True)
+            return queryset.filter(ApiKey.working_at(timezone.now()))
         if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
+            return queryset.exclude(ApiKey.working_at(timezone.now()))
         return queryset
 
 
@@ -138,7 +139,7 @@ class ApiKeyAdmin(ConsoleAdmin):
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = 0
-        for api_key in queryset.filter(revoked_at__isnull=True).select_related("game"):
+        for api_key in queryset.filter(ApiKey.working_at(timezone.now())).select_related("game"):
             revoke_api_key(api_key=api_key)
             self.log_change(request, api_key, "Revoked.")
             revoked += 1
@@ -152,7 +153,7 @@ class ApiKeyAdmin(ConsoleAdmin):
 
     @admin.action(description="Rotate selected keys (show the new keys once)", permissions=["rotate"])
     def rotate_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
-        active = list(queryset.filter(revoked_at__isnull=True).select_related("game"))
+        active = list(queryset.filter(ApiKey.working_at(timezone.now())).select_related("game"))
         skipped = queryset.count() - len(active)
         if not active:
             self.message_user(request, f"Rotated 0 keys; skipped {skipped} already revoked.", messages.WARNING)

@@ -100,7 +100,7 @@ def active_key(plaintext: str, *, client_address: str = "") -> ApiKey | None:
 
 def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey | None:
     cached = _key_cache.get(digest)
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > now and cached[1].works_at(timezone.now()):
         return cached[1]
     blocked_until = _blocked.get(client_address, 0.0) if client_address else 0.0
     if cached is None and blocked_until > now and not _is_active_digest(digest, now=now):
@@ -108,7 +108,7 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
     if _unknown_keys.get(digest, 0.0) > now:
         _note_unknown()  # a repeat: answered from memory, not counted
         return None
-    api_key = ApiKey.objects.select_related("game").filter(key_hash=digest, revoked_at__isnull=True).first()
+    api_key = ApiKey.objects.select_related("game").filter(ApiKey.working_at(timezone.now()), key_hash=digest).first()
     if api_key is not None:
         _remember(_key_cache, digest, (now + KEY_CACHE_SECONDS, api_key))
         return api_key
@@ -122,7 +122,8 @@ def _find_active_key(digest: str, *, client_address: str, now: float) -> ApiKey 
 def _is_active_digest(digest: str, *, now: float) -> bool:
     """Return True if `digest` is an active key's, from this process's copy of the list (refreshed once a minute)."""
     if _active_digests[0] <= now:
-        digests = frozenset(ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", flat=True))
+        working = ApiKey.objects.filter(ApiKey.working_at(timezone.now()))
+        digests = frozenset(working.values_list("key_hash", flat=True))
         with _lock:
             _active_digests[:] = [now + ACTIVE_DIGESTS_SECONDS, digests]
     return digest in _active_digests[1]
