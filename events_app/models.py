@@ -318,6 +318,37 @@ class SuppressedPlayer(models.Model):
         return f"{self.player_id} ({self.game.slug})"
 
 
+class LinkKind(models.TextChoices):
+    ANONYMOUS = "anonymous", "anonymousId sent with the userId"
+    ALIAS = "alias", "joined by an alias call"
+
+
+class LinkedIdentity(models.Model):
+    """Another id the tracker saw stand for a player of a game: erasing the player erases it too.
+
+    Recorded from Segment messages: an `anonymousId` sent together with a `userId`, and
+    the `previousId` an `alias` joined to a `userId` (events_app.privacy.identities).
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="linked_identities")
+    player_id = models.CharField(max_length=128)
+    linked_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=LinkKind.choices)
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "linked identity"
+        verbose_name_plural = "linked identities"
+        constraints = [
+            models.UniqueConstraint(fields=["game", "player_id", "linked_id"], name="linked_identity_unique"),
+        ]
+        # Erasure follows links both ways: from a player to its ids, from an id to its players.
+        indexes = [models.Index(fields=["game", "linked_id"], name="linked_identity_by_linked_id")]
+
+    def __str__(self) -> str:
+        return f"{self.linked_id} -> {self.player_id} ({self.game.slug})"
+
+
 class Heartbeat(models.Model):
     """A kind of sender's latest signs of life (`worker`, `forwarder`): written every few seconds, one row each.
 

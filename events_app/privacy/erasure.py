@@ -15,8 +15,8 @@ docs/privacy.md what the operator does for S3.
 """
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -28,6 +28,7 @@ from events_app import conf
 from events_app.db import hold_erasure_lock, write_transaction
 from events_app.delivery.warehouse import IDENTIFIER, sql_string
 from events_app.models import DeliveryAttempt, Event, Game, RejectedEvent, SuppressedPlayer
+from events_app.privacy import identities
 
 logger = logging.getLogger(__name__)
 
@@ -38,38 +39,52 @@ WAREHOUSE_TABLE = "game_events_raw"  # warehouse/03_raw_table.sql
 
 @dataclass
 class ErasureCounts:
-    """What one erasure deleted, and whether it suppressed the player now (False: they were already)."""
+    """What one erasure deleted, whether it suppressed the player now (False: they were already), and the linked ids."""
 
     events: int = 0
     attempts: int = 0
     rejected_events: int = 0
     newly_suppressed: bool = False
+    linked_ids: list[str] = field(default_factory=list)  # erased and suppressed with the player
 
 
 def erase_player(
     *, game: Game, player_id: str, by: str = "", reason: str = "", now: datetime | None = None
 ) -> ErasureCounts:
-    """Suppress `player_id` in `game`, then delete their events, attempts and rejected events; return the counts.
+    """Suppress `player_id` in `game` and its linked ids, then delete their events, attempts and rejected events.
 
-    `by` (a user name, or "command") and `reason` are kept on the suppression.
+    Returns the counts, summed over the player and its linked ids (identities.linked_ids:
+    the anonymousIds seen with it, the ids an alias joined to it). `by` (a user name,
+    or "command") and `reason` are kept on the suppressions.
     """
-    counts = ErasureCounts()
+    counts = ErasureCounts(linked_ids=identities.linked_ids(game=game, player_id=player_id))
+    erased = [player_id, *counts.linked_ids]
+    created_at = now or timezone.now()
     with write_transaction():
         hold_erasure_lock(game.pk, exclusive=True)
-        _, counts.newly_suppressed = SuppressedPlayer.objects.get_or_create(
-            game=game,
-            player_id=player_id,
-            defaults={"created_at": now or timezone.now(), "created_by": by[:150], "reason": reason[:500]},
-        )
-    counts.events, counts.attempts = _delete_events(game=game, player_id=player_id)
+        for identity in erased:
+            why = reason if identity == player_id else f"linked to {player_id}; {reason}".rstrip("; ")
+            _, newly = SuppressedPlayer.objects.get_or_create(
+                game=game,
+                player_id=identity,
+                defaults={"created_at": created_at, "created_by": by[:150], "reason": why[:500]},
+            )
+            counts.newly_suppressed = counts.newly_suppressed or (newly and identity == player_id)
+    for identity in erased:
+        events, attempts = _delete_events(game=game, player_id=identity)
+        counts.events += events
+        counts.attempts += attempts
+        with write_transaction():
+            counts.rejected_events += RejectedEvent.objects.filter(_rejections_of(game, identity)).delete()[0]
     with write_transaction():
-        counts.rejected_events = RejectedEvent.objects.filter(_rejections_of(game, player_id)).delete()[0]
+        identities.forget_links(game=game, player_ids=erased)
     logger.info(
-        "erased game=%s events=%d attempts=%d rejected_events=%d newly_suppressed=%d by=%s",
+        "erased game=%s events=%d attempts=%d rejected_events=%d linked_ids=%d newly_suppressed=%d by=%s",
         game.slug,
         counts.events,
         counts.attempts,
         counts.rejected_events,
+        len(counts.linked_ids),
         counts.newly_suppressed,
         by or "-",
     )
@@ -109,16 +124,26 @@ def suppressed_ids(*, game: Game, player_ids: Iterable[str]) -> set[str]:
 
 
 def warehouse_delete_sql(
-    *, game: Game, player_id: str, database: str = WAREHOUSE_DATABASE, schema: str = WAREHOUSE_SCHEMA
+    *,
+    game: Game,
+    player_id: str,
+    linked_ids: Sequence[str] = (),
+    database: str = WAREHOUSE_DATABASE,
+    schema: str = WAREHOUSE_SCHEMA,
 ) -> str:
-    """Return the Snowflake statement that deletes the player's lines from the raw table (the views read it)."""
+    """Return the Snowflake statement that deletes the player's lines (and its linked ids') from the raw table."""
     for what, name in (("database", database), ("schema", schema)):
         if not IDENTIFIER.fullmatch(name):
             raise ValueError(f"Not a Snowflake identifier for the {what}: {name!r}")
+    ids = [player_id, *linked_ids]
+    if len(ids) == 1:
+        match = f"= '{sql_string(player_id)}'"
+    else:
+        match = "IN (" + ", ".join(f"'{sql_string(identity)}'" for identity in ids) + ")"
     return (
         f"DELETE FROM {database}.{schema}.{WAREHOUSE_TABLE}\n"
         f"WHERE record:game::STRING = '{sql_string(game.slug)}'\n"
-        f"  AND record:player_id::STRING = '{sql_string(player_id)}';"
+        f"  AND record:player_id::STRING {match};"
     )
 
 

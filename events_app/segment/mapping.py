@@ -432,6 +432,24 @@ def _first_product_id(products: object) -> str | None:
     return _id_text(products[0].get("product_id")) or _id_text(products[0].get("sku"))
 
 
+def identity_links(message: dict, *, call_type: str | None = None) -> list[tuple[str, str, str]]:
+    """Return the (player_id, other id, kind) links a message shows: its anonymousId beside its userId, an alias's join.
+
+    Erasing a player erases its linked ids too (events_app.privacy.identities).
+    """
+    user = _id_text(message.get("userId"))
+    if user is None:
+        return []
+    links = []
+    anonymous = _id_text(message.get("anonymousId"))
+    if anonymous is not None and anonymous != user:
+        links.append((user, anonymous, "anonymous"))
+    previous = _id_text(message.get("previousId"))
+    if (call_type or message.get("type")) == "alias" and previous is not None and previous != user:
+        links.append((user, previous, "alias"))
+    return links
+
+
 def _id_text(value: object) -> str | None:
     """Return an id given as a string or an integer as text; None for anything else or nothing."""
     if isinstance(value, bool) or not isinstance(value, str | int) or value == "":

@@ -9,6 +9,7 @@ from events_app.ingest import counting
 from events_app.ingest.rejections import record_rejections
 from events_app.ingest.service import REJECTED, IngestResult, ingest_events
 from events_app.models import ApiKey
+from events_app.privacy import identities
 from events_app.segment import mapping
 from events_app.segment.errors import MessageTooLarge
 
@@ -36,6 +37,7 @@ def ingest_segment_calls(
     originals: list = []
     refused: list[tuple[object, dict]] = []
     refused_types: Counter = Counter()
+    links: list[tuple[str, str, str]] = []
     for index, message in enumerate(messages):
         if index >= mapping.MAX_BATCH_MESSAGES:
             reason = f"Batch has {len(messages)} messages; Segment takes at most {mapping.MAX_BATCH_MESSAGES}."
@@ -51,6 +53,7 @@ def ingest_segment_calls(
             continue
         events.append(mapped.event)
         originals.append(mapped.original)
+        links.extend(mapping.identity_links(message, call_type=call_type))
 
     if refused:
         logger.info(
@@ -77,6 +80,7 @@ def ingest_segment_calls(
             )
         )
     record_rejections(game=game, received_at=received_at, rejected=outcome.rejections)
+    identities.record_links(game=game, links=links, seen_at=received_at)
     return outcome
 
 

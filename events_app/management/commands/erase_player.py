@@ -36,13 +36,20 @@ class Command(BaseCommand):
             )
             return
         try:
-            sql = erasure.warehouse_delete_sql(game=game, player_id=player_id, database=database, schema=schema)
-        except ValueError as exc:
+            erasure.warehouse_delete_sql(game=game, player_id=player_id, database=database, schema=schema)
+        except ValueError as exc:  # checked before anything is erased
             raise CommandError(str(exc)) from exc
         counts = erasure.erase_player(game=game, player_id=player_id, by="erase_player command", reason=reason)
+        sql = erasure.warehouse_delete_sql(
+            game=game, player_id=player_id, linked_ids=counts.linked_ids, database=database, schema=schema
+        )
         self.stdout.write(
             f"deleted events={counts.events} attempts={counts.attempts} rejected_events={counts.rejected_events}"
         )
+        if counts.linked_ids:
+            self.stdout.write(
+                f"with its linked identities (erased and suppressed too): {', '.join(map(repr, counts.linked_ids))}"
+            )
         self.stdout.write(
             f"{game.slug}: {player_id!r} {'is now' if counts.newly_suppressed else 'was already'} suppressed: "
             "their later events are answered 'suppressed', neither stored nor forwarded."
