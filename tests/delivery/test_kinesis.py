@@ -26,7 +26,7 @@ def moto_kinesis(settings):
     settings.KINESIS_STREAM_NAME = "test-events"
     with mock_aws():
         aws.client.cache_clear()
-        call_command("ensure_firehose", stdout=io.StringIO())
+        call_command("ensure_firehose", "--real-aws", stdout=io.StringIO())  # moto in-process
         client = boto3.client("kinesis", region_name=conf.aws_region())
 
         def read() -> list[tuple[str, bytes]]:
@@ -151,7 +151,7 @@ def test_the_forwarder_sends_to_kinesis_too(api, forwarder, moto_kinesis, make_i
 def test_ensure_firehose_creates_the_data_stream_once(moto_kinesis):
     out = io.StringIO()
 
-    call_command("ensure_firehose", stdout=out)
+    call_command("ensure_firehose", "--real-aws", stdout=out)  # moto in-process stands in for AWS
 
     assert "already exist" in out.getvalue()
     assert get_destination().name == "kinesis"

@@ -63,7 +63,7 @@ def test_worker_claims_in_batches_of_the_configured_size(api, settings, moto_fir
 def test_ensure_firehose_is_idempotent(moto_firehose):
     out = io.StringIO()
 
-    call_command("ensure_firehose", stdout=out)
+    call_command("ensure_firehose", "--real-aws", stdout=out)  # moto in-process stands in for AWS
 
     assert "already exist" in out.getvalue()
 

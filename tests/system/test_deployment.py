@@ -154,3 +154,50 @@ def test_kubernetes_cronjobs_match_the_schedule():
         jobs[container["command"][4]] = document["spec"]["schedule"]
 
     assert jobs == {job.name: job.cron for job in JOBS}
+
+
+def aws_override_config(**env: str) -> subprocess.CompletedProcess:
+    program = shutil.which("docker-compose")
+    if program is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.aws.yml")]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FIREHOSE_", "DJANGO_"))}
+    return subprocess.run(
+        [program, *files, "config", *([] if env.pop("full", None) else ["-q"])],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_the_aws_override_passes_docker_compose_config_and_drops_the_emulator():
+    settings = {"DJANGO_SECRET_KEY": "k" * 60, "FIREHOSE_STREAM_NAME": "player-events", "FIREHOSE_S3_BUCKET": "b"}
+    assert aws_override_config(**settings).returncode == 0
+
+    merged = yaml.safe_load(aws_override_config(full="1", **settings).stdout)["services"]
+    commands = get_commands()
+    for name in APP_SERVICES:
+        environment = merged[name]["environment"]
+        assert environment["AWS_ENDPOINT_URL"] == "" and environment["FIREHOSE_STREAM_NAME"] == "player-events"
+        assert environment["AWS_ACCESS_KEY_ID"] != "testing"
+        assert manage_command(merged[name].get("command") or ["python", "manage.py", "check"]) in commands
+    assert "ensure_firehose" not in merged["firehose"]["command"]
+    assert "motoserver" not in merged["moto"]["image"]
+
+
+def test_the_aws_override_refuses_to_start_without_the_stack_settings_and_a_secret_key():
+    result = aws_override_config()
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr or "FIREHOSE_" in result.stderr
+
+
+def test_compose_publishes_ports_on_loopback_only_and_names_its_emulator_host():
+    services = compose()["services"]
+
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert services["firehose"]["command"][2:] == ["ensure_firehose", "--emulator-host", "moto"]
+    assert services["firehose"]["environment"]["AWS_ENDPOINT_URL"] == "http://moto:5000"
