@@ -9,6 +9,7 @@ from django.urls import reverse
 from events_app.event_types import custom
 from events_app.models import Event, EventSchema, Game
 from tests.admin.helpers import LEVEL_UP_SCHEMA, READ_ONLY_PERMISSIONS, make_event
+from tests.event_types.remote import SECRET, RecordingServer
 from tests.support.users import make_user
 
 SCHEMAS_URL = reverse("admin:events_app_eventschema_changelist")
@@ -151,3 +152,76 @@ def test_the_register_form_ignores_a_query_string_that_names_no_game_or_type(adm
 
     assert response.status_code == 200
     assert response.context["latest"] is None
+
+
+# -- schemas that are not self-contained, patterns that backtrack, text PostgreSQL cannot store --------------------
+
+
+@pytest.fixture
+def remote():
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+def form_errors(response, field: str = "schema") -> str:
+    html = response.content.decode()
+    assert "Not registered: please correct the errors below." in html
+    return html.split(f'class="form-row field-{field}"', 1)[1].split("</ul>", 1)[0]
+
+
+def test_the_form_refuses_refs_to_a_url_or_a_file_and_fetches_nothing(admin_client, game_key, remote, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"SecretAccessKey": SECRET}))
+    schemas = [
+        {"$ref": f"{remote.url}/creds.json#/SecretAccessKey"},
+        {"$ref": secret.as_uri()},
+        {"properties": {"level": {"$ref": f"{secret.as_uri()}#/SecretAccessKey"}}},
+    ]
+
+    for schema in schemas:
+        response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, "level_up", schema))
+
+        assert response.status_code == 200
+        assert "points outside this schema" in form_errors(response)
+        assert SECRET not in response.content.decode()
+    assert remote.paths == []
+    assert not EventSchema.objects.exists()
+
+
+def test_the_form_refuses_a_schema_uri_other_than_draft_2020_12_and_fetches_nothing(admin_client, game_key, remote):
+    schema = {"$schema": f"{remote.url}/meta.json", "type": "object"}
+
+    response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, "level_up", schema))
+
+    assert "is not draft 2020-12" in form_errors(response)
+    assert "https://json-schema.org/draft/2020-12/schema" in form_errors(response)
+    assert remote.paths == []
+    assert not EventSchema.objects.exists()
+
+
+def test_the_form_refuses_a_look_behind_pattern_with_the_reason(admin_client, game_key):
+    schema = {"properties": {"name": {"type": "string", "pattern": "(?<=a+)b"}}}
+
+    response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, "level_up", schema))
+
+    assert "look-around" in form_errors(response)
+    assert not EventSchema.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"type": "object", "description": "a\\u0000b"}', "A NUL character (\\u0000) at /description"),
+        ('{"properties": {"a\\u0000": {}}}', "A NUL character (\\u0000) at /properties"),
+        ('{"type": "object", "description": "a\x00b"}', "Null characters are not allowed."),
+    ],
+    ids=["escaped-value", "escaped-key", "raw"],
+)
+def test_the_form_refuses_a_nul_character_with_a_form_error(admin_client, game_key, text, reason):
+    """PostgreSQL cannot store NUL in jsonb: it was a 500 there."""
+    response = admin_client.post(REGISTER_URL, register_form(game_key[0].game, "level_up", text))
+
+    assert response.status_code == 200
+    assert reason in form_errors(response)
+    assert not EventSchema.objects.exists()
