@@ -16,7 +16,7 @@ DEV_STAMP := $(VENV)/.requirements-dev.stamp
 
 help:
 	@echo "make run    start the app locally (AWS emulator, worker, web on http://127.0.0.1:8000)"
-	@echo "make test   lint, then the whole test suite on SQLite and PostgreSQL (about 9 minutes on 2 cores)"
+	@echo "make test   lint, then the whole test suite on SQLite and PostgreSQL (about 8 minutes on 2 cores)"
 	@echo "make lint   ruff check, ruff format --check and the import rule (lint-imports)"
 	@echo "make lock   rewrite the hash-pinned lock files from requirements/*.in"
 	@echo "make clean  remove .venv, the SQLite database, .local/, .env and collected static files"
