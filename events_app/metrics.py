@@ -125,10 +125,20 @@ class RequestMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        REQUEST_SECONDS.labels(_route(request), request.method or "", str(response.status_code)).observe(
+        REQUEST_SECONDS.labels(_route(request), method_label(request.method), str(response.status_code)).observe(
             time.perf_counter() - started
         )
         return response
+
+
+# HTTP's methods; any other token a client makes up is counted as "other", so that no
+# client can add series (and grow every scrape) by inventing methods.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def method_label(method: str | None) -> str:
+    """Return the method label of a request: one of HTTP_METHODS, else "other"."""
+    return method if method in HTTP_METHODS else "other"
 
 
 def _route(request: HttpRequest) -> str:

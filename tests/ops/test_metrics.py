@@ -194,6 +194,20 @@ def test_requests_are_timed_by_route_method_and_status(api, make_install, client
     assert (count("events", "202"), count("events", "400"), count("unmatched", "404")) == tuple(n + 1 for n in before)
 
 
+def test_made_up_http_methods_add_no_series(client, db):
+    for index in range(50):
+        client.generic(f"BREW{index}", "/v1/events")
+
+    methods = {
+        sample.labels["method"]
+        for family in text_string_to_metric_families(client.get("/metrics").content.decode())
+        for sample in family.samples
+        if sample.name.startswith("events_http_request_duration_seconds")
+    }
+    assert "other" in methods
+    assert not any(method.startswith("BREW") for method in methods)
+
+
 def test_the_worker_exporter_serves_its_own_figures(db):
     port = free_port()
     server = exposition.start_exporter(port, addr="127.0.0.1")
