@@ -496,16 +496,37 @@ def _fit_context(context: dict, notes: list[str]) -> dict:
     size = json_size(context)
     if size is None or size <= MAX_CONTEXT_BYTES:
         return context  # (the message encoded, so its context does)
-    by_size = sorted(context, key=lambda key: json_size({key: context[key]}) or 0, reverse=True)
-    kept = dict(context)
-    dropped: list[str] = []
-    for key in by_size:
-        del kept[key]
-        dropped.append(key)
-        if (json_size({**kept, CONTEXT_TRUNCATED_KEY: dropped}) or 0) <= MAX_CONTEXT_BYTES:
+    # Each key's share of the encoding, measured once: `"key":value` is its pair's
+    # size less the braces, plus a comma. Dropping keys then costs arithmetic, not a
+    # new encoding of what is left after each key (quadratic in the number of keys).
+    shares = {key: (json_size({key: context[key]}) or 2) - 1 for key in context}
+    remaining, dropped = size, []
+    for key in sorted(context, key=shares.__getitem__, reverse=True):
+        if remaining <= MAX_CONTEXT_BYTES - _TRUNCATED_RESERVE:
             break
-    notes.append(f"context was {size} bytes as JSON, over {MAX_CONTEXT_BYTES}: dropped {', '.join(dropped)}")
-    return {**kept, CONTEXT_TRUNCATED_KEY: dropped}
+        remaining -= shares[key]
+        dropped.append(key)
+    dropped_set = set(dropped)
+    fitted = {key: value for key, value in context.items() if key not in dropped_set}
+    fitted[CONTEXT_TRUNCATED_KEY] = _listed_within(dropped, _TRUNCATED_RESERVE - 32)
+    # The names are the client's: the note gives how many, never which.
+    notes.append(f"context was {size} bytes as JSON, over {MAX_CONTEXT_BYTES}: dropped {len(dropped)} of its keys")
+    return fitted
+
+
+_TRUNCATED_RESERVE = 512  # bytes of a fitted context kept for the names of what was dropped
+
+
+def _listed_within(names: list[str], budget: int) -> list[str]:
+    """Return the first of `names` that fit in `budget` bytes as JSON, then "+N more" for the others."""
+    listed: list[str] = []
+    used = 2
+    for name in names:
+        used += (json_size(name) or 0) + 1
+        if used > budget:
+            return [*listed, f"+{len(names) - len(listed)} more"]
+        listed.append(name)
+    return listed
 
 
 def too_large_message(size: int) -> str:

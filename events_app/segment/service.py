@@ -38,6 +38,7 @@ def ingest_segment_calls(
     refused: list[tuple[object, dict]] = []
     refused_types: Counter = Counter()
     links: list[tuple[str, str, str]] = []
+    cut_down, first_note = 0, ""
     for index, message in enumerate(messages):
         if index >= mapping.MAX_BATCH_MESSAGES:
             reason = f"Batch has {len(messages)} messages; Segment takes at most {mapping.MAX_BATCH_MESSAGES}."
@@ -45,8 +46,9 @@ def ingest_segment_calls(
             refused_types[None] += 1
             continue
         mapped = mapping.map_message(message, received_at=received_at, envelope=envelope, call_type=call_type)
-        for note in mapped.notes:
-            logger.warning("segment message of game=%s kept cut down: %s", game.slug, note)
+        if mapped.notes:
+            cut_down += 1
+            first_note = first_note or mapped.notes[0]
         if mapped.errors is not None:
             refused.append((mapped.original, mapped.errors))
             refused_types[mapped.event_type] += 1
@@ -55,6 +57,8 @@ def ingest_segment_calls(
         originals.append(mapped.original)
         links.extend(mapping.identity_links(message, call_type=call_type))
 
+    if cut_down:  # one line per request, whatever its size
+        logger.warning("segment game=%s kept %d messages cut down, the first: %s", game.slug, cut_down, first_note)
     if refused:
         logger.info(
             "segment game=%s refused %d messages before ingest: %s",

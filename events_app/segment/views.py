@@ -98,6 +98,12 @@ class SegmentBatchView(_SegmentAPIView):
         context = body.get("context")
         if context is not None and not isinstance(context, dict):
             raise MalformedBatch('"context" of a batch must be an object.')
+        # Checked once here: every message of the batch merges it into its own context.
+        context_size = mapping.json_size(context) if context else 0
+        if context_size is not None and context_size > mapping.MAX_CONTEXT_BYTES:
+            raise MalformedBatch(
+                f'"context" of the batch is {context_size} bytes as JSON; at most {mapping.MAX_CONTEXT_BYTES}.'
+            )
         size = mapping.json_size(body)
         if size is None:
             raise MalformedBatch(mapping.NESTED_TOO_DEEPLY)

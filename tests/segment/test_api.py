@@ -590,3 +590,26 @@ def test_the_openapi_schema_documents_the_segment_endpoints_once(client):
 
     assert {"/v1/batch", "/v1/track", "/v1/identify", "/v1/projects/{write_key}/settings"} <= set(paths)
     assert "/v1/b" not in paths and "/v1/t" not in paths
+
+
+def test_a_batch_context_over_8_kib_refuses_the_batch_naming_context(client, key):
+    body = {"batch": [track()], "context": {"traits": {"bio": "x" * 9000}}}
+
+    response = post(client, "/v1/batch", body, key=key)
+
+    assert response.status_code == 400
+    assert '"context" of the batch is' in response.json()["message"]
+    assert not Event.objects.exists()
+
+
+def test_messages_cut_down_make_one_log_line_per_request_naming_no_key(client, key, caplog):
+    oversized = {f"secret_key_name_{index}": "x" * 3000 for index in range(4)}
+    batch = [track(context={**oversized, "os": {"name": "iOS"}}) for _ in range(3)]
+
+    with caplog.at_level("WARNING", logger="events_app.segment.service"):
+        post(client, "/v1/batch", {"batch": batch}, key=key)
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "events_app.segment.service"]
+    assert len(lines) == 1 and "kept 3 messages cut down" in lines[0]
+    assert "secret_key_name" not in lines[0]
+    assert Event.objects.count() == 3

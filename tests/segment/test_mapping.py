@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from events_app.ingest.serializers import EventSerializer
+from events_app.segment import mapping
 from events_app.segment.mapping import (
     CALL_TYPES,
     CONTEXT_TRUNCATED_KEY,
@@ -249,7 +250,7 @@ def test_a_context_over_8_kib_drops_its_largest_keys_and_names_them():
     assert kept["page"] == context["page"] and kept["os"] == {"name": "iOS"}
     assert len(orjson.dumps(kept)) <= MAX_CONTEXT_BYTES
     assert mapped.event["platform"] == "ios"
-    assert "dropped traits" in mapped.notes[0]
+    assert "dropped 1 of its keys" in mapped.notes[0] and "traits" not in mapped.notes[0]
 
 
 def test_a_context_that_is_not_an_object_is_refused():
@@ -479,3 +480,21 @@ def test_any_message_maps_to_an_event_the_serializer_judges_or_is_refused_never_
         # Refused by the native rules, naming fields, is as good an outcome as accepted.
         with contextlib.suppress(serializers.ValidationError):
             EventSerializer(context={"received_at": RECEIVED}).run_validation(mapped.event)
+
+
+def test_fitting_a_context_of_thousands_of_keys_encodes_it_a_bounded_number_of_times(monkeypatch):
+    context = {f"k{index:05}": "v" * 20 for index in range(8000)}  # about 250 KB as JSON
+    encoded = []
+    json_size = mapping.json_size
+    monkeypatch.setattr(mapping, "json_size", lambda value: encoded.append(json_size(value) or 0) or encoded[-1])
+
+    fitted = mapping._fit_context(context, notes := [])
+
+    assert len(orjson.dumps(fitted)) <= MAX_CONTEXT_BYTES
+    assert sum(encoded) <= 3 * len(orjson.dumps(context))  # quadratic before: each dropped key re-encoded the rest
+    dropped = len(context) - (len(fitted) - 1)  # every key kept, but _truncated
+    assert notes == [
+        f"context was {len(orjson.dumps(context))} bytes as JSON, over 8192: dropped {dropped} of its keys"
+    ]
+    names = fitted[mapping.CONTEXT_TRUNCATED_KEY]
+    assert names[-1] == f"+{dropped - (len(names) - 1)} more"  # as many names as fit, then how many more
