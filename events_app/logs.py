@@ -50,14 +50,28 @@ def redact_keys(text: str) -> str:
     return API_KEY_PATTERN.sub(r"\1...", text) if "pet_" in text else text
 
 
+# C0 and C1 controls, DEL and the Unicode line separators: any of them in a logged value
+# (a path with %0a, a header) could end a line and start a forged one, or drive a terminal.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Return `text` with every control character written as an escape (`\\n`, `\\x1b`), so one record is one line."""
+    return _CONTROL_CHARACTERS.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+
+
 class RedactKeysFilter(logging.Filter):
-    """Cut API keys out of every record's message (Django logs 4xx paths, and a path can hold a key)."""
+    """Make every record's message safe to log: API keys cut to their prefix, control characters escaped.
+
+    Django logs 4xx paths, and a path can hold a key; a client's path or header can
+    hold a newline. Tracebacks are formatted apart from the message and keep theirs.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_keys(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        safe = escape_controls(redact_keys(message))
+        if safe != message:
+            record.msg, record.args = safe, None
         return True
 
 
@@ -116,7 +130,9 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.META.get(_REQUEST_ID_META, "")
-        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # A client's id is kept unless it looks like an API key (a misplaced header would log it).
+        usable = _VALID_REQUEST_ID.fullmatch(incoming) and not API_KEY_PATTERN.search(incoming)
+        request_id = incoming if usable else uuid.uuid4().hex
         request.request_id = request_id
         token = _request_id.set(request_id)
         try:

@@ -12,7 +12,14 @@ import pytest
 import requests
 
 from devtools.processes import BIN, ROOT, free_port, stop, wait_for, wait_until_up
-from events_app.logs import API_KEY_PATTERN, RequestIdFilter, json_formatter, logging_config, redact_keys
+from events_app.logs import (
+    API_KEY_PATTERN,
+    RedactKeysFilter,
+    RequestIdFilter,
+    json_formatter,
+    logging_config,
+    redact_keys,
+)
 from events_app.models import API_KEY_PREFIX, ApiKey
 from tests.ops.test_metrics import GUNICORN_HOOK_LINES
 
@@ -40,6 +47,30 @@ def test_every_answer_carries_a_request_id(client, db):
     assert client.get("/healthz", HTTP_X_REQUEST_ID="lb-1234.abc")["X-Request-ID"] == "lb-1234.abc"
     # An id that could forge a log line is replaced, not echoed.
     assert client.get("/healthz", HTTP_X_REQUEST_ID='x" level=error\n')["X-Request-ID"] != 'x" level=error\n'
+
+
+def test_a_key_sent_as_the_request_id_is_replaced_not_echoed_or_logged(client, db):
+    key = API_KEY_PREFIX + "A" * 43
+
+    answered = client.get("/healthz", HTTP_X_REQUEST_ID=key)["X-Request-ID"]
+
+    assert answered != key and not API_KEY_PATTERN.search(answered)
+
+
+def test_control_characters_in_a_logged_value_cannot_start_a_line_of_their_own():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(RedactKeysFilter())
+    target = logging.getLogger("events_app.test_controls")
+    target.addHandler(handler)
+    try:
+        target.warning("refused path %s", "/v1/x\nINFO forged line\r\x1b[2J\u2028")
+    finally:
+        target.removeHandler(handler)
+
+    lines = stream.getvalue().splitlines()
+    assert lines == ["WARNING refused path /v1/x\\nINFO forged line\\r\\x1b[2J\\u2028"]
 
 
 @pytest.fixture
