@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 
 from events_app import event_types
+from events_app.delivery.records import LINE_FIELDS
 from events_app.event_types import EventType, WarehouseColumn
 
 WAREHOUSE_DIR = Path(settings.BASE_DIR) / "warehouse"
@@ -16,23 +17,7 @@ ROLE_ARN_PLACEHOLDER = "arn:aws:iam::<aws-account-id>:role/<snowflake-reader-rol
 
 # The columns of the game_events view (06_view.sql) that the per-type views repeat,
 # in its order; test_warehouse checks this against the view as loaded.
-EVENT_COLUMNS = (
-    "schema_version",
-    "event_id",
-    "event_type",
-    "game",
-    "player_id",
-    "occurred_at",
-    "sent_at",
-    "received_at",
-    "derived_at",
-    "emitted_at",
-    "platform",
-    "app_version",
-    "session_id",
-    "properties",
-    "context",
-)
+EVENT_COLUMNS = LINE_FIELDS[: LINE_FIELDS.index("event_schema_version")]  # the line's fields up to the optional ones
 CUSTOM_COLUMNS = ("event_schema_version",)
 PRICE_COLUMNS = ("price", "quantity")  # only for a type whose amount is multiplied by a quantity
 REVENUE_COLUMNS = ("currency", "revenue", "revenue_base", "base_currency", "fx_rate", "fx_date")

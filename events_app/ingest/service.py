@@ -370,7 +370,8 @@ def conflict_errors(row: dict, first: dict) -> dict | None:
         if differing:
             return {"event_id": [CONFLICT_MESSAGE.format(key="event_id", fields=", ".join(differing))]}
         return None
-    differing = [name for name, value in _purchase_identity(row).items() if value != _purchase_identity(first)[name]]
+    stored = _purchase_identity(first)
+    differing = [name for name, value in _purchase_identity(row).items() if value != stored[name]]
     if differing:
         message = CONFLICT_MESSAGE.format(key="transaction_id", fields=", ".join(differing))
         return {"properties": {"transaction_id": [message]}}

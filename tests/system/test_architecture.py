@@ -32,42 +32,38 @@ def test_the_code_keeps_the_import_rule():
     assert "0 broken" in checked.stdout
 
 
-def test_a_lower_package_importing_a_higher_one_fails_the_check(copy_of_the_code):
-    codes = copy_of_the_code / "events_app" / "money" / "codes.py"
-    codes.write_text(codes.read_text() + "\nfrom events_app.ingest import service  # noqa: E402, F401\n")
-
-    checked = lint_imports(copy_of_the_code)
-
-    assert checked.returncode == 1
-    assert "events_app.money is not allowed to import events_app.ingest" in checked.stdout
-
-
-def test_the_root_importing_a_package_fails_the_check(copy_of_the_code):
-    conf = copy_of_the_code / "events_app" / "conf.py"
-    conf.write_text(conf.read_text() + "\nfrom events_app.delivery import breaker  # noqa: E402, F401\n")
-
-    checked = lint_imports(copy_of_the_code)
-
-    assert checked.returncode == 1
-    assert "is not allowed to import events_app.delivery" in checked.stdout
-
-
-def test_a_circle_between_a_packages_modules_fails_the_check(copy_of_the_code):
+# Each: the file changed (under the copy), the import added, what the check then says.
+BROKEN_RULES = {
+    "a lower package imports a higher one": (
+        "events_app/money/codes.py",
+        "from events_app.ingest import service",
+        "events_app.money is not allowed to import events_app.ingest",
+    ),
+    "the root imports a package": (
+        "events_app/conf.py",
+        "from events_app.delivery import breaker",
+        "is not allowed to import events_app.delivery",
+    ),
     # status already imports heartbeat: heartbeat importing status closes a circle inside delivery.
-    heartbeat = copy_of_the_code / "events_app" / "delivery" / "heartbeat.py"
-    heartbeat.write_text(heartbeat.read_text() + "\nfrom events_app.delivery import status  # noqa: E402, F401\n")
+    "a circle inside a package": (
+        "events_app/delivery/heartbeat.py",
+        "from events_app.delivery import status",
+        "No circle of imports between the modules of a package BROKEN",
+    ),
+    "the service imports the development tools": (
+        "events_app/ingest/service.py",
+        "import devtools.localenv",
+        "The service never imports the development tools BROKEN",
+    ),
+}
+
+
+@pytest.mark.parametrize(("path", "line", "said"), BROKEN_RULES.values(), ids=BROKEN_RULES.keys())
+def test_an_import_breaking_the_rule_fails_the_check(copy_of_the_code, path, line, said):
+    module = copy_of_the_code / path
+    module.write_text(module.read_text() + f"\n{line}  # noqa: E402, F401\n")
 
     checked = lint_imports(copy_of_the_code)
 
     assert checked.returncode == 1
-    assert "No circle of imports between the modules of a package BROKEN" in checked.stdout
-
-
-def test_the_service_importing_the_development_tools_fails_the_check(copy_of_the_code):
-    ingest = copy_of_the_code / "events_app" / "ingest" / "service.py"
-    ingest.write_text(ingest.read_text() + "\nimport devtools.localenv  # noqa: E402, F401\n")
-
-    checked = lint_imports(copy_of_the_code)
-
-    assert checked.returncode == 1
-    assert "The service never imports the development tools BROKEN" in checked.stdout
+    assert said in checked.stdout
