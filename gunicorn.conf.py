@@ -7,7 +7,6 @@ GUNICORN_CMD_ARGS; WEB_CONCURRENCY sets the number of workers.
 
 import multiprocessing
 import os
-import sys
 
 wsgi_app = "tracking_project.wsgi"
 # sync workers: each accepts one connection at a time, so requests spread over all
@@ -23,24 +22,9 @@ worker_class = "sync"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = 1
 backlog = 2048
-# Enough for a slow client's 1 MiB body; the API never waits on the destination.
+# Enough for a slow client's 1 MiB body; the API never waits on the destination (the relay sends).
 timeout = 30
 graceful_timeout = 15
-
-
-def post_worker_init(worker):
-    """Load the destination's client before the first request, so no request waits on importing boto3."""
-    if "events_app" in sys.modules:  # absent in apps that are not the tracker
-        from events_app.delivery import forwarder
-
-        forwarder.warm_up()
-
-
-def worker_exit(server, worker):
-    """Send what this worker's forwarder still holds before the process exits (the rest waits for the worker)."""
-    forwarder = sys.modules.get("events_app.delivery.forwarder")  # absent in apps that are not the tracker
-    if forwarder is not None:
-        forwarder.stop_process_forwarder()
 
 
 # Metrics in multiprocess mode (the master empties and forgets dead workers' files) and

@@ -21,9 +21,9 @@ from django.test import override_settings
 from events_app import conf
 from events_app.api.keys import issue_api_key
 from events_app.delivery.destinations.base import ensure_emulator_streams
+from events_app.delivery.reconvert import reconvert_missing
 from events_app.ingest.service import ingest_events
 from events_app.models import ApiKey, Event
-from events_app.money.currency import reconvert_missing
 from events_app.money.rates import ImportCounts, import_ecb_history
 from sdk.client import DEV_API_KEY_FILE
 

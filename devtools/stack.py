@@ -25,7 +25,7 @@ from .processes import BIN, ROOT, descendants, port_in_use
 
 PROCFILE = ROOT / "Procfile.local"
 # honcho SIGKILLs what has not stopped 5 s after its SIGTERM; on a busy machine
-# gunicorn's graceful stop (its workers' forwarders flushing) can take longer, and a
+# gunicorn's graceful stop (its workers finishing their requests) can take longer, and a
 # killed web server reads like a crash. Longer than the web's --graceful-timeout.
 STOP_GRACE_SECONDS = 15
 

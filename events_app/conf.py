@@ -78,13 +78,14 @@ def fx_cache_seconds() -> float:
     return settings.EVENTS_FX_CACHE_SECONDS
 
 
-def inline_delivery() -> bool:
-    """Return True if server processes forward committed events themselves (EVENTS_INLINE_DELIVERY).
+def relay_shards() -> int:
+    """Return how many relay shards the log is split into (EVENTS_RELAY_SHARDS, at least 1).
 
-    They do it in a background forwarder that batches across requests; no request
-    waits on the destination. Off: only the worker sends.
+    Each event's shard is fixed when it is stored (a hash of game and player), so
+    change it only with the relays drained (docs/delivery.md). EVENTS_INLINE_DELIVERY
+    is accepted and has no effect: the relay in `deliver_events` does all forwarding.
     """
-    return settings.EVENTS_INLINE_DELIVERY
+    return max(1, settings.EVENTS_RELAY_SHARDS)
 
 
 def destination() -> str:
@@ -95,29 +96,6 @@ def destination() -> str:
 def kinesis_stream_name() -> str:
     """Return the Kinesis data stream events go to with EVENTS_DESTINATION=kinesis (KINESIS_STREAM_NAME)."""
     return settings.KINESIS_STREAM_NAME
-
-
-def forward_max_delay_seconds() -> float:
-    """Return how long the forwarder holds an event for more to batch with it (EVENTS_FORWARD_MAX_DELAY_MS).
-
-    A full call's worth (500 records or the call's byte limit) goes at once. Firehose
-    buffers for a minute before writing to S3 anyway, so this costs no visible latency.
-    """
-    return settings.EVENTS_FORWARD_MAX_DELAY_MS / 1000
-
-
-def forward_max_queued() -> int:
-    """Return how many events one process's forwarder may hold (EVENTS_FORWARD_MAX_QUEUED).
-
-    Beyond it (a slow or failing destination) requests store their events unleased
-    and the worker sends them: memory stays bounded, nothing is dropped.
-    """
-    return settings.EVENTS_FORWARD_MAX_QUEUED
-
-
-def forward_timeout_seconds() -> float:
-    """Return the read timeout of the forwarder's calls (EVENTS_FORWARD_TIMEOUT_SECONDS)."""
-    return settings.EVENTS_FORWARD_TIMEOUT_SECONDS
 
 
 def record_target_bytes() -> int:
@@ -158,15 +136,6 @@ def claim_lease_seconds() -> float:
     return settings.EVENTS_CLAIM_LEASE_SECONDS
 
 
-def forward_connect_timeout_seconds() -> float:
-    """Return the connect timeout of the forwarder's calls (EVENTS_INLINE_TIMEOUT_SECONDS).
-
-    Connecting takes milliseconds when the destination is healthy; while it hangs,
-    a short timeout keeps the forwarder's queue from growing for long.
-    """
-    return settings.EVENTS_INLINE_TIMEOUT_SECONDS
-
-
 def rate_limit() -> str:
     """Return how many requests one API key may make per window (EVENTS_RATE_LIMIT).
 
@@ -174,19 +143,6 @@ def rate_limit() -> str:
     key in the shared cache: one budget for all processes with REDIS_URL.
     """
     return settings.EVENTS_RATE_LIMIT
-
-
-def breaker_failures() -> int:
-    """Return how many failed forwarder sends in a row open the circuit breaker (EVENTS_BREAKER_FAILURES)."""
-    return settings.EVENTS_BREAKER_FAILURES
-
-
-def breaker_cooldown_seconds() -> float:
-    """Return how long an open breaker keeps the forwarder from trying (EVENTS_BREAKER_COOLDOWN_SECONDS).
-
-    The delivery worker, which never stops trying, sends meanwhile.
-    """
-    return settings.EVENTS_BREAKER_COOLDOWN_SECONDS
 
 
 def auth_failure_rate() -> str:
@@ -240,7 +196,7 @@ def log_format() -> str:
 
 
 def retention_days() -> float:
-    """Return the age after which `purge_events` deletes delivered events with their attempts (EVENTS_RETENTION_DAYS).
+    """Return the age after which `purge_events` deletes delivered events (EVENTS_RETENTION_DAYS).
 
     Also the idempotency window: an event_id or transaction_id is recognised as a
     duplicate only while its event is stored. `--older-than` overrides it per run.
@@ -248,14 +204,13 @@ def retention_days() -> float:
     return settings.EVENTS_RETENTION_DAYS
 
 
-def attempt_retention_days() -> float:
-    """Return the age after which delivery attempts of events still stored are deleted (EVENTS_ATTEMPT_RETENTION_DAYS).
+def call_retention_days() -> float:
+    """Return the age after which the records of destination calls are deleted (EVENTS_CALL_RETENTION_DAYS).
 
-    Dead and failing events keep their row (its attempt count and last error); only
-    their older attempt history goes. Never less than the events' age of the run, so
-    `purge_events --older-than 90` keeps 90 days of attempts too.
+    Never less than the events' age of the run: a stored delivered event keeps the
+    record of the call that delivered it.
     """
-    return settings.EVENTS_ATTEMPT_RETENTION_DAYS
+    return settings.EVENTS_CALL_RETENTION_DAYS
 
 
 def duplicate_tally_retention_days() -> float:

@@ -59,7 +59,6 @@ DESTINATION_CALL_SECONDS = Histogram(
     ["destination", "sender"],
     buckets=CALL_BUCKETS,
 )
-BREAKER_OPENED = Counter("events_breaker_opened", "Times the forwarder's circuit breaker opened.")
 CACHE_ERRORS = Counter(
     "events_cache_errors",
     "Calls to the shared cache (Redis) that failed and were answered without it, by operation.",
@@ -99,11 +98,6 @@ def timed_send(destination, records: list, *, policy) -> list:
     finally:
         DESTINATION_CALL_SECONDS.labels(destination.name, policy.name).observe(time.perf_counter() - started)
         DESTINATION_CALLS.labels(destination.name, policy.name, result).inc()
-
-
-def breaker_opened() -> None:
-    """Count one opening of the circuit breaker."""
-    BREAKER_OPENED.inc()
 
 
 def cache_error(operation: str) -> None:

@@ -1,4 +1,4 @@
-"""Database models: games, API keys, the event audit log, delivery attempts, erased players, senders' heartbeats."""
+"""Database models: games, API keys, the event log and its delivery records, erased players, senders' heartbeats."""
 
 import hashlib
 import secrets
@@ -89,18 +89,23 @@ class ApiKey(models.Model):
 
 
 class DeliveryState(models.TextChoices):
+    """An event's delivery state, derived from the relay's cursor and the event's delivery issue (if any)."""
+
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed (will retry)"
     DEAD = "dead", "Dead (gave up)"
 
 
-# States the delivery worker picks events up from.
-DUE_STATES = (DeliveryState.PENDING, DeliveryState.FAILED)
-
-
 class Event(models.Model):
-    """The audit row of one accepted event, with its delivery state towards Firehose."""
+    """One accepted event in the audit log: written once, never updated for its delivery.
+
+    Delivery progress lives beside it: the relay's DeliveryCursor (everything of a
+    shard up to it went out), DeliveryCall rows (one per destination call) and a
+    DeliveryIssue row for the rare event that failed, was given up on or was resent.
+    On PostgreSQL the table also has a `txid` column (the inserting transaction, see
+    events_app.delivery.cursor), which the relay reads past in commit order.
+    """
 
     game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events")
     event_id = models.UUIDField()
@@ -121,17 +126,8 @@ class Event(models.Model):
     derived_at = models.DateTimeField()
     # The Firehose line without emitted_at, which is stamped at each send.
     payload = models.JSONField()
-
-    delivery_state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    emitted_at = models.DateTimeField(null=True, blank=True)
-    # Who is sending this event right now, and until when: a lease, so a sender that
-    # dies mid-send only delays the event until another one claims it.
-    claim_token = models.UUIDField(null=True, blank=True, editable=False)
-    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Which relay sends it: a hash of (game, player) modulo EVENTS_RELAY_SHARDS, fixed at insert.
+    shard = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -143,22 +139,12 @@ class Event(models.Model):
                 condition=Q(transaction_id__isnull=False),
                 name="event_unique_transaction_per_game",
             ),
-            models.CheckConstraint(
-                condition=Q(delivery_state__in=DeliveryState.values), name="event_delivery_state_valid"
-            ),
         ]
+        # Besides these, the relay's index (made by migration 0009, per database): (shard, id)
+        # on SQLite, (shard, txid, id) on PostgreSQL, where txid is not a model field.
         indexes = [
-            # The worker's queue scan: only rows still to send are in this index.
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=Q(delivery_state__in=DUE_STATES),
-                name="event_due_idx",
-            ),
             models.Index(fields=["received_at"], name="event_received_idx"),
             models.Index(fields=["game", "received_at"], name="event_game_received_idx"),
-            models.Index(fields=["delivery_state", "received_at"], name="event_state_received_idx"),
-            # "Dead (or failed) events of one game", the operators' usual question.
-            models.Index(fields=["game", "delivery_state", "received_at"], name="event_game_state_received_idx"),
             models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
             models.Index(fields=["player_id"], name="event_player_idx"),
             models.Index(fields=["platform", "received_at"], name="event_platform_received_idx"),
@@ -174,6 +160,129 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class DeliveryCursor(models.Model):
+    """How far one relay shard has delivered the log: every event of the shard up to here went out.
+
+    `last_txid` is the inserting transaction of the last event passed (PostgreSQL,
+    where ids commit out of order; 0 on SQLite, where they commit in order). On
+    SQLite the relay holds its shard by a lease on this row; PostgreSQL uses an
+    advisory lock instead.
+    """
+
+    shard = models.PositiveSmallIntegerField(primary_key=True)
+    last_txid = models.BigIntegerField(default=0)
+    last_event = models.BigIntegerField(default=0)
+    moved_at = models.DateTimeField(null=True, blank=True)
+    holder = models.UUIDField(null=True, blank=True, editable=False)
+    held_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["shard"]
+
+    def __str__(self) -> str:
+        return f"shard {self.shard} at event {self.last_event}"
+
+
+class CallOutcome(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    PARTIAL = "partial", "Partly failed"
+    FAILED = "failed", "Failed"
+
+
+class DeliveryCall(models.Model):
+    """One call to the destination: when, where, how much, and how it went.
+
+    A relay call also records the span of the log it sent (first and last event, in
+    the relay's order): an event of that shard inside it was delivered by this call
+    unless it has a DeliveryIssue. A retry worker's call delivers issue rows, which
+    point at it.
+    """
+
+    called_at = models.DateTimeField()
+    # The emitted_at stamped on every line of the call.
+    emitted_at = models.DateTimeField()
+    destination = models.CharField(max_length=32)
+    sender = models.CharField(max_length=16)
+    shard = models.PositiveSmallIntegerField(null=True, blank=True)
+    first_txid = models.BigIntegerField(null=True, blank=True)
+    first_event = models.BigIntegerField(null=True, blank=True)
+    last_txid = models.BigIntegerField(null=True, blank=True)
+    last_event = models.BigIntegerField(null=True, blank=True)
+    events = models.PositiveIntegerField()
+    failed_events = models.PositiveIntegerField(default=0)
+    records = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    outcome = models.CharField(max_length=16, choices=CallOutcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-called_at", "-id"]
+        indexes = [
+            # Which call delivered an event: the relay call of its shard whose span holds it.
+            models.Index(fields=["shard", "last_txid", "last_event"], name="call_shard_last_idx"),
+            models.Index(fields=["called_at"], name="call_called_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=CallOutcome.values), name="call_outcome_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destination} call at {self.called_at:%Y-%m-%d %H:%M:%S} ({self.events} events, {self.outcome})"
+
+
+class IssueState(models.TextChoices):
+    PENDING = "pending", "Pending (resent)"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Dead (gave up)"
+    DELIVERED = "delivered", "Delivered"
+
+
+# States the retry worker picks issue rows up from.
+DUE_STATES = (IssueState.PENDING, IssueState.FAILED)
+
+
+class DeliveryIssue(models.Model):
+    """An event whose delivery took more than the relay's one pass: it failed, was given up on, or was resent.
+
+    Carries its own copy of the line, so the retry worker needs nothing else and the
+    log's retention can never take an undelivered line with it. Rare by design: a
+    healthy pipeline writes none.
+    """
+
+    # No database constraint: the log may be partitioned, where (id) alone is not unique.
+    event = models.OneToOneField(Event, on_delete=models.DO_NOTHING, db_constraint=False, related_name="issue")
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="delivery_issues")
+    received_at = models.DateTimeField()
+    payload = models.JSONField()
+    state = models.CharField(max_length=16, choices=IssueState.choices)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    opened_at = models.DateTimeField()
+    resent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivered_by = models.ForeignKey(DeliveryCall, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Who is sending this event right now, and until when: a lease, so a sender that
+    # dies mid-send only delays the event until another one claims it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [
+            # The retry worker's queue scan: only rows still to send are in this index.
+            models.Index(fields=["next_attempt_at"], condition=Q(state__in=DUE_STATES), name="issue_due_idx"),
+            models.Index(fields=["state", "received_at"], name="issue_state_received_idx"),
+            models.Index(fields=["game", "state"], name="issue_game_state_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=IssueState.values), name="issue_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.state} issue of event #{self.event_id}"
 
 
 class EventSchema(models.Model):
@@ -198,32 +307,6 @@ class EventSchema(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} v{self.version}"
-
-
-class AttemptOutcome(models.TextChoices):
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"
-    DEAD = "dead", "Gave up"
-    RESEND = "resend", "Resend requested"
-
-
-class DeliveryAttempt(models.Model):
-    """One try at sending one event to Firehose, or an operator's resend request."""
-
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="attempts_log")
-    attempted_at = models.DateTimeField()
-    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-attempted_at", "-id"]
-        indexes = [models.Index(fields=["event", "attempted_at"], name="attempt_event_idx")]
-        constraints = [
-            models.CheckConstraint(condition=Q(outcome__in=AttemptOutcome.values), name="attempt_outcome_valid"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.outcome} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"
 
 
 class RejectedEvent(models.Model):

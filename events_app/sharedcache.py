@@ -1,12 +1,12 @@
 """The shared cache (Redis with REDIS_URL, else per process) as a best-effort helper: no call can fail a request.
 
-Rate limits, the circuit breaker's state, the failed-authentication counts and the
-metrics figures live in Django's cache. Each helper here answers a fallback when the
-cache fails (`None`, nothing, `False`: the caller's "unknown"), counts the failure
-in `events_cache_errors_total{operation}` and logs it at most once a minute per
+Rate limits, the failed-authentication counts and the metrics figures live in
+Django's cache. Each helper here answers a fallback when the cache fails (`None`,
+nothing, `False`: the caller's "unknown"), counts the failure in
+`events_cache_errors_total{operation}` and logs it at most once a minute per
 process. After a failure the cache is left alone for RETRY_SECONDS, so a Redis that
 hangs costs one timeout per process per second rather than one per request, and
-the process carries on without it: no rate limit, a per-process breaker.
+the process carries on without it: no rate limit.
 
 `count` is one round trip to Redis (SET NX EX and INCR, pipelined) where Django's
 `add` + `incr` take three; `get_many` is one MGET.
@@ -49,7 +49,7 @@ def _call(operation: str, function: Callable[[], T], fallback: T) -> T:
         held = _log_throttle.due()
         if held is not None:
             logger.warning(
-                "shared cache unavailable (%s on %s), carrying on without it: no rate limits, a per-process breaker"
+                "shared cache unavailable (%s on %s), carrying on without it: no rate limits"
                 " (%d more failures since the last line)",
                 exc.__class__.__name__,
                 operation,

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from events_app import conf, sharedcache
 from events_app.api import authentication
 from events_app.api.keys import issue_api_key
-from events_app.delivery import breaker, heartbeat
+from events_app.delivery import heartbeat
 from events_app.delivery.destinations import firehose
 from events_app.event_types import custom
 from events_app.money import currency
@@ -52,8 +52,8 @@ def _fresh_process_caches():
 
     Schemas and rates are cached per process by game id or day, and ids come back
     after a test's rollback, so one test's schema or rate would otherwise answer in
-    the next; so would its rate-limit counts (by key id, by address), its breaker
-    state, and a simulated cache outage; a heartbeat written in one test would hold
+    the next; so would its rate-limit counts (by key id, by address) and a simulated
+    cache outage; a heartbeat written in one test would hold
     back the next test's first write.
     """
 
@@ -61,7 +61,6 @@ def _fresh_process_caches():
         custom.clear_cache()
         currency.clear_rate_cache()
         heartbeat.forget()
-        breaker.forget_state()
         sharedcache.forget_failures()
         authentication.forget_failures()
         if isinstance(caches["default"], LocMemCache):  # never a Redis others may share

@@ -199,29 +199,25 @@ EVENTS_FX_LOOKBACK_DAYS = env.int("EVENTS_FX_LOOKBACK_DAYS", default=7)
 EVENTS_FX_CACHE_SECONDS = env.float("EVENTS_FX_CACHE_SECONDS", default=60.0)
 # Purchases after the newest rate take it (local runs, whose bundled ECB history ends at its release).
 EVENTS_FX_CARRY_FORWARD = env.bool("EVENTS_FX_CARRY_FORWARD", default=DEBUG)
+# Accepted and without effect: forwarding belongs wholly to `deliver_events` (the relay), see docs/delivery.md.
 EVENTS_INLINE_DELIVERY = env.bool("EVENTS_INLINE_DELIVERY", default=True)
+# Relay shards: events are split by a hash of (game, player), one relay process sends each shard.
+EVENTS_RELAY_SHARDS = env.int("EVENTS_RELAY_SHARDS", default=1)
 EVENTS_RECORD_TARGET_BYTES = env.int("EVENTS_RECORD_TARGET_BYTES", default=128 * 1024)
 EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=12)
 EVENTS_DELIVERY_BATCH_SIZE = env.int("EVENTS_DELIVERY_BATCH_SIZE", default=2000)
 EVENTS_RETRY_BASE_SECONDS = env.float("EVENTS_RETRY_BASE_SECONDS", default=5.0)
 EVENTS_RETRY_MAX_SECONDS = env.float("EVENTS_RETRY_MAX_SECONDS", default=3600.0)
 EVENTS_CLAIM_LEASE_SECONDS = env.float("EVENTS_CLAIM_LEASE_SECONDS", default=60.0)
-EVENTS_INLINE_TIMEOUT_SECONDS = env.float("EVENTS_INLINE_TIMEOUT_SECONDS", default=0.5)
 # Where events go (events_app.delivery.destinations.base): "firehose", "kinesis" or a dotted class path.
 EVENTS_DESTINATION = env.str("EVENTS_DESTINATION", default="firehose")
 KINESIS_STREAM_NAME = env.str("KINESIS_STREAM_NAME", default="game-events")
-# The per-process forwarder (events_app.delivery.forwarder): batching delay, queue bound, read timeout.
-EVENTS_FORWARD_MAX_DELAY_MS = env.float("EVENTS_FORWARD_MAX_DELAY_MS", default=1000.0)
-EVENTS_FORWARD_MAX_QUEUED = env.int("EVENTS_FORWARD_MAX_QUEUED", default=20_000)
-EVENTS_FORWARD_TIMEOUT_SECONDS = env.float("EVENTS_FORWARD_TIMEOUT_SECONDS", default=5.0)
 # How long each process reuses a compiled custom-event schema before checking for a newer version.
 EVENTS_SCHEMA_CACHE_SECONDS = env.float("EVENTS_SCHEMA_CACHE_SECONDS", default=2.0)
 EVENTS_REJECTIONS_KEPT = env.int("EVENTS_REJECTIONS_KEPT", default=10_000)
 # Rejected bodies hold what clients sent (personal data too): kept days, and a few per request.
 EVENTS_REJECTIONS_MAX_AGE_DAYS = env.float("EVENTS_REJECTIONS_MAX_AGE_DAYS", default=7.0)
 EVENTS_REJECTIONS_PER_REQUEST = env.int("EVENTS_REJECTIONS_PER_REQUEST", default=20)
-EVENTS_BREAKER_FAILURES = env.int("EVENTS_BREAKER_FAILURES", default=3)
-EVENTS_BREAKER_COOLDOWN_SECONDS = env.float("EVENTS_BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Requests per API key per window ("2000/s", "100000/m"); "0" turns the limit off.
 EVENTS_RATE_LIMIT = env.str("EVENTS_RATE_LIMIT", default="2000/s")
 # Failed key lookups per client address ("100/m"; "0" = off); beyond, its unknown keys answer 429.
@@ -262,7 +258,7 @@ EVENTS_METRICS_CACHE_SECONDS = env.float("EVENTS_METRICS_CACHE_SECONDS", default
 EVENTS_WORKER_METRICS_PORT = env.int("EVENTS_WORKER_METRICS_PORT", default=0)
 # Retention (purge_events): delivered events, then the other tables by age.
 EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=30.0)
-EVENTS_ATTEMPT_RETENTION_DAYS = env.float("EVENTS_ATTEMPT_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
+EVENTS_CALL_RETENTION_DAYS = env.float("EVENTS_CALL_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
 EVENTS_DUPLICATE_TALLY_RETENTION_DAYS = env.float(
     "EVENTS_DUPLICATE_TALLY_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS
 )

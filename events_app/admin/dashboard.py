@@ -109,9 +109,9 @@ def pipeline_status(*, backlog: Backlog, worker: WorkerHealth, list_link: Callab
     silent_for = worker.silent_for
     return {
         "backlog_rows": [
-            ("pending", backlog.pending, list_link(delivery_state__exact=DeliveryState.PENDING)),
-            ("failed", backlog.failed, list_link(delivery_state__exact=DeliveryState.FAILED)),
-            ("dead", backlog.dead, list_link(delivery_state__exact=DeliveryState.DEAD)),
+            ("pending", backlog.pending, list_link(delivery_state=DeliveryState.PENDING)),
+            ("failed", backlog.failed, list_link(delivery_state=DeliveryState.FAILED)),
+            ("dead", backlog.dead, list_link(delivery_state=DeliveryState.DEAD)),
         ],
         "oldest_undelivered_age": format_age(backlog.oldest_undelivered_age),
         "last_delivery_age": format_age(_since(worker.last_delivery_at, worker.now)),

@@ -1,4 +1,4 @@
-"""The event list and page: filters and search on indexes, the record as sent, delivery history, resends."""
+"""The event list and page: filters and search on indexes, the record as sent, its delivery, resends."""
 
 import uuid
 
@@ -7,7 +7,6 @@ from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db import connections
 from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -17,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from events_app import logstore
 from events_app.admin import dashboard
 from events_app.admin.base import (
     ADMIN_CSS,
@@ -31,9 +31,21 @@ from events_app.admin.paginators import EstimatedCountPaginator
 from events_app.admin.privacy import EraseSelectedPlayersMixin
 from events_app.admin.queries import distinct_values
 from events_app.delivery.records import LINE_FIELDS, encode_line
+from events_app.delivery.relay import call_that_delivered
 from events_app.delivery.resend import ResendCounts, resend_event, resend_events
+from events_app.delivery.status import delivery_issue, delivery_state
 from events_app.event_types import builtin, revenue_types
-from events_app.models import DeliveryAttempt, DeliveryState, Event, EventSchema, Game, UnknownEventPolicy
+from events_app.models import (
+    DeliveryCall,
+    DeliveryCursor,
+    DeliveryIssue,
+    DeliveryState,
+    Event,
+    EventSchema,
+    Game,
+    IssueState,
+    UnknownEventPolicy,
+)
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
@@ -66,67 +78,56 @@ class CurrencyFilter(DistinctValueFilter):
     parameter_name = "currency"
 
 
-class GameFilter(admin.RelatedFieldListFilter):
-    """Filter by game; beside a filter on an undelivered state, let SQLite read the state's index.
+class DeliveryStateFilter(admin.SimpleListFilter):
+    """Filter by delivery state, derived: the event's issue if it has one, else whether a relay has passed it."""
 
-    Undelivered states are rare by design, so (delivery_state, received_at) is the narrow
-    index; SQLite keeps no per-value statistics and would walk every event of the game
-    instead (most of a second per million events when counting). PostgreSQL's statistics see
-    it, and an index on (game, delivery_state, ...) would serve both: then this is off.
-    """
+    title = "delivery"
+    parameter_name = "delivery_state"
+
+    def lookups(self, request, model_admin):
+        return DeliveryState.choices
 
     def queryset(self, request, queryset):
-        game_ids = self.used_parameters.get(self.lookup_kwarg)
-        if game_ids and request.GET.get("delivery_state__exact") in UNDELIVERED and _prefer_state_index(queryset):
-            try:
-                ids = [int(value) for value in game_ids]
-            except ValueError as exc:
-                raise IncorrectLookupParameters(exc) from exc
-            return queryset.alias(game_unindexed=F("game_id") + 0).filter(game_unindexed__in=ids)
-        return super().queryset(request, queryset)
-
-
-UNDELIVERED = {DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.DEAD}
-
-
-def _prefer_state_index(queryset: QuerySet) -> bool:
-    has_combined_index = any(list(index.fields[:2]) == ["game", "delivery_state"] for index in Event._meta.indexes)
-    return connections[queryset.db].vendor == "sqlite" and not has_combined_index
+        value = self.value()
+        if value is None:
+            return queryset
+        if value not in DeliveryState.values:
+            raise IncorrectLookupParameters(f"unknown delivery state {value!r}")
+        if value in (DeliveryState.FAILED, DeliveryState.DEAD):
+            # The issues are few: select the events by their ids.
+            return queryset.filter(pk__in=DeliveryIssue.objects.filter(state=value).values("event_id"))
+        waiting = logstore.not_relayed(list(DeliveryCursor.objects.all()))
+        if value == DeliveryState.PENDING:
+            return queryset.filter(
+                Q(pk__in=DeliveryIssue.objects.filter(state=IssueState.PENDING).values("event_id"))
+                | (Q(waiting) & ~Q(pk__in=DeliveryIssue.objects.values("event_id")))
+            )
+        return queryset.filter(
+            Q(pk__in=DeliveryIssue.objects.filter(state=IssueState.DELIVERED).values("event_id"))
+            | (~Q(waiting) & ~Q(pk__in=DeliveryIssue.objects.values("event_id")))
+        )
 
 
 class EventChangeList(CheckedChangeList):
     """The event list never loads the payload: the purchase column takes its two fields in the same query."""
 
     def get_queryset(self, request, exclude_parameters=None):
+        # The delivery columns come from the event's issue (a left join on its unique
+        # index) and the relays' cursors, in the same query.
         return (
             super()
             .get_queryset(request, exclude_parameters)
             .defer("payload")
-            .annotate(product=KT("payload__properties__product_id"), price=KT("payload__price"))
+            .annotate(
+                product=KT("payload__properties__product_id"),
+                price=KT("payload__price"),
+                issue_state=F("issue__state"),
+                issue_attempts=F("issue__attempts"),
+                issue_next_attempt_at=F("issue__next_attempt_at"),
+                issue_last_error=F("issue__last_error"),
+                waiting=logstore.not_relayed(list(DeliveryCursor.objects.all())),
+            )
         )
-
-
-class DeliveryAttemptInline(admin.TabularInline):
-    model = DeliveryAttempt
-    fields = ["attempted", "outcome", "error"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = "Delivery attempts and resends (newest first)"
-    attempted = utc_time("attempted_at", "attempted at", precise=True)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        # Part of the event's record: whoever may see the event sees its attempts.
-        return request.user.has_perm("events_app.view_event")
 
 
 LIST_ERROR_CHARS = 48  # of the last error in the list; the whole of it shows on hover and on the event's page
@@ -156,7 +157,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         "last_error_excerpt",
     ]
     list_display_links = ["received"]
-    list_filter = [EventTypeFilter, ("game", GameFilter), "delivery_state", PlatformFilter, CurrencyFilter]
+    list_filter = [EventTypeFilter, "game", DeliveryStateFilter, PlatformFilter, CurrencyFilter]
     # Searched by exact value on indexed columns (see get_search_results).
     search_fields = ["=event_id", "=player_id", "=transaction_id"]
     search_help_text = "An exact event id, player id or purchase transaction id."
@@ -168,7 +169,6 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     sortable_by = ["received"]  # received time: the only order an index serves under every filter
     paginator = EstimatedCountPaginator
     actions = ["resend_selected", "erase_selected_players"]
-    inlines = [DeliveryAttemptInline]
     fieldsets = [
         (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),
         (CUSTOM_TYPE, {"fields": ["event_schema"]}),
@@ -183,7 +183,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         (REVENUE, {"fields": ["transaction_id", "revenue_line", "revenue_base_line"]}),
         (
             "Delivery",
-            {"fields": ["delivery", "attempts", "next_attempt", "last_error", "emitted", "delivered", "claimed"]},
+            {"fields": ["delivery", "delivered_by", "issue_summary"]},
         ),
         ("Payload", {"fields": ["payload_json"]}),
         ("Record sent to Firehose", {"fields": ["firehose_line"]}),
@@ -193,10 +193,8 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         "sent",
         "received_exact",
         "derived",
-        "next_attempt",
-        "emitted",
-        "delivered",
-        "claimed",
+        "delivered_by",
+        "issue_summary",
         "app_version_and_session",
         "event_schema",
         "revenue_line",
@@ -214,10 +212,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     occurred = utc_time("occurred_at", "occurred (client clock)", precise=True)
     sent = utc_time("sent_at", "sent (client clock)", precise=True)
     derived = utc_time("derived_at", "derived", precise=True)
-    next_attempt = utc_time("next_attempt_at", "next attempt")
-    emitted = utc_time("emitted_at", "last sent (emitted_at)", precise=True)
-    delivered = utc_time("delivered_at", "delivered", precise=True)
-    claimed = utc_time("claimed_until", "leased by a sender until", precise=True)
+    next_attempt = utc_time("issue_next_attempt_at", "next attempt")
 
     # -- permissions -------------------------------------------------------------------------------------------
 
@@ -257,14 +252,23 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             match |= Q(game_id__in=games, event_id=event_id)
         return queryset.filter(match), False
 
-    @admin.display(description="delivery", ordering="delivery_state")
+    @admin.display(description="delivery")
     def delivery(self, obj: Event) -> str:
-        return state_badge(obj.delivery_state, obj.get_delivery_state_display())
+        state = delivery_state(obj)
+        return state_badge(state, DeliveryState(state).label)
+
+    @admin.display(description="attempts")
+    def attempts(self, obj: Event) -> int:
+        """Return the destination calls that carried the event: 1 for the relay's, more for each retry."""
+        issue_attempts = getattr(obj, "issue_attempts", None)
+        if issue_attempts is not None:
+            return issue_attempts
+        return 0 if delivery_state(obj) == DeliveryState.PENDING else 1
 
     @admin.display(description="last error")
     def last_error_excerpt(self, obj: Event) -> str:
         """Return the start of the last error, the whole of it on hover."""
-        error = obj.last_error
+        error = getattr(obj, "issue_last_error", None)
         if not error:
             return "-"
         short = error if len(error) <= LIST_ERROR_CHARS else error[: LIST_ERROR_CHARS - 1] + "…"
@@ -350,9 +354,41 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     def payload_json(self, obj: Event) -> str:
         return format_html('<pre class="json">{}</pre>', pretty_json(_in_line_order(obj.payload)))
 
+    @admin.display(description="delivered by")
+    def delivered_by(self, obj: Event) -> str:
+        """Name the destination call that delivered the event, or say why none has yet."""
+        call = _delivering_call(obj)
+        if call is None:
+            state = delivery_state(obj)
+            if state == DeliveryState.DELIVERED:
+                return "delivered before delivery calls were recorded"
+            return "no call yet" if state == DeliveryState.PENDING else "no call has delivered it"
+        return (
+            f"the {call.sender} call to {call.destination} at {call.called_at:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+            + f" UTC ({plural(call.events, 'event')}, {plural(call.records, 'record')}, {call.bytes:,} bytes)"
+        )
+
+    @admin.display(description="delivery issue")
+    def issue_summary(self, obj: Event) -> str:
+        """Describe the event's delivery issue: attempts, next attempt, last error, resend."""
+        issue = delivery_issue(obj)
+        if issue is None:
+            return "none: the relay's one pass took it" if delivery_state(obj) == DeliveryState.DELIVERED else "none"
+        parts = [f"{IssueState(issue.state).label}, {plural(issue.attempts, 'attempt')}"]
+        if issue.next_attempt_at:
+            parts.append(f"next attempt {issue.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC")
+        if issue.resent_at:
+            parts.append(f"resent {issue.resent_at:%Y-%m-%d %H:%M:%S} UTC")
+        if issue.delivered_at:
+            parts.append(f"delivered {issue.delivered_at:%Y-%m-%d %H:%M:%S} UTC")
+        if issue.last_error:
+            parts.append(f"last error: {issue.last_error}")
+        return "; ".join(parts)
+
     @admin.display(description="line")
     def firehose_line(self, obj: Event) -> str:
-        if obj.emitted_at is None:
+        call = _delivering_call(obj)
+        if call is None:
             return format_html(
                 '<p class="help">Not sent yet. It will be sent as this line, with emitted_at the time of sending '
                 '(shown here: now):</p><pre class="json line">{}</pre>',
@@ -360,7 +396,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             )
         return format_html(
             '<p class="help">Exactly as last sent, one NDJSON line:</p><pre class="json line">{}</pre>',
-            encode_line(obj.payload, emitted_at=obj.emitted_at).decode(),
+            encode_line(_sent_payload(obj), emitted_at=call.emitted_at).decode(),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -458,6 +494,23 @@ def describe_filters(cl: ChangeList) -> list[tuple[str, str]]:
     if cl.query:
         described.append(("search", cl.query))
     return described
+
+
+def _delivering_call(event: Event) -> DeliveryCall | None:
+    """Return the call that last delivered the event: its issue's, else the relay call whose span holds it."""
+    issue = delivery_issue(event)
+    if issue is not None:
+        return issue.delivered_by if issue.state == IssueState.DELIVERED else None
+    position = logstore.position_of(event.pk)
+    if position is None or delivery_state(event) != DeliveryState.DELIVERED:
+        return None
+    return call_that_delivered(shard=event.shard, position=position)
+
+
+def _sent_payload(event: Event) -> dict:
+    """Return the line as the delivering sender had it: an issue's own copy, else the event's."""
+    issue = delivery_issue(event)
+    return issue.payload if issue is not None else event.payload
 
 
 def _in_line_order(payload: dict) -> dict:

@@ -126,7 +126,7 @@ class EraseSelectedPlayersMixin:
                 user_id=request.user.pk,
                 queryset=[suppression],
                 action_flag=ADDITION if counts.newly_suppressed else CHANGE,
-                change_message=f"Erased from the event list: {counts.events} events, {counts.attempts} attempts, "
+                change_message=f"Erased from the event list: {counts.events} events, {counts.issues} delivery issues, "
                 f"{counts.rejected_events} rejected events deleted.",
                 single_object=True,
             )
@@ -139,7 +139,7 @@ def report_erasure(request: HttpRequest, results: list[erasure.ErasureCounts]) -
     messages.success(
         request,
         f"Erased {plural(len(results), 'player')}: deleted {plural(sum(r.events for r in results), 'event')}, "
-        f"{plural(sum(r.attempts for r in results), 'delivery attempt')} and "
+        f"{plural(sum(r.issues for r in results), 'delivery issue')} and "
         f"{plural(sum(r.rejected_events for r in results), 'rejected event')}; their later events are suppressed. "
         "Lines already in S3 and Snowflake stay until removed there (each suppressed player's page shows the "
         "Snowflake SQL; see docs/privacy.md).",

@@ -1,10 +1,9 @@
-"""Operator resends: put events back in the delivery queue, recorded as attempts and in the admin log.
+"""Operator resends: queue events to be sent again, recorded on their delivery issue and in the admin log.
 
-A resend does not send anything itself; it makes the events due now with a fresh
-retry allowance, and the delivery worker (`deliver_events`) sends them. `attempts`
-restarts at 0 because the worker gives up when it reaches EVENTS_MAX_ATTEMPTS, and
-a resent dead event must get its retries again; the full history stays in the
-event's DeliveryAttempt rows, where the resend itself is one row too.
+A resend does not send anything itself: each event's delivery issue becomes pending,
+due now, with a fresh copy of its line and a fresh retry allowance (the retry worker
+gives up at EVENTS_MAX_ATTEMPTS, and a resent dead event must get its retries again),
+and `deliver_events` sends it.
 """
 
 import logging
@@ -14,12 +13,12 @@ from datetime import datetime
 
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from events_app.db import write_transaction
-from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event
+from events_app.delivery.issues import queue_again
+from events_app.models import Event
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +53,12 @@ def resend_events(
 ) -> ResendCounts:
     """Queue every event of `queryset` for sending again; return the counts.
 
-    Each resent event becomes `pending`, due now, with `attempts` back to 0 and its
-    error and lease cleared; it gets a `resend` DeliveryAttempt and an admin LogEntry
-    in `user`'s name. Events already pending, or leased by a sender right now, are
-    skipped: they are about to be sent anyway, and taking a row from its sender would
-    leave that sender unable to record what happened. Unless `again`, so are events
+    Each resent event's delivery issue becomes `pending`, due now, with `attempts`
+    back to 0 and its error and lease cleared, and the event gets an admin LogEntry
+    in `user`'s name. Events still pending (the relay has not passed them, or their
+    issue is pending or leased by a sender right now) are skipped: they are about to
+    be sent anyway, and taking an issue from its sender would leave that sender
+    unable to record what happened. Unless `again`, so are events
     delivered since an earlier resend: repeating a bulk resend (a second click, the
     same filter a minute later) must not send them a second time; an event's own
     Resend button passes `again`, as someone asked for that event by name.
@@ -89,50 +89,17 @@ def resend_event(*, event: Event, user) -> ResendCounts:
     return resend_events(queryset=Event.objects.filter(pk=event.pk), user=user, again=True)
 
 
-def _delivered_since_resend() -> Exists:
-    """Return a condition true for an event delivered after one of its resends (its latest delivery is later)."""
-    return Exists(
-        DeliveryAttempt.objects.filter(
-            event_id=OuterRef("pk"), outcome=AttemptOutcome.RESEND, attempted_at__lte=OuterRef("delivered_at")
-        )
-    ) & Q(delivery_state=DeliveryState.DELIVERED)
-
-
 def _resend_batch(*, ids: list[int], user, now: datetime, again: bool) -> tuple[int, int]:
-    """Reset the retry state of the resendable events among `ids`; return (resent, delivered since a resend)."""
+    """Queue the resendable events among `ids` again; return (resent, delivered since a resend)."""
     with write_transaction():
-        candidates = (
+        events = list(
             Event.objects.filter(pk__in=ids)
-            .exclude(delivery_state=DeliveryState.PENDING)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("pk")
+            .only("pk", "game_id", "event_type", "event_id", "received_at", "payload")
         )
-        delivered_since = 0
-        if not again:
-            delivered_since = candidates.filter(_delivered_since_resend()).count()
-            candidates = candidates.exclude(_delivered_since_resend())
-        if connection.features.has_select_for_update_skip_locked:
-            # A row a worker is claiming this instant is locked: leave it to that worker.
-            candidates = candidates.select_for_update(skip_locked=True)
-        events = list(candidates.only("pk", "event_type", "event_id"))
-        if not events:
-            return 0, delivered_since
-        # SQLite: the IMMEDIATE transaction holds the write lock since BEGIN, so no
-        # sender can claim these rows between the select and this update.
-        Event.objects.filter(pk__in=[event.pk for event in events]).update(
-            delivery_state=DeliveryState.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            last_error="",
-            claim_token=None,
-            claimed_until=None,
-        )
-        DeliveryAttempt.objects.bulk_create(
-            [DeliveryAttempt(event_id=event.pk, attempted_at=now, outcome=AttemptOutcome.RESEND) for event in events],
-            batch_size=500,
-        )
-        _log_admin_changes(events=events, user=user)
-    return len(events), delivered_since
+        counts, queued = queue_again(events=events, now=now, again=again)
+        _log_admin_changes(events=queued, user=user)
+    return counts.queued, counts.delivered_since_resend
 
 
 def _log_admin_changes(*, events: Iterable[Event], user) -> None:

@@ -1,18 +1,20 @@
 """Delivery status: the backlog still to send and when a delivery worker was last seen.
 
 One definition of "the oldest undelivered event" for the dashboard, the admin index
-and the `/metrics` gauges. Both read indexes only: the backlog counts and fronts of
-(delivery_state, received_at), the worker health one aggregate over the heartbeat rows.
+and the `/metrics` gauges. The backlog is what no relay has passed yet (the log past
+each shard's cursor: the relay lag) plus the delivery issues not yet delivered; the
+worker health one aggregate over the heartbeat rows.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from events_app import logstore
 from events_app.delivery import heartbeat
-from events_app.models import DUE_STATES, DeliveryState, Event, Game, Heartbeat
+from events_app.models import DeliveryCursor, DeliveryIssue, DeliveryState, Event, Game, Heartbeat, IssueState
 
 # A worker beats every loop (at least every second when idle, written every few seconds):
 # two minutes of silence is no slow batch, the worker is gone or stuck.
@@ -59,25 +61,42 @@ class WorkerHealth:
 def backlog(*, game: Game | None = None, now: datetime | None = None) -> Backlog:
     """Return the undelivered events by state and the time the oldest one still to send was received."""
     now = now or timezone.now()
-    events = Event.objects.order_by() if game is None else Event.objects.order_by().filter(game=game)
-    states = (DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.DEAD)
+    lag = relay_lag(game=game)
+    issues = DeliveryIssue.objects.order_by() if game is None else DeliveryIssue.objects.order_by().filter(game=game)
     counts = dict(
-        events.filter(delivery_state__in=states).values_list("delivery_state").annotate(n=Count("pk")).order_by()
+        issues.filter(state__in=[IssueState.PENDING, IssueState.FAILED, IssueState.DEAD])
+        .values_list("state")
+        .annotate(n=Count("pk"))
+        .order_by()
     )
-    # The front of the (delivery_state, received_at) index once per state still to send:
-    # two seeks, where one query over both states would merge or sort them.
-    firsts = (
-        events.filter(delivery_state=state).order_by("received_at").values_list("received_at", flat=True).first()
-        for state in DUE_STATES
-    )
-    oldest = [first for first in firsts if first is not None]
+    oldest_issue = issues.filter(state__in=[IssueState.PENDING, IssueState.FAILED]).aggregate(first=Min("received_at"))[
+        "first"
+    ]
+    oldest = [moment for moment in (lag.oldest_received_at, oldest_issue) if moment is not None]
     return Backlog(
-        pending=counts.get(DeliveryState.PENDING, 0),
-        failed=counts.get(DeliveryState.FAILED, 0),
-        dead=counts.get(DeliveryState.DEAD, 0),
+        pending=lag.events + counts.get(IssueState.PENDING, 0),
+        failed=counts.get(IssueState.FAILED, 0),
+        dead=counts.get(IssueState.DEAD, 0),
         oldest_undelivered_at=min(oldest, default=None),
         now=now,
     )
+
+
+@dataclass
+class RelayLag:
+    """How far the relays are behind the log: events not yet passed, and when the first of them was received."""
+
+    events: int
+    oldest_received_at: datetime | None
+
+
+def relay_lag(*, game: Game | None = None) -> RelayLag:
+    """Return the events no relay has passed yet (read through each shard's relay index) and the oldest's arrival."""
+    waiting = Event.objects.order_by().filter(logstore.not_relayed(list(DeliveryCursor.objects.all())))
+    if game is not None:
+        waiting = waiting.filter(game=game)
+    figures = waiting.aggregate(events=Count("pk"), first=Min("received_at"))
+    return RelayLag(events=figures["events"], oldest_received_at=figures["first"])
 
 
 def worker_health(*, now: datetime | None = None) -> WorkerHealth:
@@ -88,3 +107,32 @@ def worker_health(*, now: datetime | None = None) -> WorkerHealth:
     return WorkerHealth(
         last_seen_at=times["last_seen"], last_delivery_at=times["last_delivery"], now=now or timezone.now()
     )
+
+
+def delivery_state(event: Event) -> str:
+    """Return an event's delivery state (a DeliveryState value), derived from its issue and the relays' cursors.
+
+    An event with a delivery issue has the issue's state (a resent one is pending
+    until sent); without one it is pending until its shard's relay has passed it, and
+    delivered after. Annotations of the admin's list (`issue_state`, `waiting`) are
+    used when present, saving the two queries.
+    """
+    if hasattr(event, "issue_state"):
+        issue_state = event.issue_state
+    else:
+        issue = delivery_issue(event)
+        issue_state = None if issue is None else issue.state
+    if issue_state is not None:
+        return DeliveryState.PENDING if issue_state == IssueState.PENDING else issue_state
+    waiting = getattr(event, "waiting", None)
+    if waiting is None:
+        cursors = list(DeliveryCursor.objects.all())
+        waiting = Event.objects.filter(pk=event.pk).filter(logstore.not_relayed(cursors)).exists()
+    return DeliveryState.PENDING if waiting else DeliveryState.DELIVERED
+
+
+def delivery_issue(event: Event) -> DeliveryIssue | None:
+    """Return the event's delivery issue (with the call that delivered it), or None; read once per event object."""
+    if not hasattr(event, "_delivery_issue"):
+        event._delivery_issue = DeliveryIssue.objects.filter(event_id=event.pk).select_related("delivered_by").first()
+    return event._delivery_issue

@@ -1,9 +1,10 @@
-"""Ingestion: validate events, drop duplicates and erased players' events, commit the rest, hand them on."""
+"""Ingestion: validate events, drop duplicates and erased players' events, append the rest to the log."""
 
 import functools
 import logging
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,13 +14,12 @@ from django.db.models import Q
 from rest_framework import serializers
 
 from events_app import conf
-from events_app.delivery import breaker, forwarder
 from events_app.delivery.records import build_payload
 from events_app.event_types import REGISTRY
 from events_app.ingest import counting
 from events_app.ingest.serializers import EventSerializer
 from events_app.ingest.storage import insert_events
-from events_app.models import ApiKey, DeliveryState, DuplicateTally, Event, Game
+from events_app.models import ApiKey, DuplicateTally, Event, Game
 from events_app.privacy.erasure import suppressed_ids
 
 logger = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ def ingest_events(
     """
     game = api_key.game
     serializer = _event_serializer({"received_at": received_at, "batch_sent_at": batch_sent_at, "game": game})
-    # Rows this process's forwarder will send are stored already leased to it, so the
-    # worker leaves them alone unless the process dies first.
-    lease = _forwarding_lease(received_at=received_at)
+    shards = conf.relay_shards()
 
     outcome = IngestResult(results=[None] * len(raw_events))
     rows: dict[int, dict] = {}
@@ -100,11 +98,10 @@ def ingest_events(
             event_id=event_id,
             data=data,
             payload=payload,
-            claim_token=lease.token if lease else None,
-            claimed_until=lease.until if lease else None,
+            shards=shards,
         )
 
-    stored = _store(game=game, rows=rows, hand_off=lease is not None)
+    stored = _store(game=game, rows=rows)
     for index, errors in stored.refused.items():  # validated, yet no column could hold it: rejected like any invalid
         del rows[index]
         outcome.results[index] = {"index": index, "status": REJECTED, "errors": errors}
@@ -136,35 +133,6 @@ def ingest_events(
     return outcome
 
 
-def _forwarding_lease(*, received_at: datetime) -> forwarder.Lease | None:
-    """Return the lease to store rows under for this process's forwarder, or None to leave them to the worker.
-
-    None when forwarding is off, while the destination is failing (breaker open), or
-    while the forwarder already holds as many events as it may.
-    """
-    if not conf.inline_delivery() or not breaker.forwarding_allowed():
-        return None
-    return forwarder.process_forwarder().lease(received_at=received_at)
-
-
-def _hand_off(inserted: dict[uuid.UUID, int], *, rows: list[dict]) -> None:
-    """Give committed rows to the forwarder, never failing the request.
-
-    The rows are durable already: answering 5xx now would make clients retry, and a
-    retry of an event sent without an event_id would be stored twice. Whatever goes
-    wrong here, the rows keep their lease and the worker sends them when it expires.
-    """
-    try:
-        items = [
-            forwarder.outbound(pk=inserted[row["event_id"]], payload=row["payload"], claimed_until=row["claimed_until"])
-            for row in rows
-            if row["event_id"] in inserted
-        ]
-        forwarder.process_forwarder().submit(items)
-    except Exception:
-        logger.exception("handing off to the forwarder failed; the worker will send these %d events", len(inserted))
-
-
 def _tally_duplicates(*, game_id: int, received_at: datetime, duplicates: int) -> None:
     # A count for the dashboard: losing one must not fail a request already committed.
     try:
@@ -190,8 +158,8 @@ def _event_serializer(context: dict) -> EventSerializer:
     return serializer
 
 
-def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_token, claimed_until) -> dict:
-    """Return the column values (by attribute name) of a new audit row."""
+def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, shards: int) -> dict:
+    """Return the column values (by attribute name) of a new log row."""
     event_type = REGISTRY.get(data["event_type"])
     unique_property = event_type.unique_property if event_type is not None else None
     return {
@@ -212,15 +180,15 @@ def _row(*, game_id: int, event_id: uuid.UUID, data: dict, payload: dict, claim_
         "received_at": data["received_at"],
         "derived_at": data["derived_at"],
         "payload": payload,
-        "delivery_state": DeliveryState.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": data["received_at"],
-        "last_error": "",
-        "delivered_at": None,
-        "emitted_at": None,
-        "claim_token": claim_token,
-        "claimed_until": claimed_until,
+        "shard": relay_shard(game_id=game_id, player_id=data["player_id"], shards=shards),
     }
+
+
+def relay_shard(*, game_id: int, player_id: str, shards: int) -> int:
+    """Return the relay shard of a player's events: all of one player's events go out through one relay, in order."""
+    if shards <= 1:
+        return 0
+    return zlib.crc32(f"{game_id}:{player_id}".encode()) % shards
 
 
 def _suppressed_result(index: int, row: dict, *, sent_id: bool) -> dict:
@@ -247,7 +215,7 @@ class _Stored:
     refused: dict[int, dict] = field(default_factory=dict)
 
 
-def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
+def _store(*, game: Game, rows: dict[int, dict]) -> _Stored:
     """Insert the rows whose event and transaction ids are new and whose players are not suppressed.
 
     Rows no column can hold are refused (returned in `refused`, with the repeats of
@@ -256,8 +224,7 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
     The first of several rows with the same id in one call wins; against rows already
     stored, the unique constraints decide, inside the insert itself, so two requests
     racing with the same id cannot both store it. The suppression list is read in the
-    insert's transaction (one query). With `hand_off`, the inserted rows go to the
-    forwarder once (and only if) the transaction commits.
+    insert's transaction (one query).
     """
     first_rows: dict[int, dict] = {}
     first_of: dict[int, int] = {}  # a repeat within the call -> the index of the row it repeats
@@ -278,11 +245,7 @@ def _store(*, game: Game, rows: dict[int, dict], hand_off: bool) -> _Stored:
     if not first_rows:
         return _Stored(inserted=set(), suppressed=set(), answer_ids={})
     chosen = list(first_rows.values())
-    result = insert_events(
-        chosen,
-        screen=functools.partial(suppressed_ids, game=game),
-        after_commit=functools.partial(_hand_off, rows=chosen) if hand_off else None,
-    )
+    result = insert_events(chosen, screen=functools.partial(suppressed_ids, game=game))
     suppressed = result.suppressed
     stored = _Stored(
         inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 _INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
 # Columns whose Python values every supported driver takes as they are.
-_RAW_TYPES = {"CharField", "TextField", "PositiveIntegerField", "ForeignKey"}
+_RAW_TYPES = {"CharField", "TextField", "PositiveIntegerField", "PositiveSmallIntegerField", "ForeignKey"}
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
@@ -111,7 +111,6 @@ def insert_events(
     rows: list[dict],
     *,
     screen: Callable[..., set[str]] | None = None,
-    after_commit: Callable[[dict[uuid.UUID, int]], None] | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> InsertResult:
     """Insert one game's audit rows (column values by attribute name); return those inserted and those refused.
@@ -123,9 +122,7 @@ def insert_events(
     the database still refuse a statement with a data error, each row is tried on its
     own so that only the guilty ones are refused. The values are converted before the
     write lock is taken, so other writers wait only for the database's own work.
-    `after_commit(inserted)` runs once the rows are committed (never if they roll
-    back; inside an outer atomic block, once that one commits). On SQLite and
-    PostgreSQL one statement does it; elsewhere the ORM.
+    On SQLite and PostgreSQL one statement does it; elsewhere the ORM.
     """
     result = InsertResult()
     for row in rows:
@@ -142,7 +139,6 @@ def insert_events(
             result.suppressed = _screened(screen, rows)
             kept_rows = [row for row in rows if row["player_id"] not in result.suppressed]
             result.inserted = insert_events_orm(kept_rows, using=using)
-            _after_commit(after_commit, result.inserted, using=using)
         return result
     plan = _insert_plan(connection.vendor, using)
     params = _sql_params(plan, rows)
@@ -154,13 +150,11 @@ def insert_events(
                 kept = [(row, values) for row, values in pairs if row["player_id"] not in result.suppressed]
                 rows, params = [row for row, _ in kept], [values for _, values in kept]
             result.inserted = _insert(plan, rows, params, using=using) if rows else {}
-            _after_commit(after_commit, result.inserted, using=using)
     except DataError as exc:
         # Rolled back whole (PostgreSQL aborts a transaction at its first error), so
         # the happy path pays for no savepoint; only now is each row tried alone.
         logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _error_code(exc))
         _insert_one_by_one(plan, rows, params, result, screen=screen, using=using)
-        _after_commit(after_commit, result.inserted, using=using)
     return result
 
 
@@ -278,14 +272,8 @@ def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: s
     }
 
 
-# SQLite binds at most 32,766 values per statement; 25 columns a row.
+# SQLite binds at most 32,766 values per statement; 18 columns a row.
 _MAX_ROWS_PER_STATEMENT = 1000
-
-
-def _after_commit(callback, inserted: dict, *, using: str) -> None:
-    if callback is not None and inserted:
-        # robust: a failing callback is logged, never raised into a request already committed.
-        transaction.on_commit(functools.partial(callback, inserted), using=using, robust=True)
 
 
 def insert_events_sql(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:

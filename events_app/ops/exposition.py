@@ -17,10 +17,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from events_app import conf, sharedcache
-from events_app.delivery import breaker
-from events_app.delivery.status import backlog
+from events_app.delivery.status import backlog, relay_lag
 from events_app.metrics import MULTIPROCESS_DIR
-from events_app.models import DeliveryState, Event
+from events_app.models import Event
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +53,22 @@ def database_figures(*, now: float | None = None) -> dict:
 
 def _read_figures() -> dict:
     # The dashboard's and the admin index's own figures (one source for "the oldest
-    # undelivered event"), and one row from the front of the (state, received_at) index.
+    # undelivered event"), the relays' lag, and one row from the front of the received_at index.
     due = backlog()
-    delivered = (
-        Event.objects.filter(delivery_state=DeliveryState.DELIVERED)
-        .order_by("received_at")
-        .values_list("received_at", flat=True)
-        .first()
-    )
+    lag = relay_lag()
+    stored = Event.objects.order_by("received_at").values_list("received_at", flat=True).first()
     return {
         "backlog": due.pending + due.failed,
         "dead": due.dead,
         "oldest_due_at": due.oldest_undelivered_at.timestamp() if due.oldest_undelivered_at else None,
-        "oldest_delivered_at": delivered.timestamp() if delivered else None,
+        "oldest_delivered_at": stored.timestamp() if stored else None,
+        "relay_lag_events": lag.events,
+        "relay_lag_from": lag.oldest_received_at.timestamp() if lag.oldest_received_at else None,
     }
 
 
 class DatabaseCollector:
-    """The gauges read at scrape time: database figures (cached) and the breaker's state."""
+    """The gauges read at scrape time: the database figures (cached)."""
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         now = time.time()
@@ -84,11 +81,6 @@ class DatabaseCollector:
             "events_database_up",
             "1 if the last read of the delivery figures succeeded.",
             value=float(figures is not None),
-        )
-        yield GaugeMetricFamily(
-            "events_breaker_open",
-            "1 while the forwarder's circuit breaker is open (shared by all processes with REDIS_URL).",
-            value=float(not breaker.forwarding_allowed()),
         )
         if figures is None:
             return
@@ -103,8 +95,16 @@ class DatabaseCollector:
         )
         yield GaugeMetricFamily(
             "events_oldest_delivered_seconds",
-            "Age of the oldest delivered event still stored: above the retention, purge_events is not running.",
+            "Age of the oldest event still stored: above the retention, purge_events is not running.",
             _age(figures["oldest_delivered_at"], now),
+        )
+        yield GaugeMetricFamily(
+            "events_relay_lag_events", "Events stored that no relay has sent yet.", figures["relay_lag_events"]
+        )
+        yield GaugeMetricFamily(
+            "events_relay_lag_seconds",
+            "How long the oldest event no relay has sent yet has waited; 0 when the relays are caught up.",
+            _age(figures["relay_lag_from"], now),
         )
 
 

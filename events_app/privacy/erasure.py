@@ -2,7 +2,7 @@
 
 `erase_player` first suppresses the player (committed under the game's erasure
 lock, see dbwrite.hold_erasure_lock), then deletes their events with their delivery
-attempts in id-ordered batches, then their rejected events. From the suppression's
+issues in id-ordered batches, then their rejected events. From the suppression's
 commit on, ingest answers their events `suppressed` and stores none (it reads the
 list with `suppressed_ids`, in the transaction that stores the others), so the
 deletes cannot miss a row stored meanwhile. Erasing again is harmless: it deletes
@@ -27,7 +27,7 @@ from django.utils import timezone
 from events_app import conf
 from events_app.db import hold_erasure_lock, write_transaction
 from events_app.delivery.warehouse import IDENTIFIER, sql_string
-from events_app.models import DeliveryAttempt, Event, Game, RejectedEvent, SuppressedPlayer
+from events_app.models import DeliveryIssue, Event, Game, RejectedEvent, SuppressedPlayer
 from events_app.privacy import identities
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class ErasureCounts:
     """What one erasure deleted, whether it suppressed the player now (False: they were already), and the linked ids."""
 
     events: int = 0
-    attempts: int = 0
+    issues: int = 0  # delivery issue rows (failed, dead or resent events)
     rejected_events: int = 0
     newly_suppressed: bool = False
     linked_ids: list[str] = field(default_factory=list)  # erased and suppressed with the player
@@ -51,7 +51,7 @@ class ErasureCounts:
 def erase_player(
     *, game: Game, player_id: str, by: str = "", reason: str = "", now: datetime | None = None
 ) -> ErasureCounts:
-    """Suppress `player_id` in `game` and its linked ids, then delete their events, attempts and rejected events.
+    """Suppress `player_id` in `game` and its linked ids, then delete their events, delivery issues and rejected events.
 
     Returns the counts, summed over the player and its linked ids (identities.linked_ids:
     the anonymousIds seen with it, the ids an alias joined to it). `by` (a user name,
@@ -71,18 +71,18 @@ def erase_player(
             )
             counts.newly_suppressed = counts.newly_suppressed or (newly and identity == player_id)
     for identity in erased:
-        events, attempts = _delete_events(game=game, player_id=identity)
+        events, issues = _delete_events(game=game, player_id=identity)
         counts.events += events
-        counts.attempts += attempts
+        counts.issues += issues
         with write_transaction():
             counts.rejected_events += RejectedEvent.objects.filter(_rejections_of(game, identity)).delete()[0]
     with write_transaction():
         identities.forget_links(game=game, player_ids=erased)
     logger.info(
-        "erased game=%s events=%d attempts=%d rejected_events=%d linked_ids=%d newly_suppressed=%d by=%s",
+        "erased game=%s events=%d issues=%d rejected_events=%d linked_ids=%d newly_suppressed=%d by=%s",
         game.slug,
         counts.events,
-        counts.attempts,
+        counts.issues,
         counts.rejected_events,
         len(counts.linked_ids),
         counts.newly_suppressed,
@@ -148,8 +148,8 @@ def warehouse_delete_sql(
 
 
 def _delete_events(*, game: Game, player_id: str) -> tuple[int, int]:
-    """Delete the player's events with their attempts, one short transaction per batch; return both counts."""
-    events = attempts = 0
+    """Delete the player's events with their delivery issues, one short transaction per batch; return both counts."""
+    events = issues = 0
     batch_size = conf.purge_batch_size()
     while True:
         # On the player_id index; few players share an id across games.
@@ -159,12 +159,17 @@ def _delete_events(*, game: Game, player_id: str) -> tuple[int, int]:
             .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
-            return events, attempts
+            return events, issues
         with write_transaction():
-            # Lock the rows first (PostgreSQL; in pk order, as senders lock them): a sender
-            # recording an outcome for one of them finishes first, or finds it gone.
-            list(Event.objects.filter(pk__in=ids).order_by("pk").select_for_update().values_list("pk", flat=True))
-            attempts += DeliveryAttempt.objects.filter(event_id__in=ids).delete()[0]
+            # Lock the issues first (PostgreSQL; in pk order, as the retry worker locks them):
+            # a sender recording an outcome for one of them finishes first, or finds it gone.
+            list(
+                DeliveryIssue.objects.filter(event_id__in=ids)
+                .order_by("pk")
+                .select_for_update()
+                .values_list("pk", flat=True)
+            )
+            issues += DeliveryIssue.objects.filter(event_id__in=ids).delete()[0]
             # only("pk"): the cascade's collector reads the ids, not every payload.
             events += Event.objects.filter(pk__in=ids).only("pk").delete()[1].get(Event._meta.label, 0)
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from events_app.delivery import engine
+from events_app.delivery.reconvert import reconvert_missing
 from events_app.event_types import REGISTRY
 from events_app.models import Event, ExchangeRate
-from events_app.money.currency import reconvert_missing
 from sdk.contract import BUILTIN_TYPES
 from tests.support.events import now_rfc3339
 

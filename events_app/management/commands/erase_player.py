@@ -1,4 +1,4 @@
-"""Erase a player: delete their events, attempts and rejected events, suppress later ones; print the warehouse SQL."""
+"""Erase a player: delete their events and rejected events, suppress later ones; print the warehouse SQL."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,7 +8,7 @@ from events_app.privacy import erasure
 
 class Command(BaseCommand):
     help = (
-        "Delete PLAYER_ID's events (with their delivery attempts) and rejected events in GAME, and suppress the "
+        "Delete PLAYER_ID's events (with their delivery issues) and rejected events in GAME, and suppress the "
         "player: their later events are answered 'suppressed', neither stored nor forwarded. Prints what it "
         "deleted and the Snowflake SQL that removes the player from the warehouse table (S3: see docs/privacy.md). "
         "--unsuppress lifts the suppression."
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             game=game, player_id=player_id, linked_ids=counts.linked_ids, database=database, schema=schema
         )
         self.stdout.write(
-            f"deleted events={counts.events} attempts={counts.attempts} rejected_events={counts.rejected_events}"
+            f"deleted events={counts.events} issues={counts.issues} rejected_events={counts.rejected_events}"
         )
         if counts.linked_ids:
             self.stdout.write(

@@ -1,4 +1,4 @@
-"""Delete delivered events older than the retention, with their attempts, and prune the other tables by age."""
+"""Delete delivered events older than the retention, with their delivery issues; prune the other tables by age."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,9 +8,9 @@ from events_app.privacy.retention import purge_expired
 
 class Command(BaseCommand):
     help = (
-        "Delete delivered events (with their attempts) received more than DAYS days ago, in batches; never pending "
-        "or failed ones, dead ones only with --include-dead. Then delete attempts, duplicate tallies and rejected "
-        "events older than their retention settings. Prints how many rows it deleted (or would)."
+        "Delete delivered events (with their delivery issues) received more than DAYS days ago, in batches; never "
+        "pending or failed ones, dead ones only with --include-dead. Then delete call records, duplicate tallies and "
+        "rejected events older than their retention settings. Prints how many rows it deleted (or would)."
     )
 
     def add_arguments(self, parser):
@@ -34,6 +34,7 @@ class Command(BaseCommand):
             older_than_days=older_than, include_dead=include_dead, dry_run=dry_run, batch_size=batch_size
         )
         self.stdout.write(
-            f"{'would delete' if dry_run else 'deleted'} events={counts.events} attempts={counts.attempts} "
-            f"duplicate_tallies={counts.duplicate_tallies} rejected_events={counts.rejected_events}"
+            f"{'would delete' if dry_run else 'deleted'} events={counts.events} issues={counts.issues} "
+            f"calls={counts.calls} duplicate_tallies={counts.duplicate_tallies} "
+            f"rejected_events={counts.rejected_events}"
         )

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from events_app.money.currency import reconvert_missing
+from events_app.delivery.reconvert import reconvert_missing
 
 
 class Command(BaseCommand):
