@@ -240,10 +240,6 @@ class Migration(migrations.Migration):
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.RunPython(open_issues_for_undelivered, restore_delivery_states),
-        migrations.RemoveField(
-            model_name="deliveryattempt",
-            name="event",
-        ),
         migrations.RemoveConstraint(
             model_name="event",
             name="event_delivery_state_valid",
