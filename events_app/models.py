@@ -97,6 +97,28 @@ class DeliveryState(models.TextChoices):
     DEAD = "dead", "Dead (gave up)"
 
 
+class CurrentTransactionId(models.Func):
+    """The inserting transaction's id on PostgreSQL (`pg_current_xact_id()`); 0 elsewhere, where ids commit in order."""
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "pg_current_xact_id()", []
+
+
+class TransactionIdField(models.BigIntegerField):
+    """A transaction id: `xid8` on PostgreSQL, read as an int; a plain integer elsewhere (always 0)."""
+
+    def db_type(self, connection):
+        return "xid8" if connection.vendor == "postgresql" else super().db_type(connection)
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else int(value)
+
+
 class Event(models.Model):
     """One accepted event in the audit log: written once, never updated for its delivery.
 
@@ -128,6 +150,8 @@ class Event(models.Model):
     payload = models.JSONField()
     # Which relay sends it: a hash of (game, player) modulo EVENTS_RELAY_SHARDS, fixed at insert.
     shard = models.PositiveSmallIntegerField(default=0)
+    # The inserting transaction, set by the database: the relay reads in (txid, id) order (events_app.logstore).
+    txid = TransactionIdField(db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -140,9 +164,9 @@ class Event(models.Model):
                 name="event_unique_transaction_per_game",
             ),
         ]
-        # Besides these, the relay's index (made by migration 0009, per database): (shard, id)
-        # on SQLite, (shard, txid, id) on PostgreSQL, where txid is not a model field.
         indexes = [
+            # The relay's read past its cursor, in commit order.
+            models.Index(fields=["shard", "txid", "id"], name="event_relay_idx"),
             models.Index(fields=["received_at"], name="event_received_idx"),
             models.Index(fields=["game", "received_at"], name="event_game_received_idx"),
             models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
@@ -160,6 +184,50 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class EventKey(models.Model):
+    """An event_id a game sent, remembered for the idempotency window (EVENTS_DEDUP_WINDOW_HOURS).
+
+    `bucket` is the window-long stretch of time the id first arrived in; it leads the
+    key, so a repeat is looked up in its own and the previous bucket only, and whole
+    buckets are dropped once too old to matter. The repeat's type and player are
+    compared through 8-byte hashes, to keep the row narrow (events_app.ingest.keys).
+    """
+
+    pk = models.CompositePrimaryKey("bucket", "game", "event_id")
+    bucket = models.IntegerField()
+    game = models.ForeignKey(Game, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    event_id = models.UUIDField()
+    type_hash = models.BigIntegerField()
+    player_hash = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.event_id} (bucket {self.bucket})"
+
+
+class PurchaseKey(models.Model):
+    """A purchase's transaction_id in a game, kept EVENTS_PURCHASE_KEY_DAYS: a repeat is a duplicate, or a conflict.
+
+    Holds what makes a receipt the same purchase (who bought what, at which price and
+    currency), so a repeat that differs is refused rather than answered as a duplicate.
+    """
+
+    pk = models.CompositePrimaryKey("game", "transaction_id")
+    game = models.ForeignKey(Game, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    transaction_id = models.CharField(max_length=256)
+    event_id = models.UUIDField()
+    player_id = models.CharField(max_length=128)
+    product_id = models.TextField(null=True, blank=True)
+    price = models.DecimalField(max_digits=30, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["received_at"], name="purchase_key_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id} ({self.event_id})"
 
 
 class DeliveryCursor(models.Model):

@@ -24,7 +24,12 @@ logger = logging.getLogger(__name__)
 # insert_events(), so that ingestion reads as rules. Unknown vendors take the plain
 # ORM path, which stores the same rows (tests/ingest/test_storage.py checks both).
 
-_INSERT_FIELDS = [model_field for model_field in Event._meta.concrete_fields if not model_field.primary_key]
+# Not the primary key, nor what the database fills in itself (the transaction id).
+_INSERT_FIELDS = [
+    model_field
+    for model_field in Event._meta.concrete_fields
+    if not model_field.primary_key and not model_field.has_db_default()
+]
 # Columns whose Python values every supported driver takes as they are.
 _RAW_TYPES = {"CharField", "TextField", "PositiveIntegerField", "PositiveSmallIntegerField", "ForeignKey"}
 

@@ -10,28 +10,10 @@ import django.db.models.deletion
 from django.db import migrations, models
 from django.utils import timezone
 
+import events_app.models
+
 
 BATCH = 1000
-
-
-def add_relay_index(apps, schema_editor):
-    """Give the log the relay's column and index: PostgreSQL reads in (txid, id) order, SQLite in id order."""
-    table = schema_editor.quote_name("events_app_event")
-    if schema_editor.connection.vendor == "postgresql":
-        # Nullable, without rewriting the table: rows from before have NULL, which sorts
-        # behind every cursor (a comparison with NULL is never true), so no relay reads them.
-        schema_editor.execute(f"ALTER TABLE {table} ADD COLUMN txid xid8")
-        schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN txid SET DEFAULT pg_current_xact_id()")
-        schema_editor.execute(f"CREATE INDEX event_relay_idx ON {table} (shard, txid, id)")
-    else:
-        schema_editor.execute(f"CREATE INDEX event_relay_idx ON {table} (shard, id)")
-
-
-def drop_relay_index(apps, schema_editor):
-    table = schema_editor.quote_name("events_app_event")
-    schema_editor.execute("DROP INDEX IF EXISTS event_relay_idx")
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS txid")
 
 
 def open_issues_for_undelivered(apps, schema_editor):
@@ -239,6 +221,18 @@ class Migration(migrations.Migration):
             name="shard",
             field=models.PositiveSmallIntegerField(default=0),
         ),
+        # Existing rows get the migration's transaction id: behind the cursor it starts at.
+        migrations.AddField(
+            model_name="event",
+            name="txid",
+            field=events_app.models.TransactionIdField(
+                db_default=events_app.models.CurrentTransactionId(), editable=False
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="event",
+            index=models.Index(fields=["shard", "txid", "id"], name="event_relay_idx"),
+        ),
         migrations.RunPython(open_issues_for_undelivered, restore_delivery_states),
         migrations.RemoveConstraint(
             model_name="event",
@@ -291,6 +285,4 @@ class Migration(migrations.Migration):
         migrations.DeleteModel(
             name="DeliveryAttempt",
         ),
-        # Last: on SQLite the removals above rebuild the table, which keeps only the indexes Django knows of.
-        migrations.RunPython(add_relay_index, drop_relay_index),
     ]
