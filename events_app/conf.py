@@ -78,6 +78,20 @@ def fx_cache_seconds() -> float:
     return settings.EVENTS_FX_CACHE_SECONDS
 
 
+def dedup_window_hours() -> float:
+    """Return how long an event_id stays a duplicate after its first arrival (EVENTS_DEDUP_WINDOW_HOURS, 168).
+
+    Keys live in window-long buckets (events_app.ingest.keys): a key is kept between
+    one and two windows, and the key table holds about two windows of event ids.
+    """
+    return settings.EVENTS_DEDUP_WINDOW_HOURS
+
+
+def purchase_key_days() -> float:
+    """Return how long a purchase's transaction_id stays a duplicate (EVENTS_PURCHASE_KEY_DAYS, 400)."""
+    return settings.EVENTS_PURCHASE_KEY_DAYS
+
+
 def relay_shards() -> int:
     """Return how many relay shards the log is split into (EVENTS_RELAY_SHARDS, at least 1).
 
@@ -198,8 +212,8 @@ def log_format() -> str:
 def retention_days() -> float:
     """Return the age after which `purge_events` deletes delivered events (EVENTS_RETENTION_DAYS).
 
-    Also the idempotency window: an event_id or transaction_id is recognised as a
-    duplicate only while its event is stored. `--older-than` overrides it per run.
+    `--older-than` overrides it per run. The idempotency window is its own setting
+    (EVENTS_DEDUP_WINDOW_HOURS): purging events never forgets their ids sooner.
     """
     return settings.EVENTS_RETENTION_DAYS
 

@@ -45,7 +45,7 @@ EVENTS_RECEIVED = Counter(
 DELIVERY_OUTCOMES = Counter(
     "events_delivery_outcomes",
     "Events a sender tried to deliver, by outcome: delivered, failed (will retry), dead (gave up), "
-    "deferred (lease too short, left for the worker).",
+    "deferred (not sent in this pass: the destination took nothing, or the lease ran short).",
     ["sender", "destination", "outcome"],
 )
 DESTINATION_CALLS = Counter(

@@ -156,14 +156,8 @@ class Event(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         permissions = [("resend_event", "Can resend events to Firehose")]
-        constraints = [
-            models.UniqueConstraint(fields=["game", "event_id"], name="event_unique_id_per_game"),
-            models.UniqueConstraint(
-                fields=["game", "transaction_id"],
-                condition=Q(transaction_id__isnull=False),
-                name="event_unique_transaction_per_game",
-            ),
-        ]
+        # No unique constraint: event and transaction ids are unique within their windows
+        # through EventKey and PurchaseKey (events_app.ingest.keys).
         indexes = [
             # The relay's read past its cursor, in commit order.
             models.Index(fields=["shard", "txid", "id"], name="event_relay_idx"),

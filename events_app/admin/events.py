@@ -22,6 +22,7 @@ from events_app.admin.base import (
     ADMIN_CSS,
     CheckedChangeList,
     ReadOnlyAdmin,
+    format_utc,
     plural,
     pretty_json,
     state_badge,
@@ -363,9 +364,10 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             if state == DeliveryState.DELIVERED:
                 return "delivered before delivery calls were recorded"
             return "no call yet" if state == DeliveryState.PENDING else "no call has delivered it"
+        when = format_utc(call.called_at, precise=True).removesuffix(" UTC")[:-3]  # to the millisecond
         return (
-            f"the {call.sender} call to {call.destination} at {call.called_at:%Y-%m-%d %H:%M:%S.%f}"[:-3]
-            + f" UTC ({plural(call.events, 'event')}, {plural(call.records, 'record')}, {call.bytes:,} bytes)"
+            f"the {call.sender} call to {call.destination} at {when} UTC "
+            f"({plural(call.events, 'event')}, {plural(call.records, 'record')}, {call.bytes:,} bytes)"
         )
 
     @admin.display(description="delivery issue")
@@ -376,11 +378,11 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             return "none: the relay's one pass took it" if delivery_state(obj) == DeliveryState.DELIVERED else "none"
         parts = [f"{IssueState(issue.state).label}, {plural(issue.attempts, 'attempt')}"]
         if issue.next_attempt_at:
-            parts.append(f"next attempt {issue.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC")
+            parts.append(f"next attempt {format_utc(issue.next_attempt_at)}")
         if issue.resent_at:
-            parts.append(f"resent {issue.resent_at:%Y-%m-%d %H:%M:%S} UTC")
+            parts.append(f"resent {format_utc(issue.resent_at)}")
         if issue.delivered_at:
-            parts.append(f"delivered {issue.delivered_at:%Y-%m-%d %H:%M:%S} UTC")
+            parts.append(f"delivered {format_utc(issue.delivered_at)}")
         if issue.last_error:
             parts.append(f"last error: {issue.last_error}")
         return "; ".join(parts)
@@ -390,7 +392,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         call = _delivering_call(obj)
         if call is None:
             return format_html(
-                '<p class="help">Not sent yet. It will be sent as this line, with emitted_at the time of sending '
+                '<p class="help">Not delivered yet. It will be sent as this line, with emitted_at the time of sending '
                 '(shown here: now):</p><pre class="json line">{}</pre>',
                 encode_line(obj.payload, emitted_at=timezone.now()).decode(),
             )

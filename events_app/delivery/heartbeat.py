@@ -1,10 +1,10 @@
 """Senders' heartbeats: when a worker was last seen and when a sender last delivered, one row per kind of sender.
 
-The worker beats once per loop and every sender (worker or forwarder) beats after a
-batch with deliveries. A process writes its row at most every WRITE_EVERY_SECONDS and
-keeps what it noted meanwhile for its next write, so the row costs one small UPDATE
-every few seconds per process, however busy it is. The row is in the database, so
-the admin sees every process on every host, on SQLite and PostgreSQL alike.
+`deliver_events` beats once per loop, and again after a batch with deliveries. A
+process writes its row at most every WRITE_EVERY_SECONDS and keeps what it noted
+meanwhile for its next write, so the row costs one small UPDATE every few seconds
+per process, however busy it is. The row is in the database, so the admin sees
+every process on every host, on SQLite and PostgreSQL alike.
 """
 
 import logging

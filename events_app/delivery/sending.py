@@ -232,9 +232,9 @@ def _send_records(
 
 def log_batch(*, sender: str, destination: str, counts: "DeliveryCounts", first_error: str = "") -> None:
     """Log one line for a delivery batch (a warning if anything failed) and count it in the metrics."""
-    failed = counts.failed or counts.dead
+    # A warning whenever anything failed, a whole outage (all deferred) included.
     logger.log(
-        logging.WARNING if failed else logging.INFO,
+        logging.WARNING if counts.failed or counts.dead or first_error else logging.INFO,
         "delivery batch sender=%s destination=%s delivered=%d failed=%d dead=%d deferred=%d calls=%d records=%d "
         "bytes=%d billed_bytes=%d%s",
         sender,

@@ -10,16 +10,16 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import DatabaseError
-from django.db.models import Q
 from rest_framework import serializers
 
 from events_app import conf
 from events_app.delivery.records import build_payload
 from events_app.event_types import REGISTRY
 from events_app.ingest import counting
+from events_app.ingest.keys import purchase_identity
 from events_app.ingest.serializers import EventSerializer
 from events_app.ingest.storage import insert_events
-from events_app.models import ApiKey, DuplicateTally, Event, Game
+from events_app.models import ApiKey, DuplicateTally, Game
 from events_app.privacy.erasure import suppressed_ids
 
 logger = logging.getLogger(__name__)
@@ -257,14 +257,14 @@ def _store(*, game: Game, rows: dict[int, dict]) -> _Stored:
             if row["event_id"] in result.refused
         },
     )
-    clashes = {
-        index: row
-        for index, row in first_rows.items()
-        if index not in stored.inserted and index not in stored.refused and row["player_id"] not in suppressed
-    }
-    answers, conflicts = _stored_ids(game=game, rows=clashes)
-    stored.answer_ids.update(answers)
-    stored.refused.update(conflicts)
+    for index, row in first_rows.items():
+        repeat = result.repeats.get(row["event_id"])
+        if repeat is None:
+            continue
+        if repeat.differing:
+            stored.refused[index] = _conflict(repeat.key, repeat.differing)
+        else:
+            stored.answer_ids[index] = str(repeat.event_id)
     for index, first in first_of.items():
         if first in stored.refused:  # a repeat of a row nothing stored is no duplicate of anything
             stored.refused[index] = stored.refused[first]
@@ -277,43 +277,6 @@ def _store(*, game: Game, rows: dict[int, dict]) -> _Stored:
         else:
             stored.answer_ids[index] = stored.answer_ids[first]
     return stored
-
-
-def _stored_ids(*, game: Game, rows: dict[int, dict]) -> tuple[dict[int, str], dict[int, dict]]:
-    """Return the id of the stored event each row duplicates (by event_id, else transaction_id), and the conflicts.
-
-    A duplicate answers with the id the tracker holds: a purchase repeated without
-    its event_id gets a new one, which exists nowhere, while its transaction_id
-    finds the original. A row that repeats an id but is not the same event (see
-    conflict_errors) is a conflict: index -> its errors. One query for all.
-    """
-    if not rows:
-        return {}, {}
-    event_ids = {row["event_id"] for row in rows.values()}
-    transaction_ids = {row["transaction_id"] for row in rows.values() if row["transaction_id"] is not None}
-    matches = Q(event_id__in=event_ids)
-    if transaction_ids:
-        matches |= Q(transaction_id__in=transaction_ids)
-    columns = ("event_id", "transaction_id", "event_type", "player_id", "payload")
-    found = [
-        dict(zip(columns, values, strict=True))
-        for values in Event.objects.filter(matches, game=game).order_by().values_list(*columns)
-    ]
-    by_event = {stored["event_id"]: stored for stored in found}
-    by_transaction = {stored["transaction_id"]: stored for stored in found if stored["transaction_id"] is not None}
-    answers, conflicts = {}, {}
-    for index, row in rows.items():
-        stored = by_event.get(row["event_id"])
-        if stored is None and row["transaction_id"] is not None:
-            stored = by_transaction.get(row["transaction_id"])
-        if stored is None:
-            continue  # the original went (purged or erased) since the insert: the row's own id stays
-        errors = conflict_errors(row, stored)
-        if errors:
-            conflicts[index] = errors
-        else:
-            answers[index] = str(stored["event_id"])
-    return answers, conflicts
 
 
 CONFLICT_MESSAGE = "Conflicts with an event already stored: same {key}, another {fields}."
@@ -330,24 +293,13 @@ def conflict_errors(row: dict, first: dict) -> dict | None:
     """
     if row["event_id"] == first["event_id"]:
         differing = [name for name in ("event_type", "player_id") if row[name] != first[name]]
-        if differing:
-            return {"event_id": [CONFLICT_MESSAGE.format(key="event_id", fields=", ".join(differing))]}
-        return None
-    stored = _purchase_identity(first)
-    differing = [name for name, value in _purchase_identity(row).items() if value != stored[name]]
-    if differing:
-        message = CONFLICT_MESSAGE.format(key="transaction_id", fields=", ".join(differing))
-        return {"properties": {"transaction_id": [message]}}
-    return None
+        return _conflict("event_id", differing) if differing else None
+    stored = purchase_identity(first)
+    differing = [name for name, value in purchase_identity(row).items() if value != stored[name]]
+    return _conflict("transaction_id", differing) if differing else None
 
 
-def _purchase_identity(row: dict) -> dict:
-    # What makes a receipt the same purchase: who bought what, at which price and currency.
-    payload = row["payload"]
-    price = payload.get("price")
-    return {
-        "player_id": row["player_id"],
-        "product_id": (payload.get("properties") or {}).get("product_id"),
-        "price": Decimal(price) if price is not None else None,
-        "currency": payload.get("currency"),
-    }
+def _conflict(key: str, differing) -> dict:
+    """Return the errors of a repeat of `key` whose `differing` fields are not the stored event's."""
+    message = CONFLICT_MESSAGE.format(key=key, fields=", ".join(differing))
+    return {"event_id": [message]} if key == "event_id" else {"properties": {"transaction_id": [message]}}

@@ -1,4 +1,4 @@
-"""Storing events: the audit-row insert behind one function, and the rule of what a row can hold."""
+"""Storing events: the log insert behind one function, and the rule of what a row can hold."""
 
 import functools
 import logging
@@ -9,16 +9,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
-from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, connections, models
 
 from events_app.db import write_transaction
 from events_app.event_types.fields import NUL_MESSAGE, encoded_has_nul, nest_error, nul_paths
+from events_app.ingest import keys
+from events_app.ingest.keys import Repeat
 from events_app.models import Event
 from sdk.contract import FORBIDDEN_CHARACTERS
 
 logger = logging.getLogger(__name__)
 
-# --- Inserting audit rows ----------------------------------------------------------
+# --- Inserting log rows ----------------------------------------------------------
 #
 # Raw SQL, per-vendor conversions and the driver cursor live here, behind
 # insert_events(), so that ingestion reads as rules. Unknown vendors take the plain
@@ -61,7 +63,7 @@ class _InsertPlan:
     vendor: str
     head: str  # INSERT INTO ... up to the rows
     row_placeholders: str  # one row's "(?, ...)", repeated per row (SQLite only)
-    tail: str  # ON CONFLICT DO NOTHING RETURNING id, game_id, event_id
+    tail: str  # RETURNING id, game_id, event_id
     columns: list  # (attribute name, converter or None, memoise: the same value recurs across rows)
 
 
@@ -73,7 +75,7 @@ def _insert_plan(vendor: str, alias: str) -> _InsertPlan:
     pk_column = quote(Event._meta.pk.column)
     game_column = quote(Event._meta.get_field("game").column)
     event_id_column = quote(Event._meta.get_field("event_id").column)
-    tail = f" ON CONFLICT DO NOTHING RETURNING {pk_column}, {game_column}, {event_id_column}"
+    tail = f" RETURNING {pk_column}, {game_column}, {event_id_column}"
     columns = []
     for model_field in _INSERT_FIELDS:
         internal = model_field.get_internal_type()
@@ -110,6 +112,8 @@ class InsertResult:
     # event_id: errors in DRF's shape, named by the event's own fields where a column is one
     refused: dict[uuid.UUID, dict] = field(default_factory=dict)
     suppressed: set[str] = field(default_factory=set)  # players whose rows screen() left out
+    # event_id: the stored event a row repeats (by event_id or purchase transaction_id), not stored again
+    repeats: dict[uuid.UUID, Repeat] = field(default_factory=dict)
 
 
 def insert_events(
@@ -118,11 +122,14 @@ def insert_events(
     screen: Callable[..., set[str]] | None = None,
     using: str = DEFAULT_DB_ALIAS,
 ) -> InsertResult:
-    """Insert one game's audit rows (column values by attribute name); return those inserted and those refused.
+    """Insert one game's log rows (column values by attribute name, distinct ids); return what became of each.
 
-    Rows whose ids the game already has are skipped, and so are the rows of the
-    players `screen(player_ids=...)` returns: it runs inside the write transaction,
-    before the insert, so what it reads cannot change before the rows are stored. A row a column
+    Rows that repeat an event the game stored within the idempotency window (by
+    event_id, or by purchase transaction_id: events_app.ingest.keys) are not stored
+    again and come back in `repeats`, and so are the rows of the players
+    `screen(player_ids=...)` returns left out: both run inside the write
+    transaction, before the insert, so what they read cannot change before the rows
+    are stored. A row a column
     cannot hold (see unstorable) is refused alone, on every database alike; should
     the database still refuse a statement with a data error, each row is tried on its
     own so that only the guilty ones are refused. The values are converted before the
@@ -141,24 +148,30 @@ def insert_events(
     connection = connections[using]
     if connection.vendor not in ("sqlite", "postgresql"):
         with write_transaction(using):
+            moment = keys.begin()
             result.suppressed = _screened(screen, rows)
             kept_rows = [row for row in rows if row["player_id"] not in result.suppressed]
+            kept_rows, _ = _claim_keys(kept_rows, [None] * len(kept_rows), moment=moment, result=result)
             result.inserted = insert_events_orm(kept_rows, using=using)
         return result
     plan = _insert_plan(connection.vendor, using)
     params = _sql_params(plan, rows)
     try:
         with write_transaction(using):
+            moment = keys.begin()
             result.suppressed = _screened(screen, rows)
+            kept_rows, kept_params = rows, params
             if result.suppressed:
                 pairs = zip(rows, params, strict=True)
                 kept = [(row, values) for row, values in pairs if row["player_id"] not in result.suppressed]
-                rows, params = [row for row, _ in kept], [values for _, values in kept]
-            result.inserted = _insert(plan, rows, params, using=using) if rows else {}
+                kept_rows, kept_params = [row for row, _ in kept], [values for _, values in kept]
+            kept_rows, kept_params = _claim_keys(kept_rows, kept_params, moment=moment, result=result)
+            result.inserted = _insert(plan, kept_rows, kept_params, using=using) if kept_rows else {}
     except DataError as exc:
         # Rolled back whole (PostgreSQL aborts a transaction at its first error), so
         # the happy path pays for no savepoint; only now is each row tried alone.
         logger.warning("insert of %d events refused (%s): trying them one by one", len(rows), _error_code(exc))
+        result.repeats.clear()
         _insert_one_by_one(plan, rows, params, result, screen=screen, using=using)
     return result
 
@@ -178,15 +191,28 @@ def _insert_one_by_one(
     for row, values in zip(rows, params, strict=True):
         try:
             with write_transaction(using):
+                moment = keys.begin()
                 left_out = _screened(screen, [row])
                 if left_out:
                     result.suppressed |= left_out
                     continue
-                result.inserted.update(_insert(plan, [row], [values], using=using))
+                kept_rows, kept_params = _claim_keys([row], [values], moment=moment, result=result)
+                if kept_rows:
+                    result.inserted.update(_insert(plan, kept_rows, kept_params, using=using))
         except DataError as exc:
             reason = _first_line(exc)
             logger.warning("event %s refused by the database (%s)", row["event_id"], _error_code(exc))
             result.refused[row["event_id"]] = {"non_field_errors": [f"Cannot be stored: {reason}."]}
+
+
+def _claim_keys(rows: list[dict], params: list, *, moment: float, result: InsertResult) -> tuple[list[dict], list]:
+    """Claim the rows' idempotency keys; note the repeats in `result`; return the new rows and their params."""
+    if not rows:
+        return rows, params
+    claimed = keys.claim(rows, game_id=rows[0]["game_id"], moment=moment)
+    for index, repeat in claimed.repeats.items():
+        result.repeats[rows[index]["event_id"]] = repeat
+    return [rows[index] for index in claimed.new], [params[index] for index in claimed.new]
 
 
 def _screened(screen: Callable[..., set[str]] | None, rows: list[dict]) -> set[str]:
@@ -281,14 +307,12 @@ def _insert(plan: _InsertPlan, rows: list[dict], params: list[list], *, using: s
 _MAX_ROWS_PER_STATEMENT = 1000
 
 
-def insert_events_sql(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
-    """Insert with `ON CONFLICT DO NOTHING ... RETURNING` (SQLite 3.35+, PostgreSQL); call inside a transaction.
+def insert_rows_sql(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
+    """Insert log rows with one plain statement (SQLite, PostgreSQL) in the current transaction; return their pks.
 
-    Checks and inserts in one round trip under the unique constraints, so two
-    requests racing with the same id cannot both store it. Plain SQL because the
-    ORM cannot return what an ignore-conflicts insert stored, and its per-value
-    preparation cost more than the database's work; values are converted into the
-    same forms the ORM stores.
+    Plain SQL because the ORM's per-value preparation cost more than the database's
+    work; values are converted into the same forms the ORM stores. No key is
+    claimed here: insert_events does that first.
     """
     plan = _insert_plan(connections[using].vendor, using)
     return _insert(plan, rows, _sql_params(plan, rows), using=using)
@@ -339,13 +363,7 @@ def _sql_execute(plan: _InsertPlan, params: list[list], *, using: str) -> dict[t
 
 
 def insert_events_orm(rows: list[dict], *, using: str = DEFAULT_DB_ALIAS) -> dict[uuid.UUID, int]:
-    """Insert row by row through the ORM, each in a savepoint that a unique-constraint clash rolls back."""
-    inserted = {}
-    for row in rows:
-        try:
-            with transaction.atomic(using=using):
-                event = Event.objects.using(using).create(**row)
-        except IntegrityError:
-            continue
-        inserted[event.event_id] = event.pk
-    return inserted
+    """Insert log rows through the ORM (databases other than SQLite and PostgreSQL); return their pks."""
+    # One by one: not every database returns the keys of a bulk insert.
+    events = [Event.objects.using(using).create(**row) for row in rows]
+    return {event.event_id: event.pk for event in events}

@@ -16,10 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from events_app import conf, sharedcache
+from events_app import conf, logstore, sharedcache
 from events_app.delivery.status import backlog, relay_lag
 from events_app.metrics import MULTIPROCESS_DIR
-from events_app.models import Event
+from events_app.models import DeliveryCursor, DeliveryIssue, Event, IssueState
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,14 @@ def _read_figures() -> dict:
     # undelivered event"), the relays' lag, and one row from the front of the received_at index.
     due = backlog()
     lag = relay_lag()
-    stored = Event.objects.order_by("received_at").values_list("received_at", flat=True).first()
+    # The oldest event a purge could take: passed by the relays, with no issue still to deliver (or dead).
+    stored = (
+        Event.objects.exclude(logstore.not_relayed(list(DeliveryCursor.objects.all())))
+        .exclude(pk__in=DeliveryIssue.objects.exclude(state=IssueState.DELIVERED).values("event_id"))
+        .order_by("received_at")
+        .values_list("received_at", flat=True)
+        .first()
+    )
     return {
         "backlog": due.pending + due.failed,
         "dead": due.dead,

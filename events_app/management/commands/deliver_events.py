@@ -1,4 +1,4 @@
-"""Run the delivery worker: forward pending and due-for-retry events to the destination (Firehose by default)."""
+"""Run delivery: the relay over the event log and the retries of delivery issues (to Firehose by default)."""
 
 from django.core.management.base import BaseCommand
 
@@ -9,7 +9,8 @@ from events_app.ops import exposition
 
 class Command(BaseCommand):
     help = (
-        "Forward pending and due-for-retry events to the destination in batches; --once drains what is due, then exits."
+        "Relay the event log to the destination past each shard's cursor and retry failed or resent events; "
+        "--once delivers everything committed before it started, then exits."
     )
 
     def add_arguments(self, parser):

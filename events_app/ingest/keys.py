@@ -1,0 +1,274 @@
+"""Idempotency keys: an event_id is a duplicate within the dedup window, a purchase's transaction_id for longer.
+
+The log itself has no unique constraint (on PostgreSQL it is partitioned by day,
+where a unique index would have to hold the day too). Uniqueness lives in two
+narrow key tables, claimed in the transaction that stores the events:
+
+- `EventKey (bucket, game, event_id)`: time is cut into buckets one window long
+  (EVENTS_DEDUP_WINDOW_HOURS, counted from the Unix epoch); a key is stored in the
+  bucket of its first arrival and a repeat is looked up in its own bucket and the
+  one before, so a key is remembered for at least one window and at most two.
+  Close to a bucket's end (the last BOUNDARY_GRACE_SECONDS) a new key is stored in
+  the next bucket as well: two copies arriving at the same moment on either side of
+  the boundary then meet on the same primary key, and the database lets one in.
+  That holds as long as no ingest transaction lasts longer than the grace, which
+  the database enforces (INGEST_STATEMENT_TIMEOUT and the idle-in-transaction
+  timeout, set for each ingest transaction), and the bucket is read from the
+  database's clock, one for every server.
+- `PurchaseKey (game, transaction_id)`: kept EVENTS_PURCHASE_KEY_DAYS whatever the
+  window, with what makes a receipt the same purchase.
+
+A repeat is the same event (a duplicate, answered with the stored id) or another
+one claiming its id (a conflict: which fields differ). Claiming inserts with
+`ON CONFLICT DO NOTHING ... RETURNING`: a copy racing another waits for it to commit
+and then finds its key, so two copies are never both stored.
+"""
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import connection
+
+from events_app import conf
+from events_app.models import EventKey, PurchaseKey
+
+# Keys written in two buckets during this much of a bucket's end: more than the
+# longest an ingest transaction may last (below) plus the database's own clock steps.
+BOUNDARY_GRACE_SECONDS = 300
+# PostgreSQL bounds each ingest transaction: at most ~8 statements of at most this
+# long, with at most this long idle between them, well under the grace.
+INGEST_STATEMENT_TIMEOUT = "15s"
+INGEST_IDLE_TIMEOUT = "15s"
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A stored event an incoming one repeats: its event_id, by which key, and which fields of the repeat differ."""
+
+    event_id: uuid.UUID
+    key: str  # "event_id" or "transaction_id"
+    differing: tuple[str, ...] = ()
+
+
+@dataclass
+class Claimed:
+    """The outcome of claiming the keys of some rows: positions of the rows that are new, and the repeats."""
+
+    new: list[int] = field(default_factory=list)
+    repeats: dict[int, Repeat] = field(default_factory=dict)
+
+
+def begin() -> float:
+    """Start an ingest transaction's bounds and return its time (epoch seconds) from the database's clock.
+
+    Call first in the transaction. On PostgreSQL one statement sets the timeouts
+    for this transaction only and reads `now()`, the transaction's start, the same
+    clock for every server. SQLite queues every writer, so its own clock will do.
+    """
+    if connection.vendor != "postgresql":
+        return time.time()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('statement_timeout', %s, true), "
+            "set_config('idle_in_transaction_session_timeout', %s, true), "
+            "EXTRACT(EPOCH FROM now())::float8",
+            [INGEST_STATEMENT_TIMEOUT, INGEST_IDLE_TIMEOUT],
+        )
+        return cursor.fetchone()[2]
+
+
+def window_seconds() -> int:
+    """Return the idempotency window in seconds (EVENTS_DEDUP_WINDOW_HOURS)."""
+    return max(1, int(conf.dedup_window_hours() * 3600))
+
+
+def buckets_at(moment: float) -> tuple[int, list[int]]:
+    """Return the bucket at `moment` and the buckets a new key is written to (the next one too near the end)."""
+    width = window_seconds()
+    bucket = int(moment // width)
+    grace = min(BOUNDARY_GRACE_SECONDS, width // 2)
+    writes = [bucket, bucket + 1] if moment >= (bucket + 1) * width - grace else [bucket]
+    return bucket, writes
+
+
+def fingerprint(value: str) -> int:
+    """Return a stable signed 64-bit hash of `value`: what a key compares a repeat's type and player by."""
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8, person=b"events-key").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def claim(rows: Sequence[dict], *, game_id: int, moment: float) -> Claimed:
+    """Claim the event and purchase keys of `rows` (distinct ids) for `game_id`; return the new rows and the repeats.
+
+    Call inside the write transaction that then stores the new rows. A row whose
+    event key is new but whose purchase key is taken is a repeat, and its event key
+    is released again.
+    """
+    claimed = Claimed()
+    if not rows:
+        return claimed
+    bucket, writes = buckets_at(moment)
+    by_id = {row["event_id"]: index for index, row in enumerate(rows)}
+    hashes = {index: (fingerprint(row["event_type"]), fingerprint(row["player_id"])) for index, row in enumerate(rows)}
+    known = _stored_event_keys(game_id=game_id, event_ids=list(by_id), buckets=[bucket - 1, *writes])
+    fresh = [index for index, row in enumerate(rows) if row["event_id"] not in known]
+    inserted = _insert_event_keys(
+        [(writes_bucket, rows[index]["event_id"], *hashes[index]) for index in fresh for writes_bucket in writes],
+        game_id=game_id,
+    )
+    late = [index for index in fresh if inserted.get(rows[index]["event_id"], 0) < len(writes)]
+    if late:  # another request stored them since the first look: read what it stored
+        known.update(
+            _stored_event_keys(
+                game_id=game_id, event_ids=[rows[index]["event_id"] for index in late], buckets=[bucket - 1, *writes]
+            )
+        )
+    for index, row in enumerate(rows):
+        stored = known.get(row["event_id"])
+        if stored is None:
+            continue
+        differing = tuple(
+            name
+            for name, mine, theirs in zip(("event_type", "player_id"), hashes[index], stored, strict=True)
+            if mine != theirs
+        )
+        claimed.repeats[index] = Repeat(event_id=row["event_id"], key="event_id", differing=differing)
+    winners = [index for index in range(len(rows)) if index not in claimed.repeats]
+    purchases = [index for index in winners if rows[index].get("transaction_id") is not None]
+    if purchases:
+        taken = _claim_purchase_keys([rows[index] for index in purchases], game_id=game_id)
+        losers = []
+        for index in purchases:
+            stored = taken.get(rows[index]["transaction_id"])
+            if stored is not None:
+                claimed.repeats[index] = stored_repeat(rows[index], stored)
+                losers.append(rows[index]["event_id"])
+        if losers:
+            _release_event_keys(game_id=game_id, event_ids=losers, buckets=writes)
+    claimed.new = [index for index in winners if index not in claimed.repeats]
+    return claimed
+
+
+def _uuid_param(value: uuid.UUID):
+    return value if connection.vendor == "postgresql" else value.hex
+
+
+def _uuid_of(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _stored_event_keys(*, game_id: int, event_ids: list, buckets: list[int]) -> dict[uuid.UUID, tuple[int, int]]:
+    """Return {event_id: (type hash, player hash)} of the ids stored in `buckets` (on the primary key)."""
+    table = connection.ops.quote_name(EventKey._meta.db_table)
+    found: dict[uuid.UUID, tuple[int, int]] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            bucket_marks, id_marks = ", ".join(["%s"] * len(buckets)), ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT event_id, type_hash, player_hash FROM {table} "
+                f"WHERE bucket IN ({bucket_marks}) AND game_id = %s AND event_id IN ({id_marks})",
+                [*buckets, game_id, *(_uuid_param(event_id) for event_id in chunk)],
+            )
+            for event_id, type_hash, player_hash in cursor.fetchall():
+                found[_uuid_of(event_id)] = (type_hash, player_hash)
+    return found
+
+
+def _insert_event_keys(keys: list[tuple], *, game_id: int) -> dict[uuid.UUID, int]:
+    """Insert (bucket, event_id, type hash, player hash) keys; return how many buckets each id was inserted in."""
+    table = connection.ops.quote_name(EventKey._meta.db_table)
+    inserted: dict[uuid.UUID, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            params = []
+            for bucket, event_id, type_hash, player_hash in chunk:
+                params += [bucket, game_id, _uuid_param(event_id), type_hash, player_hash]
+            cursor.execute(
+                f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING event_id",
+                params,
+            )
+            for (event_id,) in cursor.fetchall():
+                key = _uuid_of(event_id)
+                inserted[key] = inserted.get(key, 0) + 1
+    return inserted
+
+
+def _release_event_keys(*, game_id: int, event_ids: list[uuid.UUID], buckets: list[int]) -> None:
+    EventKey.objects.filter(bucket__in=buckets, game_id=game_id, event_id__in=event_ids).delete()
+
+
+def purchase_identity(row: dict) -> dict:
+    """Return what makes a receipt the same purchase: who bought what, at which price and currency."""
+    payload = row["payload"]
+    price = payload.get("price")
+    return {
+        "player_id": row["player_id"],
+        "product_id": _text((payload.get("properties") or {}).get("product_id")),
+        "price": Decimal(price) if price is not None else None,
+        "currency": payload.get("currency") or "",
+    }
+
+
+def _text(value) -> str | None:
+    # As the key stores it: a product id sent as a number compares equal to itself stored as text.
+    return None if value is None else str(value)
+
+
+def stored_repeat(row: dict, stored: PurchaseKey) -> Repeat:
+    """Return the Repeat of a purchase whose transaction_id `stored` holds already."""
+    mine = purchase_identity(row)
+    theirs = {
+        "player_id": stored.player_id,
+        "product_id": stored.product_id,
+        "price": stored.price,
+        "currency": stored.currency,
+    }
+    differing = tuple(name for name in mine if mine[name] != theirs[name])
+    return Repeat(event_id=stored.event_id, key="transaction_id", differing=differing)
+
+
+def _claim_purchase_keys(rows: list[dict], *, game_id: int) -> dict[str, PurchaseKey]:
+    """Insert the rows' purchase keys; return the keys stored already (by transaction_id) for those that lost."""
+    keys = []
+    for row in rows:
+        identity = purchase_identity(row)
+        keys.append(
+            PurchaseKey(
+                game_id=game_id,
+                transaction_id=row["transaction_id"],
+                event_id=row["event_id"],
+                player_id=identity["player_id"],
+                product_id=identity["product_id"],
+                price=identity["price"],
+                currency=identity["currency"],
+                received_at=row["received_at"],
+            )
+        )
+    table = connection.ops.quote_name(PurchaseKey._meta.db_table)
+    columns = ["game_id", "transaction_id", "event_id", "player_id", "product_id", "price", "currency", "received_at"]
+    fields = [PurchaseKey._meta.get_field(name) for name in columns]
+    params = []
+    for key in keys:
+        params += [
+            model_field.get_db_prep_save(getattr(key, model_field.attname), connection) for model_field in fields
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            + ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(keys))
+            + " ON CONFLICT DO NOTHING RETURNING transaction_id",
+            params,
+        )
+        won = {transaction_id for (transaction_id,) in cursor.fetchall()}
+    lost = [row["transaction_id"] for row in rows if row["transaction_id"] not in won]
+    if not lost:
+        return {}
+    return {key.transaction_id: key for key in PurchaseKey.objects.filter(game_id=game_id, transaction_id__in=lost)}
