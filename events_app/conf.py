@@ -81,7 +81,7 @@ def fx_cache_seconds() -> float:
 def dedup_window_hours() -> float:
     """Return how long an event_id stays a duplicate after its first arrival (EVENTS_DEDUP_WINDOW_HOURS, 168).
 
-    Keys live in window-long buckets (events_app.ingest.keys): a key is kept between
+    Keys live in window-long buckets (events_app.idempotency): a key is kept between
     one and two windows, and the key table holds about two windows of event ids.
     """
     return settings.EVENTS_DEDUP_WINDOW_HOURS

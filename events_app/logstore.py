@@ -1,4 +1,4 @@
-"""The event log's backend-specific SQL: reading past a relay's cursor in commit order, and holding a relay shard.
+"""The event log's backend-specific SQL: reading past a relay's cursor in commit order, relay shards, partitions.
 
 SQLite queues every writer (events_app.db.write_transaction), so ids are handed out
 in commit order and "every event with a greater id" is exactly what a relay has not
@@ -18,16 +18,17 @@ row on SQLite. Whoever fails to take it waits as a standby.
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from events_app import idempotency
 from events_app.db import write_transaction
-from events_app.models import DeliveryCursor, Event
+from events_app.models import DeliveryCursor, Event, EventKey
 
 # pg_try_advisory_lock's first key: the relay shards (the second is the shard).
 _RELAY_LOCK_SPACE = 0x52454C59  # "RELY"
@@ -193,10 +194,13 @@ def _position_sql(alias: str) -> tuple[str, str]:
     return f"{alias}.{quote('id')}", "%s"
 
 
-def not_relayed(cursors: list[DeliveryCursor]) -> RawSQL:
-    """Return a filter on Event matching the events no relay has passed yet (pending unless they have an issue)."""
+def not_relayed(cursors: list[DeliveryCursor], *, table: str | None = None) -> RawSQL:
+    """Return a filter on Event matching the events no relay has passed yet (pending unless they have an issue).
+
+    `table` names another table holding log rows (a day's partition) to match in.
+    """
     connection = connections[DEFAULT_DB_ALIAS]
-    table = _table()
+    table = _table() if table is None else connection.ops.quote_name(table)
     quote = connection.ops.quote_name
     position, placeholder = _position_sql(table)
     parts, params = [], []
@@ -222,3 +226,152 @@ def position_of(event_pk: int) -> Position | None:
         cursor.execute(f"SELECT txid::text::bigint FROM {_table()} WHERE id = %s", [event_pk])
         row = cursor.fetchone()
     return None if row is None else Position(row[0], event_pk)
+
+
+# --- Partitions (PostgreSQL) ----------------------------------------------------------
+#
+# On PostgreSQL the log is partitioned by UTC day of received_at and the event keys by
+# bucket, with no DEFAULT partition: a day goes whole (detached, then dropped) instead
+# of row by row. ensure_partitions() keeps PARTITION_DAYS_AHEAD days ready; migrate
+# runs it (events_app.apps), so do `deliver_events` at start and every hour and the
+# scheduled `ensure_partitions` job, and no process depends on a run today.
+
+PARTITION_DAYS_AHEAD = 14
+_MAINTENANCE_LOCK = (_RELAY_LOCK_SPACE, 0x7FFF_FFFF)  # one partition-maintainer at a time
+
+
+@dataclass(frozen=True)
+class DayPartition:
+    """One day of the log on PostgreSQL: its table and the [start, end) of received_at it holds."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
+def partitioned() -> bool:
+    """Return True where the log is partitioned: PostgreSQL, once migration 0011 has run."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))",
+            [Event._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+def day_partition_name(day) -> str:
+    return f"{Event._meta.db_table}_p{day:%Y%m%d}"
+
+
+def bucket_partition_name(bucket: int) -> str:
+    return f"{EventKey._meta.db_table}_b{bucket}"
+
+
+def _partitions_of(table: str) -> list[tuple[str, str]]:
+    """Return (name, bound expression) of each partition of `table`."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+            [table],
+        )
+        return cursor.fetchall()
+
+
+def day_partitions() -> list[DayPartition]:
+    """Return the log's day partitions, oldest first (PostgreSQL; none elsewhere)."""
+    if not partitioned():
+        return []
+    days = []
+    prefix = f"{Event._meta.db_table}_p"
+    for name, _ in _partitions_of(Event._meta.db_table):
+        if name.startswith(prefix):
+            start = datetime.strptime(name[len(prefix) :], "%Y%m%d").replace(tzinfo=UTC)
+            days.append(DayPartition(name, start, start + timedelta(days=1)))
+    return sorted(days, key=lambda day: day.start)
+
+
+def days_ahead(*, now: datetime | None = None) -> int:
+    """Return how many days after today have their partition ready, counted without a gap (PostgreSQL; else a lot)."""
+    if not partitioned():
+        return PARTITION_DAYS_AHEAD
+    ready = {day.start.date() for day in day_partitions()}
+    today = (now or timezone.now()).astimezone(UTC).date()
+    count = 0
+    while today + timedelta(days=count + 1) in ready:
+        count += 1
+    return count
+
+
+def ensure_partitions(*, now: datetime | None = None, ahead: int = PARTITION_DAYS_AHEAD, back: int = 1) -> list[str]:
+    """Create the log's partitions from `back` days ago to `ahead` days on, and the key buckets around now.
+
+    Idempotent, and safe to run from several processes (one at a time, under an
+    advisory lock). Returns the partitions it created. SQLite: nothing to do.
+    """
+    if not partitioned():
+        return []
+
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(_MAINTENANCE_LOCK))
+        have = {name for name, _ in _partitions_of(Event._meta.db_table)}
+        for offset in range(-back, ahead + 1):
+            day = today + timedelta(days=offset)
+            name = day_partition_name(day)
+            if name in have:
+                continue
+            start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+            cursor.execute(
+                f"CREATE TABLE {quote(name)} PARTITION OF {quote(Event._meta.db_table)} "
+                f"FOR VALUES FROM ('{start} 00:00:00+00') TO ('{end} 00:00:00+00')"
+            )
+            created.append(name)
+        have = {name for name, _ in _partitions_of(EventKey._meta.db_table)}
+        current, _ = idempotency.buckets_at(now.timestamp())
+        for bucket in range(current - 1, current + 3):
+            name = bucket_partition_name(bucket)
+            if name in have:
+                continue
+            cursor.execute(
+                f"CREATE TABLE {quote(name)} PARTITION OF {quote(EventKey._meta.db_table)} "
+                f"FOR VALUES FROM ({int(bucket)}) TO ({int(bucket) + 1})"
+            )
+            created.append(name)
+    return created
+
+
+def drop_partition(table: str, name: str) -> None:
+    """Detach a partition from `table` (concurrently, outside a transaction) and drop it."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote = connection.ops.quote_name
+    # CONCURRENTLY takes no lock that blocks inserts, but cannot run inside a transaction block.
+    concurrently = "" if connection.in_atomic_block else " CONCURRENTLY"
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            # Inside a transaction that wrote rows (a test's), their deferred checks must run first.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {quote(table)} DETACH PARTITION {quote(name)}{concurrently}")
+        cursor.execute(f"DROP TABLE {quote(name)}")
+
+
+def drop_buckets_before(bucket: int) -> int:
+    """Drop the event-key partitions of buckets before `bucket`; return the keys they held (PostgreSQL)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    dropped = 0
+    prefix = f"{EventKey._meta.db_table}_b"
+    for name, _ in _partitions_of(EventKey._meta.db_table):
+        if not name.startswith(prefix) or int(name[len(prefix) :]) >= bucket:
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(name)}")
+            dropped += cursor.fetchone()[0]
+        drop_partition(EventKey._meta.db_table, name)
+    return dropped

@@ -157,7 +157,7 @@ class Event(models.Model):
         ordering = ["-received_at", "-id"]
         permissions = [("resend_event", "Can resend events to Firehose")]
         # No unique constraint: event and transaction ids are unique within their windows
-        # through EventKey and PurchaseKey (events_app.ingest.keys).
+        # through EventKey and PurchaseKey (events_app.idempotency).
         indexes = [
             # The relay's read past its cursor, in commit order.
             models.Index(fields=["shard", "txid", "id"], name="event_relay_idx"),
@@ -186,7 +186,7 @@ class EventKey(models.Model):
     `bucket` is the window-long stretch of time the id first arrived in; it leads the
     key, so a repeat is looked up in its own and the previous bucket only, and whole
     buckets are dropped once too old to matter. The repeat's type and player are
-    compared through 8-byte hashes, to keep the row narrow (events_app.ingest.keys).
+    compared through 8-byte hashes, to keep the row narrow (events_app.idempotency).
     """
 
     pk = models.CompositePrimaryKey("bucket", "game", "event_id")

@@ -26,6 +26,7 @@ from tests.support.deployments import (  # noqa: F401  (real-process fixtures)
     moto_process,
 )
 from tests.support.events import now_rfc3339
+from tests.support.partitions import add_default_partitions
 
 # Hypothesis: in CI the same examples every run, and no example database written
 # (a red build must be reproducible, not luck); locally new examples each run, and
@@ -69,6 +70,13 @@ def _fresh_process_caches():
     forget()
     yield
     forget()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database as migrated, plus (PostgreSQL) a DEFAULT partition: tests store events of any date."""
+    with django_db_blocker.unblock():
+        add_default_partitions()
 
 
 @pytest.fixture

@@ -391,9 +391,15 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     def firehose_line(self, obj: Event) -> str:
         call = _delivering_call(obj)
         if call is None:
+            what = (
+                "Not delivered: given up on. A resend sends it as this line"
+                if delivery_state(obj) == DeliveryState.DEAD
+                else "Not delivered yet. It will be sent as this line"
+            )
             return format_html(
-                '<p class="help">Not delivered yet. It will be sent as this line, with emitted_at the time of sending '
-                '(shown here: now):</p><pre class="json line">{}</pre>',
+                '<p class="help">{}, with emitted_at the time of sending (shown here: now):</p>'
+                '<pre class="json line">{}</pre>',
+                what,
                 encode_line(obj.payload, emitted_at=timezone.now()).decode(),
             )
         return format_html(

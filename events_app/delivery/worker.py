@@ -5,7 +5,7 @@ import signal
 import threading
 import time
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from events_app import conf, logstore
 from events_app.delivery import heartbeat
@@ -13,6 +13,9 @@ from events_app.delivery.engine import DeliveryPass, deliver_due, release_shards
 from events_app.delivery.sending import DeliveryCounts, retry_delay
 
 logger = logging.getLogger(__name__)
+
+# Besides migrate and the scheduled job, the relay keeps the log's days ahead: at start, then hourly.
+PARTITIONS_EVERY_SECONDS = 3600
 
 
 def run_worker(
@@ -36,12 +39,16 @@ def run_worker(
     totals = DeliveryCounts()
     outage_runs: dict[int, int] = {}
     waiting_until: dict[int, float] = {}
+    partitions_checked = float("-inf")
     try:
         while not stop.is_set():
             # Drop a connection the database closed or that outlived CONN_MAX_AGE, as Django
             # does between requests; never inside a transaction (a test's, for one).
             if not connection.in_atomic_block:
                 close_old_connections()
+            if time.monotonic() - partitions_checked > PARTITIONS_EVERY_SECONDS:
+                _ensure_partitions()
+                partitions_checked = time.monotonic()
             heartbeat.beat(sender=heartbeat.WORKER)  # "worker last seen" in the admin, idle or not
             now = time.monotonic()
             skip = {shard for shard, until in waiting_until.items() if until > now}
@@ -66,6 +73,17 @@ def run_worker(
         totals.calls,
     )
     return totals
+
+
+def _ensure_partitions() -> None:
+    """Keep the log's days ahead (PostgreSQL), never stopping delivery if it cannot."""
+    try:
+        created = logstore.ensure_partitions()
+    except DatabaseError as exc:
+        logger.error("could not create the log's partitions ahead: %s", exc.__class__.__name__)
+        return
+    if created:
+        logger.info("created partitions=%d", len(created))
 
 
 def _back_off(result: DeliveryPass, *, outage_runs: dict[int, int], waiting_until: dict[int, float]) -> None:

@@ -15,8 +15,8 @@ from rest_framework import serializers
 from events_app import conf
 from events_app.delivery.records import build_payload
 from events_app.event_types import REGISTRY
+from events_app.idempotency import purchase_identity
 from events_app.ingest import counting
-from events_app.ingest.keys import purchase_identity
 from events_app.ingest.serializers import EventSerializer
 from events_app.ingest.storage import insert_events
 from events_app.models import ApiKey, DuplicateTally, Game

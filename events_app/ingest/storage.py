@@ -11,10 +11,10 @@ from decimal import Decimal
 import orjson
 from django.db import DEFAULT_DB_ALIAS, DataError, connections, models
 
+from events_app import idempotency as keys
 from events_app.db import write_transaction
 from events_app.event_types.fields import NUL_MESSAGE, encoded_has_nul, nest_error, nul_paths
-from events_app.ingest import keys
-from events_app.ingest.keys import Repeat
+from events_app.idempotency import Repeat
 from events_app.models import Event
 from sdk.contract import FORBIDDEN_CHARACTERS
 
@@ -125,7 +125,7 @@ def insert_events(
     """Insert one game's log rows (column values by attribute name, distinct ids); return what became of each.
 
     Rows that repeat an event the game stored within the idempotency window (by
-    event_id, or by purchase transaction_id: events_app.ingest.keys) are not stored
+    event_id, or by purchase transaction_id: events_app.idempotency) are not stored
     again and come back in `repeats`, and so are the rows of the players
     `screen(player_ids=...)` returns left out: both run inside the write
     transaction, before the insert, so what they read cannot change before the rows

@@ -13,7 +13,7 @@ from django.db import migrations, models
 from django.utils import timezone
 
 from events_app import conf
-from events_app.ingest import keys
+from events_app import idempotency as keys
 
 BATCH = 1000
 

@@ -70,6 +70,8 @@ def _read_figures() -> dict:
         "oldest_due_at": due.oldest_undelivered_at.timestamp() if due.oldest_undelivered_at else None,
         "oldest_delivered_at": stored.timestamp() if stored else None,
         "relay_lag_events": lag.events,
+        # PostgreSQL: days after today whose partition exists (no DEFAULT partition: a missing day fails inserts).
+        "partition_days_ahead": logstore.days_ahead() if logstore.partitioned() else None,
         "relay_lag_from": lag.oldest_received_at.timestamp() if lag.oldest_received_at else None,
     }
 
@@ -105,6 +107,12 @@ class DatabaseCollector:
             "Age of the oldest event still stored: above the retention, purge_events is not running.",
             _age(figures["oldest_delivered_at"], now),
         )
+        if figures.get("partition_days_ahead") is not None:
+            yield GaugeMetricFamily(
+                "events_log_partition_days_ahead",
+                "Days after today whose partition of the log exists (PostgreSQL); under 2, run ensure_partitions.",
+                figures["partition_days_ahead"],
+            )
         yield GaugeMetricFamily(
             "events_relay_lag_events", "Events stored that no relay has sent yet.", figures["relay_lag_events"]
         )

@@ -1,4 +1,4 @@
-"""The recurring jobs and when they run (UTC): exchange rates, reconversion, retention.
+"""The recurring jobs and when they run (UTC): exchange rates, reconversion, retention, partitions.
 
 `manage.py run_schedule` runs them with APScheduler (the compose file's and the
 Procfile's `scheduler`); deploy/kubernetes/cronjobs.yaml gives the same jobs as
@@ -39,7 +39,9 @@ JOBS = (
     # The ECB publishes the day's reference rates around 16:00 CET.
     Job("rates", "30 16 * * 1-5", "download EVENTS_RATES_URL, then `import_rates` it"),
     Job("reconvert", "45 16 * * *", "`reconvert`: purchases that waited for a rate get it, and are sent again"),
-    Job("purge", "15 3 * * *", "`purge_events` (EVENTS_RETENTION_DAYS and the other retention settings)"),
+    # Just after midnight UTC: whole days are dropped at once, only the minutes since midnight go row by row.
+    Job("purge", "10 0 * * *", "`purge_events` (EVENTS_RETENTION_DAYS and the other retention settings)"),
+    Job("partitions", "5 * * * *", "`ensure_partitions`: the log's days and the key buckets ahead (PostgreSQL)"),
 )
 
 
@@ -64,6 +66,8 @@ def run_job(name: str) -> int:
         return manage("reconvert")
     if name == "purge":
         return manage("purge_events")
+    if name == "partitions":
+        return manage("ensure_partitions")
     raise KeyError(name)
 
 

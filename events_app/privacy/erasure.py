@@ -27,7 +27,7 @@ from django.utils import timezone
 from events_app import conf
 from events_app.db import hold_erasure_lock, write_transaction
 from events_app.delivery.warehouse import IDENTIFIER, sql_string
-from events_app.models import DeliveryIssue, Event, Game, RejectedEvent, SuppressedPlayer
+from events_app.models import DeliveryIssue, Event, Game, PurchaseKey, RejectedEvent, SuppressedPlayer
 from events_app.privacy import identities
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ def erase_player(
         counts.issues += issues
         with write_transaction():
             counts.rejected_events += RejectedEvent.objects.filter(_rejections_of(game, identity)).delete()[0]
+            # Purchase keys name the player; event keys hold only hashes, and expire within two windows.
+            PurchaseKey.objects.filter(game=game, player_id=identity).delete()
     with write_transaction():
         identities.forget_links(game=game, player_ids=erased)
     logger.info(

@@ -23,10 +23,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Model, Q
 from django.utils import timezone
 
 from events_app import conf, logstore
+from events_app import idempotency as keys
 from events_app.db import write_transaction
 from events_app.models import (
     DeliveryCall,
@@ -34,7 +36,9 @@ from events_app.models import (
     DeliveryIssue,
     DuplicateTally,
     Event,
+    EventKey,
     IssueState,
+    PurchaseKey,
     RejectedEvent,
 )
 
@@ -50,6 +54,8 @@ class PurgeCounts:
     calls: int = 0
     duplicate_tallies: int = 0
     rejected_events: int = 0
+    event_keys: int = 0  # idempotency keys of buckets past the window
+    purchase_keys: int = 0
 
 
 def cutoff(*, days: float, now: datetime | None = None) -> datetime:
@@ -74,10 +80,82 @@ def purge_events(
     before = cutoff(days=older_than_days, now=now)
     batch_size = batch_size or conf.purge_batch_size()
     counts = PurgeCounts()
+    if not logstore.partitioned():
+        _purge_rows(
+            Event.objects.all(),
+            before=before,
+            include_dead=include_dead,
+            dry_run=dry_run,
+            batch_size=batch_size,
+            counts=counts,
+        )
+        return counts
+    for day in logstore.day_partitions():
+        if day.start >= before:
+            break
+        rows = Event.objects.filter(received_at__gte=day.start, received_at__lt=day.end)
+        if day.end <= before and _droppable(day, include_dead=include_dead):
+            _drop_day(day, dry_run=dry_run, counts=counts)
+        else:
+            # The day the cutoff falls in, or a day still holding undelivered events: row by row around them.
+            _purge_rows(
+                rows, before=before, include_dead=include_dead, dry_run=dry_run, batch_size=batch_size, counts=counts
+            )
+    return counts
+
+
+def _droppable(day: logstore.DayPartition, *, include_dead: bool) -> bool:
+    """Return True if every relay has passed the day and none of its events has an issue that must stay."""
+    table = connection.ops.quote_name(day.name)
+    waiting = logstore.not_relayed(list(DeliveryCursor.objects.all()), table=day.name)
+    kept_states = [IssueState.PENDING, IssueState.FAILED, *([] if include_dead else [IssueState.DEAD])]
+    issues = connection.ops.quote_name(DeliveryIssue._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {waiting.sql})", waiting.params)
+        if cursor.fetchone()[0]:
+            return False
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {issues} i WHERE i.state IN ({', '.join(['%s'] * len(kept_states))}) "
+            f"AND i.received_at >= %s AND i.received_at < %s AND i.event_id IN (SELECT id FROM {table}))",
+            [*kept_states, day.start, day.end],
+        )
+        return not cursor.fetchone()[0]
+
+
+def _drop_day(day: logstore.DayPartition, *, dry_run: bool, counts: PurgeCounts) -> None:
+    """Drop a whole day of the log (detached, then dropped), after deleting its events' issues."""
+    started = time.monotonic()
+    table = connection.ops.quote_name(day.name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        events = cursor.fetchone()[0]
+    day_issues = DeliveryIssue.objects.filter(received_at__gte=day.start, received_at__lt=day.end)
+    if dry_run:
+        issues = day_issues.count()
+    else:
+        with write_transaction():
+            issues = day_issues.delete()[0]
+        logstore.drop_partition(Event._meta.db_table, day.name)
+    counts.events += events
+    counts.issues += issues
+    logger.info(
+        "purge day=%s%s events=%d issues=%d seconds=%.2f",
+        day.start.date().isoformat(),
+        " dry_run=1" if dry_run else "",
+        events,
+        issues,
+        time.monotonic() - started,
+    )
+
+
+def _purge_rows(
+    scope, *, before: datetime, include_dead: bool, dry_run: bool, batch_size: int, counts: PurgeCounts
+) -> None:
+    """Delete the old deliverable events of `scope` in id-ordered batches, with short transactions and pauses."""
     last_pk = 0
     while True:
         ids = list(
-            Event.objects.filter(received_at__lt=before, pk__gt=last_pk)
+            scope.filter(received_at__lt=before, pk__gt=last_pk)
             .order_by("pk")
             .values_list("pk", flat=True)[:batch_size]
         )
@@ -100,7 +178,6 @@ def purge_events(
             issues,
             last_pk,
         )
-    return counts
 
 
 def _deletable(ids: list[int], *, include_dead: bool) -> tuple[list[int], list[int]]:
@@ -179,6 +256,55 @@ def purge_by_age(
     return deleted
 
 
+# Keys deleted per statement: short transactions, as for events.
+KEY_BATCH = 5000
+
+
+def purge_keys(*, dry_run: bool = False, now: datetime | None = None) -> tuple[int, int]:
+    """Delete event keys of buckets no repeat looks in any more, and purchase keys past their days; return both counts.
+
+    A repeat looks in its own bucket and the one before (events_app.idempotency), so
+    buckets older than that go; purchase keys go after EVENTS_PURCHASE_KEY_DAYS.
+    """
+    moment = (now or timezone.now()).timestamp()
+    current, _ = keys.buckets_at(moment)
+    old_keys = EventKey.objects.filter(bucket__lt=current - 1)
+    old_purchases = PurchaseKey.objects.filter(received_at__lt=cutoff(days=conf.purchase_key_days(), now=now))
+    if dry_run:
+        return old_keys.count(), old_purchases.count()
+    if logstore.partitioned():
+        event_keys = logstore.drop_buckets_before(current - 1)
+    else:
+        event_keys = _delete_in_batches(EventKey, "bucket < %s", [current - 1])
+    return event_keys, _delete_in_batches(
+        PurchaseKey,
+        "received_at < %s",
+        [
+            PurchaseKey._meta.get_field("received_at").get_db_prep_value(
+                cutoff(days=conf.purchase_key_days(), now=now), connection
+            )
+        ],
+    )
+
+
+def _delete_in_batches(model: type[Model], condition: str, params: list) -> int:
+    """Delete the rows of `model` matching the SQL `condition`, KEY_BATCH at a time, each in its own transaction."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    # The physical row id: these tables' keys are composite, and a batch needs one handle per row.
+    row_id = "ctid" if connection.vendor == "postgresql" else "rowid"
+    deleted = 0
+    while True:
+        with write_transaction(), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {row_id} IN (SELECT {row_id} FROM {table} WHERE {condition} LIMIT %s)",
+                [*params, KEY_BATCH],
+            )
+            count = cursor.rowcount
+        deleted += count
+        if count < KEY_BATCH:
+            return deleted
+
+
 def purge_expired(
     *,
     older_than_days: float | None = None,
@@ -202,6 +328,7 @@ def purge_expired(
     counts.calls = purge_by_age(
         model=DeliveryCall, time_field="called_at", older_than_days=max(conf.call_retention_days(), days), **common
     )
+    counts.event_keys, counts.purchase_keys = purge_keys(dry_run=dry_run, now=now)
     counts.duplicate_tallies = purge_by_age(
         model=DuplicateTally, time_field="received_at", older_than_days=conf.duplicate_tally_retention_days(), **common
     )
@@ -209,11 +336,14 @@ def purge_expired(
         model=RejectedEvent, time_field="received_at", older_than_days=conf.rejection_retention_days(), **common
     )
     logger.info(
-        "purge %s events=%d issues=%d calls=%d duplicate_tallies=%d rejected_events=%d older_than_days=%g seconds=%.1f",
+        "purge %s events=%d issues=%d calls=%d event_keys=%d purchase_keys=%d duplicate_tallies=%d "
+        "rejected_events=%d older_than_days=%g seconds=%.1f",
         "dry_run" if dry_run else "done",
         counts.events,
         counts.issues,
         counts.calls,
+        counts.event_keys,
+        counts.purchase_keys,
         counts.duplicate_tallies,
         counts.rejected_events,
         days,

@@ -11,6 +11,7 @@ from events_app.delivery import engine
 from events_app.delivery.status import backlog
 from events_app.models import DeliveryCursor, DeliveryIssue, Event, IssueState
 from tests.delivery.test_relay import FakeDestination
+from tests.support.partitions import add_default_partitions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +59,7 @@ def test_undelivered_events_become_issues_and_the_relay_starts_past_every_event(
                 DeliveryAttempt.objects.create(event=event, attempted_at=now, outcome=state)
 
     migrate(latest())
+    add_default_partitions()  # as the suite's database had it: the next tests store events of any date
 
     issues = {issue.event.player_id: issue for issue in DeliveryIssue.objects.select_related("event")}
     assert sorted(issues) == ["dead-0", "failed-0", "pending-0", "pending-1"]

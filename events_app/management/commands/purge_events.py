@@ -35,6 +35,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"{'would delete' if dry_run else 'deleted'} events={counts.events} issues={counts.issues} "
-            f"calls={counts.calls} duplicate_tallies={counts.duplicate_tallies} "
+            f"calls={counts.calls} event_keys={counts.event_keys} purchase_keys={counts.purchase_keys} "
+            f"duplicate_tallies={counts.duplicate_tallies} "
             f"rejected_events={counts.rejected_events}"
         )
