@@ -201,6 +201,10 @@ EVENTS_FX_CACHE_SECONDS = env.float("EVENTS_FX_CACHE_SECONDS", default=60.0)
 EVENTS_FX_CARRY_FORWARD = env.bool("EVENTS_FX_CARRY_FORWARD", default=DEBUG)
 # Accepted and without effect: forwarding belongs wholly to `deliver_events` (the relay), see docs/delivery.md.
 EVENTS_INLINE_DELIVERY = env.bool("EVENTS_INLINE_DELIVERY", default=True)
+# Idempotency: an event_id repeated within this many hours of its first arrival is a duplicate
+# (events_app.idempotency); a purchase's transaction_id stays one for EVENTS_PURCHASE_KEY_DAYS.
+EVENTS_DEDUP_WINDOW_HOURS = env.float("EVENTS_DEDUP_WINDOW_HOURS", default=168.0)
+EVENTS_PURCHASE_KEY_DAYS = env.float("EVENTS_PURCHASE_KEY_DAYS", default=400.0)
 # Relay shards: events are split by a hash of (game, player), one relay process sends each shard.
 EVENTS_RELAY_SHARDS = env.int("EVENTS_RELAY_SHARDS", default=1)
 EVENTS_RECORD_TARGET_BYTES = env.int("EVENTS_RECORD_TARGET_BYTES", default=128 * 1024)

@@ -1,4 +1,4 @@
-"""Failure handling in-process: permanent errors, the circuit breaker, rate limits, hostile bodies."""
+"""Failure handling in-process: permanent errors, outages, rate limits, hostile bodies."""
 
 import gzip
 import json
@@ -11,12 +11,11 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from events_app import conf
-from events_app.delivery import breaker, engine
+from events_app.delivery import engine
 from events_app.delivery.destinations import firehose
-from events_app.delivery.policies import forwarder_policy, worker_policy
-from events_app.models import AttemptOutcome, DeliveryState, Event
-from tests.support.delivery import read_s3_lines, store
-from tests.support.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
+from events_app.delivery.policies import worker_policy
+from events_app.models import CallOutcome, DeliveryCall, DeliveryIssue, DeliveryState, Event, IssueState
+from tests.support.delivery import delivery_state, issue_of, store, stub_put_record_batch
 
 
 @pytest.fixture(autouse=True)
@@ -26,31 +25,29 @@ def _fresh_cache():
     cache.clear()
 
 
-def _stub_record_errors(client, codes: list[str | None]) -> Stubber:
-    stubber = Stubber(client)
-    responses = [{"ErrorCode": code, "ErrorMessage": "nope"} if code else {"RecordId": "r"} for code in codes]
-    stubber.add_response(
-        "put_record_batch", {"FailedPutCount": sum(1 for c in codes if c), "RequestResponses": responses}
-    )
-    return stubber
-
-
 def test_a_record_firehose_refuses_for_good_goes_dead_at_once_while_throttled_ones_retry(
     game_key, settings, moto_firehose, make_install
 ):
     settings.EVENTS_RECORD_TARGET_BYTES = 1
     store(game_key, [make_install(player_id=f"p{i}") for i in range(3)])
     client = firehose.get_client(policy=worker_policy())
+    throttled = "ServiceUnavailableException"
 
-    with _stub_record_errors(client, [None, "InvalidArgumentException", "ServiceUnavailableException"]):
+    # Only the throttled record is sent again in place; the refused one never is.
+    with stub_put_record_batch(client, [None, "InvalidArgumentException", throttled], [throttled], [throttled]) as stub:
         counts = engine.deliver_due()
+        stub.assert_no_pending_responses()
 
     assert (counts.delivered, counts.dead, counts.failed) == (1, 1, 1)
-    dead = Event.objects.get(player_id="p1")
-    assert dead.delivery_state == DeliveryState.DEAD
-    assert dead.next_attempt_at is None
+    dead = issue_of(player_id="p1")
+    assert (dead.state, dead.attempts, dead.next_attempt_at) == (IssueState.DEAD, 1, None)
     assert "InvalidArgumentException" in dead.last_error
-    assert Event.objects.get(player_id="p2").delivery_state == DeliveryState.FAILED
+    assert delivery_state(dead.event) == DeliveryState.DEAD
+    assert issue_of(player_id="p2").state == IssueState.FAILED
+    assert delivery_state(Event.objects.get(player_id="p0")) == DeliveryState.DELIVERED
+    with time_machine.travel(timezone.now() + timedelta(days=1)):
+        assert engine.deliver_due().delivered == 1  # the throttled one; the dead one stays dead
+    assert issue_of(player_id="p1").state == IssueState.DEAD
 
 
 def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
@@ -61,76 +58,21 @@ def test_a_call_refused_as_invalid_is_permanent_but_a_missing_stream_is_retried(
     stubber = Stubber(client)
     stubber.add_client_error("put_record_batch", service_error_code="ResourceNotFoundException", http_status_code=400)
     with stubber:
-        assert engine.deliver_due().failed == 1
-    with time_machine.travel(timezone.now() + timedelta(hours=2)), Stubber(client) as stubber:
+        counts = engine.deliver_due()
+    assert (counts.deferred, counts.failed, counts.dead) == (1, 0, 0)  # an outage: the batch waits
+    assert DeliveryIssue.objects.count() == 0
+    with Stubber(client) as stubber:
         stubber.add_client_error("put_record_batch", service_error_code="InvalidArgumentException")
         assert engine.deliver_due().dead == 1
 
-    assert list(Event.objects.get().attempts_log.values_list("outcome", flat=True)) == [
-        AttemptOutcome.DEAD,
-        AttemptOutcome.FAILED,
+    issue = DeliveryIssue.objects.get()
+    assert (issue.state, issue.attempts) == (IssueState.DEAD, 1)
+    assert "InvalidArgumentException" in issue.last_error
+    assert list(DeliveryCall.objects.order_by("id").values_list("sender", "outcome")) == [
+        ("relay", CallOutcome.FAILED),
+        ("relay", CallOutcome.FAILED),
     ]
-
-
-def test_the_breaker_opens_after_repeated_forwarder_failures_and_requests_then_only_store(
-    api, forwarder, settings, make_install
-):
-    settings.EVENTS_BREAKER_FAILURES = 2
-    settings.AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # nothing listens: every send fails
-    spy_calls = []
-    client = firehose.get_client(policy=forwarder_policy())
-    client.meta.events.register("before-call.firehose.PutRecordBatch", lambda **kw: spy_calls.append(1))
-
-    for _ in range(2):
-        assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
-    assert not breaker.forwarding_allowed()
-    assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
-
-    assert len(spy_calls) == 2  # the third request's event never went to the forwarder
-    third = Event.objects.order_by("-id").first()
-    assert third.delivery_state == DeliveryState.PENDING
-    assert third.claim_token is None  # left for the worker at once, no lease to wait out
-    assert Event.objects.filter(delivery_state=DeliveryState.FAILED).count() == 2
-
-
-def test_events_queued_when_the_breaker_opens_are_released_to_the_worker_unsent(
-    api, forwarder, moto_firehose, settings, make_install
-):
-    settings.EVENTS_BREAKER_FAILURES = 1
-    forwarder.post(api, "/v1/events", make_install(), flush=False)
-    breaker.record_failure()
-
-    assert forwarder.queue.flush().calls == 0
-
-    event = Event.objects.get()
-    assert (event.delivery_state, event.claim_token, event.attempts) == (DeliveryState.PENDING, None, 0)
-    assert engine.deliver_due().delivered == 1
-
-
-def test_the_breaker_half_opens_after_its_cooldown_and_a_success_closes_it(
-    api, forwarder, settings, moto_firehose, make_install
-):
-    settings.EVENTS_BREAKER_FAILURES = 1
-    breaker.record_failure()
-    assert not breaker.forwarding_allowed()
-
-    with time_machine.travel(timezone.now() + timedelta(seconds=settings.EVENTS_BREAKER_COOLDOWN_SECONDS + 1)):
-        assert breaker.forwarding_allowed()
-        assert forwarder.post(api, "/v1/events", make_install()).status_code == 202
-
-    assert breaker.forwarding_allowed()
-    assert Event.objects.get().delivery_state == DeliveryState.DELIVERED
-    assert len(read_s3_lines(moto_firehose)) == 1
-
-
-def test_a_worker_delivery_closes_an_open_breaker(game_key, settings, moto_firehose, make_install):
-    settings.EVENTS_BREAKER_FAILURES = 1
-    breaker.record_failure()
-    store(game_key, [make_install()])
-
-    assert engine.deliver_due().delivered == 1
-
-    assert breaker.forwarding_allowed()
+    assert engine.deliver_due().claimed == 0  # the cursor moved past it
 
 
 def test_requests_over_the_rate_limit_get_429_with_retry_after(api, settings, make_install):
@@ -221,28 +163,20 @@ def test_wrong_content_types_get_415(api, content_type):
     assert Event.objects.count() == 0
 
 
-def test_a_failure_after_the_commit_never_fails_the_request(api, forwarder, make_install, monkeypatch):
-    def broken(items):
-        raise RuntimeError("forwarder gone after the commit")
-
-    monkeypatch.setattr(forwarder.queue, "submit", broken)
-    response = forwarder.post(api, "/v1/events", make_install())
-
-    assert response.status_code == 202
-    event = Event.objects.get()
-    assert event.delivery_state == DeliveryState.PENDING
-    assert event.claimed_until is not None  # the worker takes it when the lease runs out
-
-
-def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, moto_firehose, make_install):
-    store(game_key, [make_install()])
+def test_an_unknown_per_record_error_is_retried_not_given_up(game_key, settings, moto_firehose, make_install):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1
+    store(game_key, [make_install(player_id="fine"), make_install(player_id="kms")])
     client = firehose.get_client(policy=worker_policy())
+    kms = "KMS.ThrottlingException"
 
-    with _stub_record_errors(client, ["KMS.ThrottlingException"]):
+    with stub_put_record_batch(client, [None, kms], [kms], [kms]):
         counts = engine.deliver_due()
 
     assert (counts.failed, counts.dead) == (1, 0)
-    assert Event.objects.get().delivery_state == DeliveryState.FAILED
+    issue = issue_of(player_id="kms")
+    assert issue.state == IssueState.FAILED
+    assert issue.next_attempt_at > timezone.now()
+    assert delivery_state(issue.event) == DeliveryState.FAILED
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,9 @@ from events_app import conf
 from events_app.delivery import engine
 from events_app.delivery.destinations import aws, kinesis
 from events_app.delivery.destinations.base import get_destination
-from events_app.delivery.policies import forwarder_policy, worker_policy
-from events_app.models import DeliveryState, Event
-from tests.support.delivery import store
-from tests.support.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
+from events_app.delivery.policies import worker_policy
+from events_app.models import CallOutcome, DeliveryCall, DeliveryIssue, DeliveryState, Event, IssueState
+from tests.support.delivery import delivery_state, delivery_states, issue_of, store
 
 
 @pytest.fixture
@@ -113,36 +112,53 @@ def test_throttled_records_are_retried_and_the_others_delivered(game_key, moto_k
     store(game_key, [make_install(player_id=f"p{i}") for i in range(3)])
     client = aws.client_for("kinesis", worker_policy())
     stubber = Stubber(client)
+    throttled = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"}
     entries = [
         {"SequenceNumber": "1", "ShardId": "shardId-000000000000"},
-        {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"},
+        throttled,
         {"SequenceNumber": "2", "ShardId": "shardId-000000000000"},
     ]
     stubber.add_response("put_records", {"FailedRecordCount": 1, "Records": entries})
+    for _ in range(2):  # sent again at once, twice, throttled each time
+        stubber.add_response("put_records", {"FailedRecordCount": 1, "Records": [throttled]})
 
     with stubber:
         counts = engine.deliver_due()
+        stubber.assert_no_pending_responses()
 
     assert (counts.delivered, counts.failed, counts.dead) == (2, 1, 0)
-    failed = Event.objects.get(delivery_state=DeliveryState.FAILED)
-    assert failed.player_id == "p1"
+    failed = DeliveryIssue.objects.get(state=IssueState.FAILED)
+    assert failed.event.player_id == "p1"
     assert "ProvisionedThroughputExceededException" in failed.last_error
+    assert delivery_states() == {DeliveryState.DELIVERED: 2, DeliveryState.FAILED: 1}
+    assert issue_of(player_id="p1").payload == failed.event.payload  # its own copy of the line
 
 
-def test_a_missing_stream_fails_the_call_for_retry(game_key, settings, moto_kinesis, make_install):
+def test_a_missing_stream_keeps_the_batch_pending_and_records_the_failed_call(
+    game_key, settings, moto_kinesis, make_install
+):
     settings.KINESIS_STREAM_NAME = "no-such-stream"
     store(game_key, [make_install()])
 
-    assert engine.deliver_due().failed == 1
-    assert "PutRecords failed" in Event.objects.get().last_error
+    counts = engine.deliver_due()
+
+    assert (counts.deferred, counts.failed) == (1, 0)
+    assert DeliveryIssue.objects.count() == 0
+    call = DeliveryCall.objects.get()
+    assert (call.destination, call.outcome) == ("kinesis", CallOutcome.FAILED)
+    assert "PutRecords failed" in call.error
+    assert delivery_state(Event.objects.get()) == DeliveryState.PENDING
+    settings.KINESIS_STREAM_NAME = "test-events"
+    assert engine.deliver_due().delivered == 1  # the same batch, once the stream is there
+    assert len(moto_kinesis()) == 1
 
 
-def test_the_forwarder_sends_to_kinesis_too(api, forwarder, moto_kinesis, make_install):
-    spy = PutRecordsSpy(aws.client_for("kinesis", forwarder_policy()))
+def test_one_call_carries_the_events_of_many_requests_to_kinesis_too(api, moto_kinesis, make_install):
+    spy = PutRecordsSpy(aws.client_for("kinesis", worker_policy()))
     for i in range(20):
-        forwarder.post(api, "/v1/events", make_install(player_id=f"p{i % 2}"), flush=False)
+        api.post("/v1/events", make_install(player_id=f"p{i % 2}"), format="json")
 
-    assert forwarder.queue.flush().delivered == 20
+    assert engine.deliver_due().delivered == 20
 
     assert len(spy.calls) == 1
     assert sorted(key for key, _ in moto_kinesis()) == ["space-raiders:p0", "space-raiders:p1"]

@@ -1,8 +1,8 @@
 """The warehouse SQL, run against fakesnow (Snowflake emulated on DuckDB) with what the pipeline wrote to S3.
 
 The pipeline runs for real (ingest, conversion, delivery to moto's Firehose and S3,
-reconvert, re-forwarding); the S3 objects are then copied out of moto into a folder
-laid out like the bucket, and the project's own stage, raw table, COPY INTO and view
+reconvert, the corrected line sent again); the S3 objects are then copied out of moto
+into a folder laid out like the bucket, and the project's own stage, raw table, COPY INTO and view
 are run on them, and the per-type views generated from the event type registry.
 Nothing is downloaded: DuckDB reads the local files.
 
@@ -35,7 +35,8 @@ from django.utils import timezone
 from sqlglot import exp, parse_one
 
 from events_app import conf
-from events_app.delivery import engine
+from events_app.delivery import engine, resend, status
+from events_app.delivery.reconvert import reconvert_missing
 from events_app.delivery.warehouse import (
     CUSTOM_COLUMNS,
     CUSTOM_VIEW,
@@ -52,7 +53,6 @@ from events_app.delivery.warehouse import (
 from events_app.event_types import REGISTRY, WarehouseColumn, custom
 from events_app.ingest.service import ingest_events
 from events_app.models import Event, UnknownEventPolicy
-from events_app.money import currency
 from events_app.money.rates import import_rates
 from events_app.privacy.erasure import warehouse_delete_sql
 
@@ -211,7 +211,7 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
     # The KWD rate arrives; reconvert fills the purchase and sends its line again.
     (tmp_path / "kwd.csv").write_text("date,currency,rate\n2026-01-12,KWD,0.3070\n")
     import_rates(path=tmp_path / "kwd.csv")
-    assert currency.reconvert_missing().converted == 1
+    assert reconvert_missing().converted == 1
     assert engine.deliver_due().delivered == 1
 
     lines = sorted(download_bucket(moto_firehose, tmp_path / "s3"), key=lambda line: line["emitted_at"])
@@ -262,7 +262,7 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
             "WHERE event_type = 'purchase' GROUP BY base_currency"
         ).fetchall()
 
-    assert len(raw) == 6  # every line, the re-forwarded one too
+    assert len(raw) == 6  # every line, the corrected one sent again too
     assert all(row["FILE_NAME"].startswith(conf.s3_prefix()) and row["LOADED_AT"] for row in raw)
     assert {row["FILE_ROW_NUMBER"] for row in raw} >= {1}
     assert len(view) == 5
@@ -279,7 +279,8 @@ def test_pipeline_output_loads_into_snowflake_and_the_view_keeps_one_row_per_eve
     assert rows[install["event_id"]]["REVENUE"] is None
     kwd_row = rows[kwd["event_id"]]
     assert (kwd_row["REVENUE_BASE"], kwd_row["FX_DATE"]) == (Decimal("4.07"), date(2026, 1, 12))
-    assert kwd_row["EMITTED_AT"] == Event.objects.get(event_id=kwd["event_id"]).emitted_at  # the corrected line
+    corrected = status.delivery_issue(Event.objects.get(event_id=kwd["event_id"])).delivered_by
+    assert kwd_row["EMITTED_AT"] == corrected.emitted_at  # the line the retry worker sent last
     assert [(row["CURRENCY"], row["REVENUE"], row["REVENUE_BASE"], row["PURCHASES"]) for row in per_currency] == [
         ("EUR", Decimal("4.99"), Decimal("5.81"), 1),
         ("JPY", Decimal("3600"), Decimal("22.86"), 1),
@@ -297,8 +298,8 @@ def test_the_view_keeps_the_newest_line_of_an_event_delivered_twice(
     ingest_events(api_key=game_key[0], raw_events=[event], received_at=timezone.now())
     engine.deliver_due()
     # A resend, as after a lost acknowledgement: the same event again, newer emitted_at.
-    Event.objects.update(delivery_state="pending", next_attempt_at=timezone.now())
-    engine.deliver_due()
+    assert resend.resend_event(event=Event.objects.get(), user=None).resent == 1
+    assert engine.deliver_due().delivered == 1
     lines = download_bucket(moto_firehose, tmp_path / "s3")
     assert len(lines) == 2
     newest = max(line["emitted_at"] for line in lines)

@@ -13,8 +13,8 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from events_app import idempotency as keys
 from events_app.api.keys import issue_api_key
-from events_app.ingest import keys
 from events_app.ingest.service import ACCEPTED, DUPLICATE, REJECTED, ingest_events
 from events_app.models import Event, EventKey
 

@@ -12,12 +12,14 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from events_app import conf
-from events_app.delivery import engine
-from events_app.delivery.policies import worker_policy
+from events_app.delivery import engine, resend, retry
+from events_app.delivery.destinations.firehose import FirehoseDestination
+from events_app.delivery.reconvert import ReconvertCounts, reconvert_missing
 from events_app.ingest.service import ingest_events
-from events_app.models import AttemptOutcome, DeliveryState, Event
+from events_app.models import DeliveryIssue, DeliveryState, Event, IssueState
 from events_app.money import currency
 from events_app.money.rates import import_rates
+from tests.support.delivery import delivery_state
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +69,7 @@ def test_reconvert_fills_the_base_amount_and_sends_the_corrected_record_again(ga
     assert engine.deliver_due().delivered == 1
     kwd_rates(tmp_path, "2026-01-12")
 
-    counts = currency.reconvert_missing()
+    counts = reconvert_missing()
 
     assert (counts.converted, counts.still_missing) == (1, 0)
     event.refresh_from_db()
@@ -80,10 +82,12 @@ def test_reconvert_fills_the_base_amount_and_sends_the_corrected_record_again(ga
         "fx_rate": "3.25732899",
         "fx_date": "2026-01-12",
     }
-    assert event.delivery_state == DeliveryState.PENDING
-    assert event.next_attempt_at <= timezone.now()
-    assert (event.attempts, event.claim_token, event.claimed_until) == (0, None, None)
-    assert event.attempts_log.first().outcome == AttemptOutcome.RESEND
+    assert delivery_state(event) == DeliveryState.PENDING
+    issue = DeliveryIssue.objects.get(event_id=event.pk)
+    assert (issue.state, issue.payload) == (IssueState.PENDING, event.payload)  # the corrected line, to send
+    assert issue.next_attempt_at <= timezone.now()
+    assert (issue.attempts, issue.claim_token, issue.claimed_until) == (0, None, None)
+    assert issue.resent_at is not None
 
     assert engine.deliver_due().delivered == 1
     first, second = sorted(s3_lines(moto_firehose), key=lambda line: line["emitted_at"])
@@ -98,7 +102,7 @@ def test_reconvert_leaves_what_still_has_no_rate_and_walks_past_it_batch_by_batc
     rows = ingest(game_key, *[purchase(price="1", code="KWD", occurred_at=f"{day}T10:00:00Z") for day in days])
     kwd_rates(tmp_path, "2026-01-06", "2026-01-08")
 
-    counts = currency.reconvert_missing(batch_size=1)
+    counts = reconvert_missing(batch_size=1)
 
     # Jan 6 and 8 have their own rate, Jan 7 and 9 fall back to the day before; Jan 5 has none.
     assert (counts.converted, counts.still_missing) == (4, 1)
@@ -110,7 +114,7 @@ def test_reconvert_leaves_what_still_has_no_rate_and_walks_past_it_batch_by_batc
         date(2026, 1, 8),
         date(2026, 1, 8),
     ]
-    assert currency.reconvert_missing() == currency.ReconvertCounts(converted=0, still_missing=1)
+    assert reconvert_missing() == ReconvertCounts(converted=0, still_missing=1)
 
 
 def test_reconvert_does_not_touch_converted_purchases_or_installs(game_key, moto_firehose):
@@ -126,37 +130,77 @@ def test_reconvert_does_not_touch_converted_purchases_or_installs(game_key, moto
     engine.deliver_due()
     before = list(Event.objects.order_by("pk").values())
 
-    assert currency.reconvert_missing() == currency.ReconvertCounts(converted=0, still_missing=0)
+    assert reconvert_missing() == ReconvertCounts(converted=0, still_missing=0)
     assert list(Event.objects.order_by("pk").values()) == before
 
 
-def test_reconvert_takes_the_claim_of_a_sender_holding_the_old_line(game_key, moto_firehose, tmp_path):
-    ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
-    token, claimed = engine.claim_due(limit=10)  # a sender has the line without a base amount
-    kwd_rates(tmp_path, "2026-01-12")
+class ReconvertMidSend(FirehoseDestination):
+    """Firehose, with the rates arriving and reconvert running while the first call is on its way."""
 
-    assert currency.reconvert_missing().converted == 1
-    engine.deliver_claimed(events=claimed, claim_token=token, policy=worker_policy())  # the old line goes out
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.converted: list[int] = []
 
-    event = Event.objects.get()
-    assert event.delivery_state == DeliveryState.PENDING  # its outcome was not recorded: no longer its claim
+    def send(self, records, *, policy):
+        if not self.converted:
+            kwd_rates(self.tmp_path, "2026-01-12")
+            self.converted.append(reconvert_missing().converted)
+        return super().send(records, policy=policy)
+
+
+def test_reconvert_takes_the_claim_of_a_retry_sender_holding_the_old_line(game_key, moto_firehose, tmp_path):
+    (event,) = ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
+    assert engine.deliver_due().delivered == 1
+    resend.resend_event(event=event, user=None)  # due again: the retry worker will send the line without a base
+    destination = ReconvertMidSend(tmp_path)
+
+    engine.deliver_due(destination=destination)  # the old line goes out while reconvert corrects it
+
+    assert destination.converted == [1]
+    assert delivery_state(event) == DeliveryState.PENDING  # its outcome was not recorded: no longer its claim
     assert engine.deliver_due().delivered == 1
     newest = max(s3_lines(moto_firehose), key=lambda line: line["emitted_at"])
     assert newest["revenue_base"] == "4.07"
+    assert delivery_state(event) == DeliveryState.DELIVERED
+
+
+def test_reconvert_sends_the_corrected_line_of_an_event_the_relay_is_sending_right_now(
+    game_key, moto_firehose, tmp_path
+):
+    (event,) = ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
+    destination = ReconvertMidSend(tmp_path)
+
+    # The relay sends the line without a base amount; the retry worker, in the same pass, the corrected one.
+    assert engine.deliver_due(destination=destination).delivered == 2
+
+    assert destination.converted == [1]
+    lines = sorted(s3_lines(moto_firehose), key=lambda line: line["emitted_at"])
+    assert [line["revenue_base"] for line in lines] == [None, "4.07"]
+    assert delivery_state(event) == DeliveryState.DELIVERED
+    assert engine.deliver_due().claimed == 0
 
 
 def test_reconvert_requeues_dead_events_with_fresh_attempts(game_key, tmp_path, settings):
     (event,) = ingest(game_key, purchase(price="1.250", code="KWD", occurred_at="2026-01-12T10:00:00Z"))
-    Event.objects.filter(pk=event.pk).update(
-        delivery_state=DeliveryState.DEAD, attempts=conf.max_attempts(), next_attempt_at=None, last_error="boom"
+    DeliveryIssue.objects.create(
+        event=event,
+        game=event.game,
+        received_at=event.received_at,
+        payload=event.payload,
+        state=IssueState.DEAD,
+        attempts=conf.max_attempts(),
+        last_error="boom",
+        opened_at=timezone.now(),
     )
     kwd_rates(tmp_path, "2026-01-12")
 
-    currency.reconvert_missing(now=timezone.now() - timedelta(seconds=1))
+    reconvert_missing(now=timezone.now() - timedelta(seconds=1))
 
-    event.refresh_from_db()
-    assert (event.delivery_state, event.attempts, event.last_error) == (DeliveryState.PENDING, 0, "")
-    assert engine.claim_due(limit=10)[1][0].pk == event.pk
+    issue = DeliveryIssue.objects.get(event_id=event.pk)
+    assert (issue.state, issue.attempts, issue.last_error) == (IssueState.PENDING, 0, "")
+    assert issue.payload["revenue_base"] == "4.07"
+    assert delivery_state(event) == DeliveryState.PENDING
+    assert retry.claim_due(limit=10)[1][0].event_id == event.pk
 
 
 def test_reconvert_command_reports_counts(game_key, tmp_path, capsys):

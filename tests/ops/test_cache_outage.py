@@ -19,9 +19,9 @@ from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from events_app import sharedcache
-from events_app.delivery import breaker
+from events_app.api import authentication
+from events_app.delivery import engine
 from events_app.models import Event
-from tests.support.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +54,13 @@ def redis_down(settings):
 
 
 def test_with_redis_unreachable_every_endpoint_still_answers_and_stores(
-    api, redis_down, forwarder, moto_firehose, make_install, game_key, client, caplog
+    api, redis_down, moto_firehose, make_install, game_key, client, caplog
 ):
     caplog.set_level(logging.WARNING, logger="events_app.sharedcache")
     before = cache_errors("count")
 
-    single = [forwarder.post(api, "/v1/events", make_install()) for _ in range(3)]
-    batch = forwarder.post(api, "/v1/events/batch", {"events": [make_install(), make_install()]})
+    single = [api.post("/v1/events", make_install(), format="json") for _ in range(3)]
+    batch = api.post("/v1/events/batch", {"events": [make_install(), make_install()]}, format="json")
     segment = client.post(
         "/v1/track",
         segment_track(),
@@ -78,6 +78,7 @@ def test_with_redis_unreachable_every_endpoint_still_answers_and_stores(
     assert Event.objects.count() == 6
     assert cache_errors("count") > before
     assert len([r for r in caplog.records if "shared cache unavailable" in r.getMessage()]) == 1
+    assert engine.deliver_due().delivered == 6  # delivery never needs the cache
 
 
 def test_cache_failures_are_counted_by_operation_and_logged_at_most_once_a_minute(
@@ -112,19 +113,6 @@ def test_after_a_failure_the_cache_is_left_alone_for_a_moment(api, redis_down, m
     assert cache_errors("count") - before == 1  # one timeout per process per second at most, not one per request
 
 
-def test_with_redis_unreachable_each_process_keeps_its_own_breaker(redis_down, settings):
-    settings.EVENTS_BREAKER_FAILURES = 2
-
-    with time_machine.travel(time.time() + 3600, tick=False) as clock:
-        breaker.record_failure()
-        assert breaker.forwarding_allowed()
-        clock.shift(2)  # the state is read again (and the cache found still down): the count is kept
-        breaker.record_failure()
-        assert not breaker.forwarding_allowed()
-        clock.shift(settings.EVENTS_BREAKER_COOLDOWN_SECONDS + 1)
-        assert breaker.forwarding_allowed()
-
-
 # --- Round trips with a live Redis ----------------------------------------------------
 
 
@@ -153,13 +141,11 @@ def round_trips(settings, monkeypatch):
     return sent
 
 
-def test_ingest_costs_at_most_two_redis_round_trips_per_request(
-    api, round_trips, forwarder, moto_firehose, make_install, game_key, client
-):
+def test_ingest_costs_at_most_two_redis_round_trips_per_request(api, round_trips, make_install, game_key, client):
     segment_auth = segment_basic(game_key[1])
     requests = [
-        lambda: forwarder.post(api, "/v1/events", make_install()),
-        lambda: forwarder.post(api, "/v1/events/batch", {"events": [make_install() for _ in range(10)]}),
+        lambda: api.post("/v1/events", make_install(), format="json"),
+        lambda: api.post("/v1/events/batch", {"events": [make_install() for _ in range(10)]}, format="json"),
         lambda: client.post(
             "/v1/batch",
             {"batch": [segment_track() for _ in range(10)]},
@@ -172,7 +158,7 @@ def test_ingest_costs_at_most_two_redis_round_trips_per_request(
     with time_machine.travel(time.time() + 3600, tick=False) as clock:
         requests[0]()  # connects (and says hello to Redis) first
         for send in requests * 3:
-            clock.shift(breaker.STATE_SECONDS)  # the worst case: the breaker's state is read again each time
+            clock.shift(authentication.KEY_CACHE_SECONDS)  # the worst case: nothing remembered from the last request
             round_trips.clear()
             assert send().status_code in (200, 202)
             per_request.append(len(round_trips))

@@ -11,8 +11,10 @@ import pytest
 from django.core.management import call_command
 
 from events_app.delivery import engine
+from events_app.delivery.status import backlog
 from events_app.delivery.worker import run_worker
-from events_app.models import ApiKey, DeliveryState, Event, Game
+from events_app.models import ApiKey, DeliveryCall, DeliveryState, Game
+from tests.support.delivery import delivery_states
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +48,8 @@ def test_deliver_events_once_drains_what_is_due_and_exits(api, moto_firehose, ma
     call_command("deliver_events", "--once", stdout=out)
 
     assert "delivered=30" in out.getvalue()
-    assert Event.objects.filter(delivery_state=DeliveryState.DELIVERED).count() == 30
+    assert delivery_states() == {DeliveryState.DELIVERED: 30}
+    assert backlog().pending == 0
 
 
 def test_worker_claims_in_batches_of_the_configured_size(api, settings, moto_firehose, make_install):
@@ -56,7 +59,8 @@ def test_worker_claims_in_batches_of_the_configured_size(api, settings, moto_fir
     totals = run_worker(once=True)
 
     assert totals.delivered == 30
-    assert totals.calls == 5  # ceil(30 / 7) claims, one call each
+    assert totals.calls == 5  # ceil(30 / 7) relay batches, one call each
+    assert sorted(DeliveryCall.objects.values_list("events", flat=True)) == [2, 7, 7, 7, 7]
     assert engine.deliver_due().claimed == 0
 
 

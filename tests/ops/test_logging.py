@@ -130,7 +130,7 @@ def test_gunicorn_app_and_worker_log_json_with_request_ids_and_no_key_or_body(de
     config.write_text(shipped if "gunicorn_hooks" in shipped else shipped + GUNICORN_HOOK_LINES)
     port = free_port()
     log = tmp_path / "web.log"
-    env = {**deployment.env, "EVENTS_LOG_FORMAT": "json", "EVENTS_LOG_LEVEL": "INFO", "EVENTS_INLINE_DELIVERY": "1"}
+    env = {**deployment.env, "EVENTS_LOG_FORMAT": "json", "EVENTS_LOG_LEVEL": "INFO"}
     with log.open("wb") as out:
         web = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", str(config), "-w", "2", "-b", f"127.0.0.1:{port}", "--no-control-socket"],
@@ -177,7 +177,10 @@ def test_gunicorn_app_and_worker_log_json_with_request_ids_and_no_key_or_body(de
     assert any(line["logger"] == "gunicorn.error" for line in lines)  # gunicorn's own lines are JSON too
     worker_log = tmp_path / "worker.log"
     worker_log.write_text(worker.stderr)  # its log; stdout has the command's own summary line
-    assert any(line["message"].startswith("worker stopped") for line in parse_lines(worker_log))
+    worker_lines = parse_lines(worker_log)
+    assert any(line["message"].startswith("worker stopped") for line in worker_lines)
+    # The worker sent the events (the web processes only store them), and logged no line's body either.
+    assert any(line["message"].startswith("delivery batch sender=relay") for line in worker_lines)
 
     captured = log.read_text() + worker.stdout + worker.stderr
     assert f"/v1/projects/{key[:12]}.../settings" in captured

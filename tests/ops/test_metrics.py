@@ -2,7 +2,6 @@
 
 import re
 import subprocess
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -19,13 +18,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.processes import BIN, ROOT, free_port, start, stop, wait_for, wait_until_up
 from events_app import metrics
-from events_app.delivery import breaker, engine
+from events_app.delivery import engine
+from events_app.delivery.destinations import firehose
 from events_app.delivery.destinations.base import RecordError
 from events_app.delivery.destinations.errors import FirehoseError
 from events_app.delivery.policies import worker_policy
 from events_app.ingest import counting
-from events_app.models import DeliveryState, Event
+from events_app.models import DeliveryIssue, IssueState
 from events_app.ops import exposition
+from tests.support.delivery import stub_put_record_batch
 
 # What gunicorn.conf.py needs for the metrics of all workers to be summed (docs/operations.md).
 GUNICORN_HOOK_LINES = """
@@ -91,9 +92,15 @@ def test_custom_types_share_one_label():
     assert counting.event_type_label({"not": "a string"}) == "invalid"
 
 
-def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fresh_figures, client):
+def test_backlog_and_oldest_pending_come_from_the_database(
+    api, settings, make_install, moto_firehose, fresh_figures, client
+):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1
     api.post("/v1/events/batch", {"events": [make_install() for _ in range(3)]}, format="json")
-    Event.objects.filter(pk=Event.objects.order_by("pk").first().pk).update(delivery_state=DeliveryState.DEAD)
+    with stub_put_record_batch(firehose.get_client(policy=worker_policy()), ["InvalidArgumentException", None, None]):
+        engine.deliver_due()  # one refused for good (dead), two delivered
+    assert DeliveryIssue.objects.get().state == IssueState.DEAD
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(2)]}, format="json")  # not relayed yet
 
     with time_machine.travel(timezone.now() + timedelta(seconds=90)):
         figures = scrape(client)
@@ -101,7 +108,22 @@ def test_backlog_and_oldest_pending_come_from_the_database(api, make_install, fr
     assert figures[("events_delivery_backlog", ())] == 2
     assert figures[("events_dead", ())] == 1
     assert 89 < figures[("events_oldest_pending_seconds", ())] < 120
+    assert figures[("events_relay_lag_events", ())] == 2
+    assert 89 < figures[("events_relay_lag_seconds", ())] < 120
     assert figures[("events_database_up", ())] == 1
+
+
+def test_relay_lag_is_zero_once_the_relay_caught_up(api, make_install, moto_firehose, fresh_figures, client):
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(3)]}, format="json")
+    assert scrape(client)[("events_relay_lag_events", ())] == 3
+
+    engine.deliver_due()
+
+    figures = scrape(client)
+    assert figures[("events_relay_lag_events", ())] == 0
+    assert figures[("events_relay_lag_seconds", ())] == 0
+    assert figures[("events_delivery_backlog", ())] == 0
+    assert figures[("events_oldest_pending_seconds", ())] == 0
 
 
 def test_database_figures_are_read_at_most_once_per_cache_time(api, make_install, settings, client, monkeypatch):
@@ -159,27 +181,36 @@ def test_destination_calls_are_counted_and_timed_by_result():
 
 
 def test_delivery_outcomes_are_counted_per_sender(api, make_install, moto_firehose):
+    def outcomes(sender: str, outcome: str) -> float:
+        return sample("events_delivery_outcomes_total", sender=sender, destination="firehose", outcome=outcome)
+
     api.post("/v1/events/batch", {"events": [make_install() for _ in range(4)]}, format="json")
-    before = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
+    before = outcomes("relay", "delivered")
     calls_before = sample("events_destination_calls_total", destination="firehose", sender="worker", result="ok")
 
     engine.deliver_due()
 
-    delivered = sample("events_delivery_outcomes_total", sender="worker", destination="firehose", outcome="delivered")
-    assert delivered - before == 4
+    assert outcomes("relay", "delivered") - before == 4
     assert sample("events_destination_calls_total", destination="firehose", sender="worker", result="ok") > calls_before
 
 
-def test_breaker_openings_are_counted(settings):
-    cache.delete_many([breaker._FAILURES_KEY, breaker._OPEN_UNTIL_KEY])
-    breaker.forget_state()
-    before = sample("events_breaker_opened_total")
-    for _ in range(settings.EVENTS_BREAKER_FAILURES):
-        breaker.record_failure()
-    try:
-        assert sample("events_breaker_opened_total") - before == 1
-    finally:
-        breaker.record_success()
+def test_an_outage_counts_the_relays_events_as_deferred_not_failed(api, make_install, moto_firehose):
+    def outcomes(outcome: str) -> float:
+        return sample("events_delivery_outcomes_total", sender="relay", destination="firehose", outcome=outcome)
+
+    api.post("/v1/events/batch", {"events": [make_install() for _ in range(4)]}, format="json")
+    before = {outcome: outcomes(outcome) for outcome in ("deferred", "failed")}
+    errors_before = sample("events_destination_calls_total", destination="firehose", sender="worker", result="partial")
+
+    with stub_put_record_batch(firehose.get_client(policy=worker_policy()), ["ServiceUnavailableException"]):
+        engine.deliver_due()
+
+    assert {outcome: outcomes(outcome) - before[outcome] for outcome in before} == {"deferred": 4, "failed": 0}
+    assert (
+        sample("events_destination_calls_total", destination="firehose", sender="worker", result="partial")
+        - errors_before
+        == 1
+    )
 
 
 def test_requests_are_timed_by_route_method_and_status(api, make_install, client, db):
@@ -269,6 +300,28 @@ def scrape_url(url: str, token: str) -> dict[tuple[str, tuple], float]:
 ACCEPTED_INSTALLS = ("events_received_total", (("event_type", "install"), ("status", "accepted")))
 
 
+def destination_errors(figures: dict) -> float:
+    return sum(
+        value
+        for (name, labels), value in figures.items()
+        if name == "events_destination_calls_total" and ("result", "error") in labels
+    )
+
+
+def figures_where(url: str, token: str, *, backlog: int, what: str) -> dict[tuple[str, tuple], float]:
+    """Scrape until the backlog is `backlog`; return that scrape's figures.
+
+    Each process may serve its last figures while another refreshes them: only the
+    figures of one scrape agree with each other.
+    """
+
+    def scraped() -> dict | None:
+        figures = scrape_url(url, token)
+        return figures if figures[("events_delivery_backlog", ())] == backlog else None
+
+    return wait_for(scraped, what=what)
+
+
 @pytest.mark.e2e
 def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(deployment, moto_process, tmp_path):
     key = deployment.create_key()
@@ -281,11 +334,18 @@ def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(dep
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
         EVENTS_METRICS_TOKEN=token,
         EVENTS_METRICS_CACHE_SECONDS="0.2",
-        EVENTS_INLINE_DELIVERY="1",
-        EVENTS_BREAKER_FAILURES="1000",
+    )
+    # The delivery worker runs apart from the web processes and serves its own figures.
+    worker_port = free_port()
+    worker = deployment.worker(
+        "--idle-seconds",
+        "0.1",
+        EVENTS_WORKER_METRICS_PORT=str(worker_port),
         EVENTS_RETRY_BASE_SECONDS="0.2",
         EVENTS_RETRY_MAX_SECONDS="0.5",
     )
+    worker_url = f"http://127.0.0.1:{worker_port}"
+    wait_until_up(f"{worker_url}/metrics", worker)
 
     assert requests.get(f"{url}/metrics", timeout=10).status_code == 401
 
@@ -302,28 +362,31 @@ def test_metrics_of_several_gunicorn_workers_are_summed_and_follow_an_outage(dep
     assert len(workers_that_counted(metrics_dir)) >= 2
     for _ in range(10):  # whichever worker answers, it reports every worker's counts
         assert scrape_url(url, token)[ACCEPTED_INSTALLS] == 30
-    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 0, what="forwarder drained")
+    drained = figures_where(url, token, backlog=0, what="worker drained")
+    assert drained[("events_relay_lag_events", ())] == 0
 
-    moto_process.stop()  # Firehose gone: events pile up as failed
+    moto_process.stop()  # Firehose gone: events pile up, pending
     send(10)
-    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 10, what="backlog of 10")
-    first = scrape_url(url, token)[("events_oldest_pending_seconds", ())]
-    time.sleep(1.5)
-    figures = scrape_url(url, token)
-    assert figures[("events_oldest_pending_seconds", ())] >= first + 1
-    errors = sum(
-        value
-        for (name, labels), value in figures.items()
-        if name == "events_destination_calls_total" and ("result", "error") in labels
+    wait_for(lambda: destination_errors(scrape_url(worker_url, "")) >= 1, what="a failed call in the worker's figures")
+    figures = figures_where(url, token, backlog=10, what="backlog of 10")
+    assert figures[("events_relay_lag_events", ())] == 10
+    first = figures[("events_oldest_pending_seconds", ())]
+    wait_for(
+        lambda: scrape_url(url, token)[("events_oldest_pending_seconds", ())] >= first + 1,
+        what="the oldest pending event ageing",
     )
-    assert errors >= 1
-    assert figures[ACCEPTED_INSTALLS] == 40
+    assert scrape_url(url, token)[ACCEPTED_INSTALLS] == 40
 
     moto_process.start()
     deployment.manage("ensure_firehose")
-    deployment.manage("deliver_events", "--once", EVENTS_RETRY_BASE_SECONDS="0.2", EVENTS_RETRY_MAX_SECONDS="0.5")
-    wait_for(lambda: scrape_url(url, token)[("events_delivery_backlog", ())] == 0, what="backlog drained")
-    assert scrape_url(url, token)[("events_oldest_pending_seconds", ())] == 0
+    figures = figures_where(url, token, backlog=0, what="backlog drained")
+    assert figures[("events_oldest_pending_seconds", ())] == 0
+    assert figures[("events_relay_lag_seconds", ())] == 0
+    delivered = (
+        "events_delivery_outcomes_total",
+        (("destination", "firehose"), ("outcome", "delivered"), ("sender", "relay")),
+    )
+    wait_for(lambda: scrape_url(worker_url, "").get(delivered) == 40, what="40 delivered in the worker's figures")
 
 
 @pytest.mark.e2e
