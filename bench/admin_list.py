@@ -6,7 +6,9 @@ Usage: .venv/bin/python bench/admin_list.py [--events 1000000] [--database-url U
 
 Fills a fresh database (by default a SQLite file under bench/results/, git-ignored)
 with 30 days of events spread like production (5 games of unequal size, 3 installs
-to 1 purchase, ~96% delivered, ~2% pending, ~1.5% failed, ~0.5% dead), then renders
+to 1 purchase; delivered as the relay leaves them: each shard's cursor past everything
+older than 10 minutes, one relay call row per 2,000 events, and delivery issues for
+~1.5% failed, ~0.5% dead and ~0.5% resent and pending again), then renders
 admin pages through Django's test client as a logged-in superuser, several times
 each, and prints the times. The target: the filtered event list under 1 s.
 `--reuse` keeps a database that already holds the events; `--resend` also times
@@ -72,7 +74,10 @@ def main() -> None:
         print(f"reusing {database_url}")
     else:
         if args.reuse:
-            Event.objects.all().delete()
+            from events_app.models import DeliveryCall, DeliveryCursor, DeliveryIssue
+
+            for model in (DeliveryIssue, DeliveryCall, DeliveryCursor, Event):
+                model.objects.all().delete()
         started = time.perf_counter()
         load(args.events, analyze=not args.no_analyze)
         print(f"loaded {args.events:,} events into {connection.vendor} in {time.perf_counter() - started:.0f} s")
@@ -100,17 +105,33 @@ def weighted(choices, k: int, rng: random.Random) -> list:
     return rng.choices([c[0] for c in choices], weights=[c[1] for c in choices], k=k)
 
 
+# Events younger than this are still ahead of the relay's cursor (the relay lag).
+RELAY_LAG = timedelta(minutes=10)
+EVENTS_PER_CALL = 2000  # the relay's batch (EVENTS_DELIVERY_BATCH_SIZE's default), one call of ~800 KB
+ERROR = "ServiceUnavailableException: Slow down."
+
+
 def load(count: int, *, analyze: bool) -> None:
-    """Insert `count` events over the last 30 days, oldest first, as fast as the database takes them."""
+    """Insert `count` events over the last 30 days, oldest first, as fast as the database takes them.
+
+    Then the delivery rows the relay would have written: the cursors, the calls, the issues.
+    """
     import orjson
     from django.db import connection, transaction
+    from django.db.models.fields import NOT_PROVIDED
 
+    from events_app import conf, logstore
+    from events_app.ingest.service import relay_shard
     from events_app.models import Event, Game, RejectedEvent
 
     rng = random.Random(42)
     now = datetime.now(UTC)
+    shards = conf.relay_shards()
+    # Where the log is partitioned by day (PostgreSQL), the 30 days loaded need their partitions.
+    getattr(logstore, "ensure_partitions", lambda **_: None)(back=31)
     games = {slug: Game.objects.get_or_create(slug=slug, defaults={"name": slug})[0] for slug, _ in GAMES}
-    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    # txid is the database's to fill (the inserting transaction on PostgreSQL).
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key and f.db_default is NOT_PROVIDED]
     columns = [f.column for f in fields]
     times = sorted(now - timedelta(seconds=rng.uniform(0, 30 * 86400)) for _ in range(count))
     sqlite = connection.vendor == "sqlite"
@@ -120,6 +141,8 @@ def load(count: int, *, analyze: bool) -> None:
             return value
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
 
+    issues: dict[int, tuple[str, int]] = {}  # insertion index -> (issue state, attempts)
+
     def rows():
         game_slugs = weighted(GAMES, count, rng)
         platforms = weighted(PLATFORMS, count, rng)
@@ -128,14 +151,13 @@ def load(count: int, *, analyze: bool) -> None:
             event_id = uuid.UUID(int=rng.getrandbits(128), version=4)
             age = now - received
             roll = rng.random()
-            if age < timedelta(minutes=10) or roll < 0.02:
-                state, attempts, error = "pending", 0, ""
-            elif roll < 0.035:
-                state, attempts, error = "failed", rng.randint(1, 6), "ServiceUnavailableException: Slow down."
-            elif roll < 0.04:
-                state, attempts, error = "dead", 12, "ServiceUnavailableException: Slow down."
-            else:
-                state, attempts, error = "delivered", 1, ""
+            if age >= RELAY_LAG:  # passed by the relay; a few of them needed more than its one pass
+                if roll < 0.015:
+                    issues[index] = ("failed", rng.randint(1, 6))
+                elif roll < 0.02:
+                    issues[index] = ("dead", 12)
+                elif roll < 0.025:
+                    issues[index] = ("pending", 1)  # resent by an operator, not sent again yet
             purchase = rng.random() < 0.25
             payload = {
                 "schema_version": 1,
@@ -170,14 +192,7 @@ def load(count: int, *, analyze: bool) -> None:
                 "sent_at": None,
                 "received_at": stamp(received),
                 "derived_at": stamp(received),
-                "delivery_state": state,
-                "attempts": attempts,
-                "next_attempt_at": stamp(received) if state in ("pending", "failed") else None,
-                "last_error": error,
-                "delivered_at": stamp(received) if state == "delivered" else None,
-                "emitted_at": stamp(received) if attempts else None,
-                "claim_token": None,
-                "claimed_until": None,
+                "shard": relay_shard(game_id=games[slug].pk, player_id=payload["player_id"], shards=shards),
             }
             if purchase:
                 currency, _, rate = CURRENCIES[rng.choices(range(5), weights=[c[1] for c in CURRENCIES])[0]]
@@ -218,6 +233,7 @@ def load(count: int, *, analyze: bool) -> None:
             with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows():
                     copy.write_row(row)
+    relay_rows(now=now, issues=issues)
     RejectedEvent.objects.bulk_create(
         RejectedEvent(
             game=games[slug],
@@ -232,6 +248,63 @@ def load(count: int, *, analyze: bool) -> None:
         # visibility map that lets index-only scans skip the table.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE" if sqlite else f"VACUUM ANALYZE {table}")
+
+
+def relay_rows(*, now: datetime, issues: dict[int, tuple[str, int]]) -> None:
+    """Write what the relay would have: each shard's cursor past the events older than RELAY_LAG, its calls, the issues.
+
+    The events were inserted oldest first into an empty table, so the n-th smallest id
+    is the n-th event inserted.
+    """
+    from django.db import connection
+
+    from events_app import logstore
+    from events_app.models import DeliveryCursor, DeliveryIssue, Event
+
+    ids = list(Event.objects.order_by("pk").values_list("pk", flat=True))
+    for shard in Event.objects.order_by().values_list("shard", flat=True).distinct():
+        last = Event.objects.filter(shard=shard, received_at__lt=now - RELAY_LAG).order_by("-pk").values("pk").first()
+        position = logstore.position_of(last["pk"]) if last else logstore.Position(0, 0)
+        DeliveryCursor.objects.update_or_create(
+            shard=shard,
+            defaults={"last_txid": position.txid, "last_event": position.event, "moved_at": now - RELAY_LAG},
+        )
+    table = connection.ops.quote_name(Event._meta.db_table)
+    txid = "e.txid::text::bigint" if connection.vendor == "postgresql" else "e.txid"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_app_deliverycall (called_at, emitted_at, destination, sender, shard, first_txid, "
+            "first_event, last_txid, last_event, events, failed_events, records, bytes, outcome, error) "
+            "SELECT MAX(received_at), MAX(received_at), 'firehose', 'relay', shard, MIN(t), MIN(id), MAX(t), MAX(id), "
+            "COUNT(*), 0, 7, COUNT(*) * 400, 'delivered', '' FROM ("
+            f"SELECT e.id, e.shard, e.received_at, {txid} AS t, "
+            "ROW_NUMBER() OVER (PARTITION BY e.shard ORDER BY e.id) AS n "
+            f"FROM {table} e JOIN events_app_deliverycursor c ON c.shard = e.shard WHERE e.id <= c.last_event"
+            f") passed GROUP BY shard, (n - 1) / {EVENTS_PER_CALL}"
+        )
+    by_pk = {ids[index]: issue for index, issue in issues.items()}
+    chosen = sorted(by_pk)
+    for start in range(0, len(chosen), 5000):
+        events = Event.objects.filter(pk__in=chosen[start : start + 5000]).only("game_id", "received_at", "payload")
+        DeliveryIssue.objects.bulk_create(issue_of(event, *by_pk[event.pk]) for event in events)
+
+
+def issue_of(event, state: str, attempts: int):
+    """Return the delivery issue of `event` in `state` after `attempts` attempts, as the retry worker leaves it."""
+    from events_app.models import DeliveryIssue
+
+    return DeliveryIssue(
+        event_id=event.pk,
+        game_id=event.game_id,
+        received_at=event.received_at,
+        payload=event.payload,
+        state=state,
+        attempts=attempts,
+        next_attempt_at=None if state == "dead" else event.received_at + RELAY_LAG,
+        last_error=ERROR,
+        opened_at=event.received_at,
+        resent_at=event.received_at + RELAY_LAG if state == "pending" else None,
+    )
 
 
 def time_pages(*, repeat: int, verbose: bool) -> None:
@@ -251,8 +324,9 @@ def time_pages(*, repeat: int, verbose: bool) -> None:
     sample = Event.objects.filter(game=big).order_by("-received_at").values("pk", "event_id", "player_id").first()
     yesterday = datetime.now(UTC) - timedelta(days=1)
     pages = [
-        ("list, failed events of one game", f"{events}?delivery_state__exact=failed&game__id__exact={big.pk}"),
-        ("list, dead events", f"{events}?delivery_state__exact=dead"),
+        ("list, failed events of one game", f"{events}?delivery_state=failed&game__id__exact={big.pk}"),
+        ("list, dead events", f"{events}?delivery_state=dead"),
+        ("list, pending events", f"{events}?delivery_state=pending"),
         ("list, purchases in EUR", f"{events}?event_type=purchase&currency=EUR"),
         ("list, unfiltered", events),
         (
@@ -296,13 +370,13 @@ def time_resend() -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from events_app.models import Event, Game
+    from events_app.models import DeliveryIssue, Game
 
     client = Client()
     client.force_login(User.objects.get(username="bench"))
     big = Game.objects.get(slug="space-raiders")
-    dead = Event.objects.filter(game=big, delivery_state="dead").count()
-    url = reverse("admin:events_app_event_resend_matching") + f"?delivery_state__exact=dead&game__id__exact={big.pk}"
+    dead = DeliveryIssue.objects.filter(game=big, state="dead").count()
+    url = reverse("admin:events_app_event_resend_matching") + f"?delivery_state=dead&game__id__exact={big.pk}"
     started = time.perf_counter()
     response = client.post(url)
     elapsed = time.perf_counter() - started

@@ -1,12 +1,14 @@
-"""Delivery benchmark: one worker draining a large backlog into moto's Firehose.
+"""Delivery benchmark: one worker relaying a large backlog into moto's Firehose.
 
 Usage: .venv/bin/python bench/delivery.py [--events 1000000] [--database-url URL]
 
-Fills a fresh database with pending events (plain inserts, the way the API stores
-them), then runs `manage.py deliver_events --once` against moto's server and prints
-records/s, PutRecordBatch calls per 10,000 events (moto writes one S3 object per
-call), and the worker's resident memory as the backlog drains (its peak too, from
-the kernel's VmHWM), to show it stays flat however large the backlog.
+Fills a fresh database with events no relay has passed yet (plain inserts, the way
+the API stores them), then runs `manage.py deliver_events --once` against moto's
+server and prints records/s, PutRecordBatch calls per 10,000 events (moto writes one
+S3 object per call), the rows the relay wrote (DeliveryCall rows, DeliveryIssue rows:
+none in a healthy run, whatever the backlog), and the worker's resident memory as the
+backlog drains (its peak too, from the kernel's VmHWM), to show it stays flat however
+large the backlog.
 """
 
 import argparse
@@ -38,11 +40,12 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 def fill(env: dict, count: int) -> None:
-    """Insert `count` pending events with the app's own row builder and insert statement."""
+    """Insert `count` events with the app's own row builder and insert statement (none relayed yet)."""
     code = f"""
 import uuid
 from datetime import UTC, datetime
 from django.utils import timezone
+from events_app import conf
 from events_app.ingest import service
 from events_app.ingest.storage import insert_events
 from events_app.api.keys import issue_api_key
@@ -64,7 +67,7 @@ for n in range({count}):
     data = dict(template, player_id=f"player-{{n % 50000}}")
     payload = build_payload(event=data, event_id=str(event_id), game_slug="bench-game")
     rows.append(service._row(game_id=api_key.game_id, event_id=event_id, data=data, payload=payload,
-                            claim_token=None, claimed_until=None))
+                            shards=conf.relay_shards()))
     if len(rows) == 500:
         insert_events(rows)
         rows = []
@@ -72,6 +75,25 @@ if rows:
     insert_events(rows)
 """
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], env=env, check=True)
+
+
+def written(env: dict) -> str:
+    """Return the delivery rows in the database: calls by outcome, issues by state, the cursors."""
+    code = """
+from django.db.models import Count
+from events_app.models import DeliveryCall, DeliveryCursor, DeliveryIssue
+calls = dict(DeliveryCall.objects.values_list("outcome").annotate(n=Count("pk")).order_by())
+issues = dict(DeliveryIssue.objects.values_list("state").annotate(n=Count("pk")).order_by())
+cursors = DeliveryCursor.objects.count()
+print(f"calls={sum(calls.values())} {calls} issues={sum(issues.values())} {issues} cursors={cursors}")
+"""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-v", "0", "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -101,7 +123,7 @@ def main() -> None:
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)
     started = time.perf_counter()
     fill(env, args.events)
-    print(f"filled {args.events:,} pending events in {time.perf_counter() - started:.0f} s")
+    print(f"filled {args.events:,} events to relay in {time.perf_counter() - started:.0f} s")
 
     with moto_server(moto_port):
         subprocess.run([*manage, "ensure_firehose"], env=env, check=True, capture_output=True)
@@ -119,6 +141,7 @@ def main() -> None:
         calls = put_record_batch_calls(env["AWS_ENDPOINT_URL"])
 
     print(f"worker: {summary}")
+    print(f"rows written by delivery: {written(env)}")
     print(
         f"delivery: {args.events / seconds:,.0f} events/s ({seconds:.0f} s incl. start-up), "
         f"{calls} PutRecordBatch calls = {calls * 10_000 / args.events:.1f} per 10,000 events"

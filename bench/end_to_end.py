@@ -6,17 +6,17 @@ Usage: .venv/bin/python bench/end_to_end.py [--phase all|ingest|e2e|latency] [--
 Every server runs under gunicorn with the shipped gunicorn.conf.py, driven by wrk
 (Debian package `wrk`) on loopback, with fresh event ids in every request.
 
-- ingest: the project with forwarding off vs a bare Django view that parses JSON
+- ingest: the project without a delivery worker vs a bare Django view that parses JSON
   and inserts with executemany into SQLite at the same durability (WAL,
   synchronous=FULL; bench/bare_django.py): events/s for single events and batches
   of 100, the two alternating `--rounds` times.
-- e2e: the project at its defaults (the per-process forwarder on, a
-  `deliver_events` worker beside it, as `make run` starts them) vs a rebuild of the
+- e2e: the project at its defaults (a `deliver_events` worker relaying the log
+  beside the web server, as `make run` starts them) vs a rebuild of the
   seed's design (Flask, one put_record per event inside the request;
   bench/seed_app.py), both into moto's Firehose and S3: events delivered into S3
   per second (lines landed, timed by the last landing: S3's LastModified, to the
   microsecond through bench/moto_precise.py), and Firehose calls, records and
-  billed bytes per 1,000 events (the project's from its `delivery batch` log lines;
+  billed bytes per 1,000 events (the project's from its worker's `delivery batch` log lines;
   the seed's by construction: one call and one record per event); the two
   alternate `--rounds` times.
 - latency: request p50/p95 of single events with a healthy Firehose and with one
@@ -126,16 +126,15 @@ def project(
     run: str,
     *,
     aws_url: str | None,
-    forwarding: bool,
+    worker: bool,
     stream: str = "game-events",
 ) -> Iterator[Server]:
-    """Serve the project from a copy of the template database; with forwarding, a delivery worker runs beside it."""
+    """Serve the project from a copy of the template database; with `worker`, a delivery worker runs beside it."""
     database = workdir / f"{run}.sqlite3"
     shutil.copy(template[0], database)
     env = {
         **base_env(workdir),
         "DATABASE_URL": f"sqlite:///{database}",
-        "EVENTS_INLINE_DELIVERY": "1" if forwarding else "0",
         "EVENTS_LOG_LEVEL": "INFO",  # the default; the e2e phase counts calls from these lines
         "FIREHOSE_STREAM_NAME": stream,
         "FIREHOSE_S3_BUCKET": stream,
@@ -145,7 +144,7 @@ def project(
         subprocess.run([*MANAGE, "ensure_firehose"], env=env, check=True, capture_output=True)
     processes = []
     try:
-        if forwarding:
+        if worker:
             processes.append(start([*MANAGE, "deliver_events"], env=env, log=workdir / f"{run}-worker.log"))
         server, url = gunicorn("tracking_project.wsgi", env, workdir / f"{run}-web.log")
         processes.append(server)
@@ -189,7 +188,7 @@ def acknowledged(result: dict, batch: int) -> int:
 
 
 def phase_ingest(args, workdir: Path, template) -> list[str]:
-    out = ["## Ingest alone (forwarding off), side by side with a bare Django view at equal durability"]
+    out = ["## Ingest alone (no delivery worker), side by side with a bare Django view at equal durability"]
     for batch in (0, 100):
         shape = "single events" if batch == 0 else "batches of 100"
         rates: dict[str, list[float]] = {"project": [], "bare": []}
@@ -197,7 +196,7 @@ def phase_ingest(args, workdir: Path, template) -> list[str]:
             for name in ("project", "bare"):
                 run = f"ingest-{name}-{batch}-{round_}"
                 serving = (
-                    project(workdir, template, run, aws_url=None, forwarding=False)
+                    project(workdir, template, run, aws_url=None, worker=False)
                     if name == "project"
                     else bare(workdir, run)
                 )
@@ -239,9 +238,9 @@ DELIVERY_LOG = re.compile(r"delivery batch .* calls=(\d+) records=(\d+) bytes=(\
 
 
 def delivery_log_counts(workdir: Path, run: str) -> dict:
-    """Add up the `delivery batch` log lines of a project run's server and worker."""
+    """Add up the `delivery batch` log lines of a project run's worker (the only process that sends)."""
     counts = {"calls": 0, "records": 0, "bytes": 0, "billed_bytes": 0}
-    for log in (workdir / f"{run}-web.log", workdir / f"{run}-worker.log"):
+    for log in (workdir / f"{run}-worker.log",):
         for match in DELIVERY_LOG.finditer(log.read_text(errors="replace")):
             for name, value in zip(counts, match.groups(), strict=True):
                 counts[name] += int(value)
@@ -272,15 +271,13 @@ def e2e_run(args, workdir, template, moto_url, name, batch, round_, shape, out) 
     # Both straight to moto: a proxy would cost the machine's two cores CPU.
     with contextlib.ExitStack() as stack:
         if name == "project":
-            server = stack.enter_context(
-                project(workdir, template, run, aws_url=moto_url, forwarding=True, stream=stream)
-            )
+            server = stack.enter_context(project(workdir, template, run, aws_url=moto_url, worker=True, stream=stream))
         else:
             server = stack.enter_context(seed(workdir, run, aws_url=moto_url, moto_url=moto_url, stream=stream))
         result = run_wrk(server.url, key=server.key, batch=batch, duration=args.duration, connections=args.connections)
         events = acknowledged(result, batch)
         landing = landed(moto_url, stream, events)
-    if name == "project":  # the forwarder's and the worker's own tally, from their log lines
+    if name == "project":  # the worker's own tally, from its log lines
         counts = delivery_log_counts(workdir, run)
         billed = f", billed/real bytes {counts['billed_bytes'] / max(counts['bytes'], 1):.2f}"
     else:  # put_record: one call, one record, one S3 object per event
@@ -311,7 +308,7 @@ def phase_latency(args, workdir: Path, template) -> list[str]:
                 proxy = stack.enter_context(delay_proxy(moto_url, delay, workdir / f"{run}-proxy.log"))
                 if name == "project":
                     server = stack.enter_context(
-                        project(workdir, template, run, aws_url=proxy, forwarding=True, stream=stream)
+                        project(workdir, template, run, aws_url=proxy, worker=True, stream=stream)
                     )
                 else:
                     server = stack.enter_context(seed(workdir, run, aws_url=proxy, moto_url=moto_url, stream=stream))

@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/ingest.py [--duration 15] [--workers 3] [--database-url URL]
                                         [--profiles classic,mixed,custom] [--baseline-ref GIT_REF]
 
-Prints events/s for single-event requests and for batches of 100 (forwarding deferred
+Prints events/s for single-event requests and for batches of 100 (delivery left
 to the worker, fresh event ids in every request) for each traffic profile, all in one
 run against one server: `classic` (3 installs to 1 purchase), `mixed` (the
 simulator's session mix: session_start, progression, resource, ad_impression,
@@ -89,7 +89,6 @@ def app_env(*, database_url: str, moto_port: int) -> dict:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
-        "EVENTS_INLINE_DELIVERY": "0",
         "EVENTS_LOG_LEVEL": "WARNING",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
         "AWS_ACCESS_KEY_ID": "testing",

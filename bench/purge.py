@@ -4,9 +4,10 @@ Usage: .venv/bin/python bench/purge.py [--rows 1000000] [--databases sqlite,post
                                            [--batch-size 200] [--cycles 2] [--baseline-seconds 20]
 
 For each database, a fresh migrated database holds generations of `--rows` delivered
-events each (one delivery attempt each, payloads of the usual ~400 bytes, every index
-of the app), ids growing with their received_at as in production: with 2 cycles,
-generations 30, 20 and 10 days old. gunicorn (3 workers, forwarding off, DEBUG off)
+events each (passed by the relay's cursor, one relay call row per 2,000 events as the
+relay records them, payloads of the usual ~400 bytes, every index of the app), ids
+growing with their received_at as in production: with 2 cycles, generations 30, 20
+and 10 days old. gunicorn (3 workers, no delivery worker, DEBUG off)
 takes single events at a fixed `--rate` from a client on loopback, first for a
 baseline, then while `manage.py purge_events` deletes the oldest generation. Each
 cycle after the first appends the next generation first (the days that passed), so
@@ -54,9 +55,16 @@ PAYLOAD_SQL = (
 )
 COLUMNS = (
     "game_id, event_id, event_type, player_id, platform, transaction_id, currency, revenue, revenue_base, "
-    "base_currency, fx_rate, fx_date, occurred_at, sent_at, received_at, derived_at, payload, delivery_state, "
-    "attempts, next_attempt_at, last_error, delivered_at, emitted_at, claim_token, claimed_until"
+    "base_currency, fx_rate, fx_date, occurred_at, sent_at, received_at, derived_at, payload, shard"
 )
+# The relay's batch (EVENTS_DELIVERY_BATCH_SIZE's default): ~800 KB of lines, one PutRecordBatch call.
+EVENTS_PER_CALL = 2000
+RECORD_BYTES = 128 * 1024  # EVENTS_RECORD_TARGET_BYTES's default
+LINE_BYTES = 400
+# The delivery tables whose size the benchmark follows beside the events.
+DELIVERY_TABLES = ("events_app_deliverycall", "events_app_deliveryissue")
+# PostgreSQL: a table and, if partitioned (the log by day), its partitions, which hold the rows.
+RELATIONS = "(SELECT relid FROM pg_partition_tree(%s::regclass) UNION SELECT %s::regclass)"
 
 
 def _payload(*, event_id: str, slug: str, n: str) -> str:
@@ -72,7 +80,14 @@ def _connect(database_url: str):
 
 
 def seed_events(database_url: str, *, game_slug: str, count: int, age_days: float, state: str = "delivered") -> None:
-    """Insert `count` events of the existing game `game_slug` received `age_days` ago, one attempt each, in SQL."""
+    """Insert `count` events of the existing game `game_slug` received `age_days` ago, in SQL, as the relay leaves them.
+
+    `state` "delivered": shard 0's cursor is moved past them (the relay passed them)
+    and one relay call row is written per EVENTS_PER_CALL events. "failed" or "dead":
+    passed too, each with a delivery issue in that state. "pending": nothing more (no
+    relay passed them yet). The cursor is moved to the last event inserted, so events
+    the API stored meanwhile (no worker runs here) count as passed too.
+    """
     sqlite = database_url.startswith("sqlite:///")
     with _connect(database_url) as conn:
         cursor = conn.cursor()
@@ -87,24 +102,44 @@ def seed_events(database_url: str, *, game_slug: str, count: int, age_days: floa
             payload = _payload(event_id=event_id, slug=f"'{game_slug}'", n="n")
             rows = f"WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {count}) "
             source = "FROM seq"
+            txid, this_txid, now = "txid", "0", "strftime('%Y-%m-%d %H:%M:%f', 'now')"
         else:
             stamp = f"(now() - interval '{age_days} days' - ({count} - n) * interval '1 millisecond')"
             event_id = "gen_random_uuid()::text"
             payload = "(" + _payload(event_id=event_id, slug=f"'{game_slug}'", n="n::text") + ")::jsonb"
             rows = ""
             source = f"FROM generate_series(1, {count}) AS n"
+            txid, this_txid, now = "txid::text::bigint", "pg_current_xact_id()::text::bigint", "now()"
         event_uuid = event_id if sqlite else "gen_random_uuid()"
-        delivered = stamp if state == "delivered" else "NULL"
         cursor.execute(
             f"{rows}INSERT INTO events_app_event ({COLUMNS}) "
             f"SELECT {game_id}, {event_uuid}, 'install', 'player-' || (n % 50000), 'ios', NULL, '', NULL, NULL, '', "
-            f"NULL, NULL, {stamp}, NULL, {stamp}, {stamp}, {payload}, '{state}', 1, NULL, '', {delivered}, "
-            f"{delivered}, NULL, NULL {source}"
+            f"NULL, NULL, {stamp}, NULL, {stamp}, {stamp}, {payload}, 0 {source}"
         )
-        cursor.execute(
-            "INSERT INTO events_app_deliveryattempt (attempted_at, outcome, error, event_id) "
-            f"SELECT received_at, 'delivered', '', id FROM events_app_event WHERE id > {first_new}"
-        )
+        if state != "pending":
+            last = cursor.execute("SELECT MAX(id) FROM events_app_event").fetchone()[0]
+            cursor.execute(
+                "INSERT INTO events_app_deliverycursor (shard, last_txid, last_event, moved_at) "
+                f"VALUES (0, {this_txid}, {last}, {now}) ON CONFLICT (shard) DO UPDATE SET "
+                "last_txid = excluded.last_txid, last_event = excluded.last_event, moved_at = excluded.moved_at"
+            )
+            records = (EVENTS_PER_CALL * LINE_BYTES + RECORD_BYTES - 1) // RECORD_BYTES
+            cursor.execute(
+                "INSERT INTO events_app_deliverycall (called_at, emitted_at, destination, sender, shard, first_txid, "
+                "first_event, last_txid, last_event, events, failed_events, records, bytes, outcome, error) "
+                f"SELECT MAX(received_at), MAX(received_at), 'firehose', 'relay', 0, MIN({txid}), MIN(id), "
+                f"MAX({txid}), MAX(id), COUNT(*), 0, {records}, COUNT(*) * {LINE_BYTES}, 'delivered', '' "
+                f"FROM events_app_event WHERE id > {first_new} GROUP BY (id - {first_new} - 1) / {EVENTS_PER_CALL}"
+            )
+        if state in ("failed", "dead"):
+            due = "received_at" if state == "failed" else "NULL"
+            cursor.execute(
+                "INSERT INTO events_app_deliveryissue (event_id, game_id, received_at, payload, state, attempts, "
+                "next_attempt_at, last_error, opened_at) "
+                f"SELECT id, game_id, received_at, payload, '{state}', 1, {due}, "
+                "'ServiceUnavailableException: Slow down.', received_at "
+                f"FROM events_app_event WHERE id > {first_new}"
+            )
         conn.commit()
 
 
@@ -116,23 +151,31 @@ def database_size(database_url: str) -> dict:
     with _connect(database_url) as conn:
         cursor = conn.cursor()
         events = cursor.execute("SELECT COUNT(*) FROM events_app_event").fetchone()[0]
-        attempts = cursor.execute("SELECT COUNT(*) FROM events_app_deliveryattempt").fetchone()[0]
+        calls = cursor.execute("SELECT COUNT(*) FROM events_app_deliverycall").fetchone()[0]
+        issues = cursor.execute("SELECT COUNT(*) FROM events_app_deliveryissue").fetchone()[0]
         if database_url.startswith("sqlite:///"):
             path = Path(database_url.removeprefix("sqlite:///"))
             page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
             wal = Path(f"{path}-wal")
             return {
                 "events": events,
-                "attempts": attempts,
+                "calls": calls,
+                "issues": issues,
                 "file_mib": path.stat().st_size / 2**20,
                 "wal_mib": wal.stat().st_size / 2**20 if wal.exists() else 0.0,
                 "free_mib": cursor.execute("PRAGMA freelist_count").fetchone()[0] * page_size / 2**20,
             }
-        figures = {"events": events, "attempts": attempts}
-        for table in ("events_app_event", "events_app_deliveryattempt"):
-            short = "event" if table.endswith("event") else "attempt"
-            heap, indexes = cursor.execute("SELECT pg_table_size(%s), pg_indexes_size(%s)", (table, table)).fetchone()
-            dead = cursor.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = %s", (table,)).fetchone()
+        figures = {"events": events, "calls": calls, "issues": issues}
+        for table in ("events_app_event", *DELIVERY_TABLES):
+            short = table.removeprefix("events_app_").removeprefix("delivery")
+            # A partitioned table (the log by day) takes no space itself: its partitions do.
+            heap, indexes = cursor.execute(
+                f"SELECT SUM(pg_table_size(relid)), SUM(pg_indexes_size(relid)) FROM {RELATIONS} AS tree (relid)",
+                (table, table),
+            ).fetchone()
+            dead = cursor.execute(
+                f"SELECT SUM(n_dead_tup) FROM pg_stat_user_tables WHERE relid IN {RELATIONS}", (table, table)
+            ).fetchone()
             figures.update(
                 {
                     f"{short}_table_mib": heap / 2**20,
@@ -157,12 +200,12 @@ def index_free_pages(database_url: str) -> dict:
 
     figures = {}
     with psycopg.connect(database_url) as conn:
-        for table in ("events_app_event", "events_app_deliveryattempt"):
+        for table in ("events_app_event", *DELIVERY_TABLES):
             rows = conn.execute(
                 "SELECT SUM((pgstatindex(i.indexrelid::regclass)).deleted_pages) * current_setting('block_size')::int "
                 "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
-                "WHERE i.indrelid = %s::regclass AND a.amname = 'btree'",
-                (table,),
+                f"WHERE i.indrelid IN {RELATIONS} AND a.amname = 'btree' AND c.relkind = 'i'",
+                (table, table),
             ).fetchone()
             figures[f"{table.removeprefix('events_app_')}_free_index_mib"] = (rows[0] or 0) / 2**20
     return figures
@@ -175,8 +218,8 @@ def vacuum(database_url: str) -> None:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE) events_app_event")
-        conn.execute("VACUUM (ANALYZE) events_app_deliveryattempt")
+        for table in ("events_app_event", *DELIVERY_TABLES):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
 
 
 class Load:
@@ -305,7 +348,6 @@ def run_one(kind: str, args, workdir: Path) -> None:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": database_url,
         "EVENTS_LOG_LEVEL": "WARNING",
-        "EVENTS_INLINE_DELIVERY": "0",
         "EVENTS_RATE_LIMIT": "0",
         "EVENTS_METRICS_CACHE_SECONDS": "0",
     }
@@ -315,6 +357,10 @@ def run_one(kind: str, args, workdir: Path) -> None:
         f"\n== {kind}: generations of {args.rows:,} delivered events, {', '.join(map(str, age))} days old", flush=True
     )
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, check=True)
+    # Where the log is partitioned by day (PostgreSQL), the seeded days need their partitions.
+    make_days = "getattr(logstore, 'ensure_partitions', lambda **_: None)"
+    code = f"from events_app import logstore; {make_days}(back={age[0] + 1})"
+    subprocess.run([*MANAGE, "shell", "-v", "0", "-c", code], env=env, check=True)
     key = (
         subprocess.run([*MANAGE, "create_api_key", "bench-game"], env=env, check=True, capture_output=True, text=True)
         .stdout.strip()

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/sdk_simulate.py [--duration 15] [--players 1000] [--workers 2] [--persist]
 
-Starts the app (a fresh SQLite file, forwarding left to the worker, which is not
+Starts the app (a fresh SQLite file, delivery left to the worker, which is not
 started), then runs `sdk.simulate` twice in this process: unpaced (as fast as one SDK
 instance gets its batches acknowledged) and paced at --rate. Prints the simulator's
 summary for each and checks that the audit log holds exactly the accepted events.
@@ -54,7 +54,6 @@ def main() -> None:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),  # production mode refuses a weak key
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"sqlite:///{db_path}",
-        "EVENTS_INLINE_DELIVERY": "0",
         "EVENTS_LOG_LEVEL": "WARNING",
     }
     subprocess.run([*MANAGE, "migrate", "-v", "0"], env=env, check=True)

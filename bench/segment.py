@@ -8,7 +8,7 @@ installs to 1 purchase) and batches of 100 Segment messages to /v1/batch
 (bench/wrk_segment.lua: 3 "Application Installed" to 1 "Order Completed", each with
 the context analytics-kotlin sends, or with --context minimal only what the native
 events carry: app version, OS, library), alternating for --rounds rounds against one
-server, forwarding deferred to the worker. Prints events/s of each and the ratio
+server, delivery left to the worker. Prints events/s of each and the ratio
 Segment / native (the issue's target: at least 0.8). Needs wrk (Debian package `wrk`).
 """
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import override_settings
 
 from events_app import conf
 from events_app.api.keys import issue_api_key
@@ -177,10 +176,8 @@ def load_sample_events(*, api_key: ApiKey) -> int:
     ids = [uuid.UUID(event["event_id"]) for event in events]
     if Event.objects.filter(game=api_key.game, event_id__in=ids).count() == len(ids):
         return 0
-    # Left to the worker: this short-lived process must not wait at exit on an emulator
-    # that `make run` has not started yet.
-    with override_settings(EVENTS_INLINE_DELIVERY=False):
-        return ingest_events(api_key=api_key, raw_events=events, received_at=datetime.now(UTC)).accepted
+    # Stored only: `make run`'s delivery worker sends them once the emulator is up.
+    return ingest_events(api_key=api_key, raw_events=events, received_at=datetime.now(UTC)).accepted
 
 
 def load_development_rates() -> ImportCounts:

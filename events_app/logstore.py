@@ -12,10 +12,13 @@ transactions of other databases on the same server are left out of that horizon
 (they cannot write here), and so is the reader's own.
 
 A relay shard is held by one process at a time: a session advisory lock on
-PostgreSQL (freed by the server if the process dies), a lease on the shard's cursor
-row on SQLite. Whoever fails to take it waits as a standby.
+PostgreSQL (freed by the server if the process dies), an flock() on a file beside
+the database on SQLite (freed by the kernel). Whoever fails to take it waits as a
+standby.
 """
 
+import fcntl
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +35,7 @@ from events_app.models import DeliveryCursor, Event, EventKey
 
 # pg_try_advisory_lock's first key: the relay shards (the second is the shard).
 _RELAY_LOCK_SPACE = 0x52454C59  # "RELY"
-# A SQLite relay renews its lease every loop; a dead one's shard is free after this.
+# An in-memory SQLite database (tests) leases shards on the cursor row, renewed every loop.
 SQLITE_LEASE = timedelta(seconds=30)
 
 
@@ -171,6 +174,8 @@ def hold_shard(*, shard: int, holder: uuid.UUID) -> bool:
                 return True
             cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_RELAY_LOCK_SPACE, shard])
             return cursor.fetchone()[0]
+    if not connection.is_in_memory_db():
+        return _hold_file_lock(f"{connection.settings_dict['NAME']}-relay-{shard}.lock")
     now = timezone.now()
     with write_transaction():
         taken = (
@@ -190,8 +195,38 @@ def release_shard(*, shard: int, holder: uuid.UUID) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_RELAY_LOCK_SPACE, shard])
         return
+    if not connection.is_in_memory_db():
+        _release_file_lock(f"{connection.settings_dict['NAME']}-relay-{shard}.lock")
+        return
     with write_transaction():
         DeliveryCursor.objects.filter(shard=shard, holder=holder).update(holder=None, held_until=None)
+
+
+# SQLite file: every relay runs on the database's machine, so a shard is held by an
+# flock() on a file beside the database, which the kernel frees the moment the holding
+# process dies, however long its sends take. (An in-memory database, in tests: a
+# lease on the cursor row instead.)
+_file_locks: dict[str, int] = {}
+
+
+def _hold_file_lock(path: str) -> bool:
+    if path in _file_locks:
+        return True
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return False
+    _file_locks[path] = descriptor
+    return True
+
+
+def _release_file_lock(path: str) -> None:
+    descriptor = _file_locks.pop(path, None)
+    if descriptor is not None:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
 
 
 def _position_sql(alias: str) -> tuple[str, str]:

@@ -125,8 +125,9 @@ class Event(models.Model):
     Delivery progress lives beside it: the relay's DeliveryCursor (everything of a
     shard up to it went out), DeliveryCall rows (one per destination call) and a
     DeliveryIssue row for the rare event that failed, was given up on or was resent.
-    On PostgreSQL the table also has a `txid` column (the inserting transaction, see
-    events_app.delivery.cursor), which the relay reads past in commit order.
+    `txid` is the inserting transaction on PostgreSQL, which the relay reads past in
+    commit order (events_app.logstore). On PostgreSQL the table is partitioned by UTC
+    day of received_at (migration 0011), its primary key (id, received_at).
     """
 
     game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events")
@@ -495,7 +496,7 @@ class LinkedIdentity(models.Model):
 
 
 class Heartbeat(models.Model):
-    """A kind of sender's latest signs of life (`worker`, `forwarder`): written every few seconds, one row each.
+    """A kind of sender's latest signs of life (`worker`: `deliver_events`): written every few seconds, one row each.
 
     Every process of a kind writes the same row, so it says when any of them was last
     seen and last delivered; events_app.delivery.heartbeat writes it, the dashboard reads it.

@@ -36,7 +36,7 @@ class _Noted:
 
 
 _noted: dict[str, _Noted] = {}
-_lock = threading.Lock()  # the forwarder beats from its own thread
+_lock = threading.Lock()  # a process may beat from more than one thread
 
 
 def beat(*, sender: str, delivered: bool = False, now: datetime | None = None) -> None:

@@ -51,7 +51,10 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
     counts = report.counts
     now = timezone.now()
     first, last = rows[0].position, rows[-1].position
-    if report.nothing_taken and not any(error.permanent for error in report.errors.values()):
+    # An outage: calls were made and the destination took none of them, for no reason
+    # that sending again cannot cure (a line too large to send at all does not count).
+    refused = any(report.errors[index].permanent for call in report.calls for index in call.failed)
+    if report.nothing_taken and not refused:
         counts.deferred = len(rows)
         with write_transaction():
             _record_calls(report, shard=shard, span=(first, last), destination=destination.name)

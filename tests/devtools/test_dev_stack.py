@@ -63,8 +63,14 @@ def s3_event_ids(endpoint: str) -> set[str]:
 
 
 def delivered(folder: Path, ids: list[str]) -> int:
+    """Return how many of `ids` are delivered: passed by their shard's relay with no issue, or their issue delivered."""
     with contextlib.closing(sqlite3.connect(folder / "db.sqlite3", timeout=30)) as db:
-        rows = db.execute("SELECT event_id FROM events_app_event WHERE delivery_state = 'delivered'").fetchall()
+        rows = db.execute(
+            "SELECT e.event_id FROM events_app_event e "
+            "LEFT JOIN events_app_deliveryissue i ON i.event_id = e.id "
+            "LEFT JOIN events_app_deliverycursor c ON c.shard = e.shard "
+            "WHERE i.state = 'delivered' OR (i.id IS NULL AND c.shard IS NOT NULL AND e.id <= c.last_event)"
+        ).fetchall()
     stored = {uuid.UUID(str(event_id)).hex for (event_id,) in rows}
     return sum(uuid.UUID(event_id).hex in stored for event_id in ids)
 

@@ -205,7 +205,7 @@ def spool_count(path: Path) -> int:
 
 @dataclass
 class LiveTracker:
-    """The app under gunicorn on a temporary SQLite file, without AWS (forwarding is left to a worker never started)."""
+    """The app under gunicorn on a temporary SQLite file, without AWS (events are only stored: no worker runs)."""
 
     db_path: Path
     env: dict[str, str]
@@ -221,7 +221,6 @@ class LiveTracker:
             "DJANGO_SETTINGS_MODULE": "tracking_project.settings",
             "DJANGO_DEBUG": "1",
             "DATABASE_URL": f"sqlite:///{db_path}",
-            "EVENTS_INLINE_DELIVERY": "0",
             "EVENTS_LOG_LEVEL": "WARNING",
         }
         live = cls(db_path=db_path, env=env)

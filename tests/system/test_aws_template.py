@@ -198,7 +198,7 @@ def test_events_travel_through_the_stacks_stream_into_its_bucket(stack, database
         migrated_templates.fill_postgres(database_url.rsplit("/", 1)[1])
     try:
         key = app.create_key("stack-game")
-        base_url = app.serve(workers=1, EVENTS_INLINE_DELIVERY="0")
+        base_url = app.serve(workers=1)
         with TrackerClient(base_url=base_url, api_key=key) as client:
             events = [client.install(f"player-{i}") for i in range(5)]
             assert client.send_batch(events).accepted == 5

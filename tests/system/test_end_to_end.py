@@ -1,4 +1,4 @@
-"""End to end with real processes: moto's server as AWS, the app under gunicorn, the SDK over HTTP."""
+"""End to end with real processes: moto's server as AWS, the app under gunicorn, the relay worker, the SDK over HTTP."""
 
 import pytest
 
@@ -10,7 +10,8 @@ pytestmark = pytest.mark.e2e
 
 def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployment):
     key = deployment.create_key("e2e-game")
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="1")
+    url = deployment.serve()
+    deployment.worker()
     with TrackerClient(base_url=url, api_key=key) as client:
         install = client.install("player-42", store="google_play", country="DE", platform="android")
         purchase = client.purchase(
@@ -21,7 +22,7 @@ def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployme
 
     assert (batch.accepted, batch.duplicates, batch.rejected) == (2, 0, 0)
     assert again.status == "duplicate"
-    # The forwarder sends soon after the commit, never within the request.
+    # The relay worker sends soon after the commit, never within the request.
     wait_for(lambda: len(deployment.s3_lines()) >= 2, timeout=30, what="both lines in S3")
     lines = {line["event_id"]: line for line in deployment.s3_lines()}
     assert set(lines) == {install["event_id"], purchase["event_id"]}
@@ -34,7 +35,7 @@ def test_sdk_events_travel_through_the_http_server_and_firehose_into_s3(deployme
 
 def test_worker_process_delivers_events_the_server_only_stored(deployment):
     key = deployment.create_key("e2e-worker")
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="0")
+    url = deployment.serve()
     with TrackerClient(base_url=url, api_key=key) as client:
         events = [client.install(f"player-{i}") for i in range(50)]
         assert client.send_batch(events).accepted == 50
@@ -49,12 +50,9 @@ def test_worker_process_delivers_events_the_server_only_stored(deployment):
 def test_events_reach_a_kinesis_data_stream_keyed_by_game_and_player(deployment):
     deployment.manage("ensure_firehose", EVENTS_DESTINATION="kinesis", KINESIS_STREAM_NAME="e2e-stream")
     key = deployment.create_key("e2e-kinesis")
-    url = deployment.serve(
-        EVENTS_INLINE_DELIVERY="1",
-        EVENTS_DESTINATION="kinesis",
-        KINESIS_STREAM_NAME="e2e-stream",
-        EVENTS_FORWARD_MAX_DELAY_MS="50",
-    )
+    kinesis = {"EVENTS_DESTINATION": "kinesis", "KINESIS_STREAM_NAME": "e2e-stream"}
+    url = deployment.serve(**kinesis)
+    deployment.worker(**kinesis)
     with TrackerClient(base_url=url, api_key=key) as client:
         events = [client.install(f"player-{i % 4}") for i in range(40)]
         assert client.send_batch(events).accepted == 40

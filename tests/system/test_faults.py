@@ -1,7 +1,8 @@
-"""Faults with real processes: Firehose down, the server or a worker killed, many workers at once.
+"""Faults with real processes: Firehose down, the server or a relay worker killed, many workers at once.
 
-Each test runs on SQLite and on PostgreSQL, against moto's server and the app under
-gunicorn, and appends its figures (sent, acknowledged, delivered, delivered twice) to
+Each test runs on SQLite and on PostgreSQL, against moto's server, the app under
+gunicorn and `manage.py deliver_events` (the relay: the web processes never send),
+and appends its figures (sent, acknowledged, delivered, delivered twice) to
 tests/artifacts/fault_report.jsonl.
 """
 
@@ -64,8 +65,29 @@ class Sender:
         return response
 
 
+def passed_by_relay(deployment: App) -> str:
+    """Return the SQL condition "event e is at or before its shard's cursor c" of the deployment's database."""
+    if deployment.env["DATABASE_URL"].startswith("sqlite"):
+        return "e.id <= c.last_event"
+    # PostgreSQL relays in (inserting transaction, id) order: txid is the inserting transaction (xid8).
+    return "(e.txid, e.id) <= (c.last_txid::text::xid8, c.last_event)"
+
+
 def delivered_count(deployment: App) -> int:
-    return deployment.query("SELECT COUNT(*) FROM events_app_event WHERE delivery_state = 'delivered'")[0][0]
+    """Return how many stored events are delivered, derived as the admin does.
+
+    Delivered: passed by its shard's relay with no delivery issue, or its issue delivered.
+    """
+    return deployment.query(
+        "SELECT COUNT(*) FROM events_app_event e "
+        "LEFT JOIN events_app_deliveryissue i ON i.event_id = e.id "
+        "LEFT JOIN events_app_deliverycursor c ON c.shard = e.shard "
+        f"WHERE i.state = 'delivered' OR (i.id IS NULL AND c.shard IS NOT NULL AND {passed_by_relay(deployment)})"
+    )[0][0]
+
+
+def count(deployment: App, table: str, where: str = "1 = 1") -> int:
+    return deployment.query(f"SELECT COUNT(*) FROM events_app_{table} WHERE {where}")[0][0]
 
 
 def run_worker_until_delivered(deployment: App, expected: int, timeout: float = 120, **env) -> None:
@@ -89,29 +111,42 @@ class Blackhole:
         self.sock.close()
 
 
-def test_firehose_down_requests_still_answer_fast_and_the_worker_delivers_everything_later(deployment, moto_process):
+def test_firehose_down_requests_still_answer_fast_and_everything_arrives_once_after_it_recovers(
+    deployment, moto_process
+):
     moto_process.stop()
     blackhole = Blackhole(moto_process.port)
     key = deployment.create_key()
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="1", EVENTS_RETRY_BASE_SECONDS="0.05", EVENTS_RETRY_MAX_SECONDS="0.2")
+    url = deployment.serve()
+    quick_retries = {"EVENTS_RETRY_BASE_SECONDS": "0.05", "EVENTS_RETRY_MAX_SECONDS": "0.2"}
+    worker = deployment.worker(**quick_retries)  # relays as events arrive: its first call hangs in the blackhole
     sender = Sender(url, key)
     try:
         statuses = Counter(sender.post_batch([install(f"p{i}-{j}") for j in range(10)]).status_code for i in range(200))
     finally:
-        blackhole.close()
+        blackhole.close()  # the hanging call is reset; Firehose now refuses connections
 
     assert statuses == {200: 200}
     assert sender.slowest < 1.0, f"slowest request took {sender.slowest:.2f} s"
     assert len(sender.acknowledged) == 2000
     assert deployment.stored_event_ids() == sender.acknowledged
+    # The relay saw the outage: it records the failed call and keeps the batch, writing nothing per event.
+    wait_for(lambda: count(deployment, "deliverycall", "outcome = 'failed'"), timeout=90, what="a failed call")
+    assert count(deployment, "deliveryissue") == 0
+    assert delivered_count(deployment) == 0
 
     moto_process.start()  # the emulator comes back empty: recreate the bucket and stream
     deployment.manage("ensure_firehose")
-    run_worker_until_delivered(deployment, 2000, EVENTS_RETRY_BASE_SECONDS="0.05", EVENTS_RETRY_MAX_SECONDS="0.2")
+    try:
+        wait_for(lambda: delivered_count(deployment) >= 2000, timeout=120, what="2000 delivered")
+    finally:
+        stop(worker)
 
     in_s3 = Counter(deployment.s3_event_ids())
     assert set(in_s3) == sender.acknowledged
-    twice = sum(1 for count in in_s3.values() if count > 1)
+    twice = sum(1 for n in in_s3.values() if n > 1)
+    assert twice == 0
+    assert count(deployment, "deliveryissue") == 0
     report(
         "firehose_down",
         deployment.env["DATABASE_URL"],
@@ -120,12 +155,14 @@ def test_firehose_down_requests_still_answer_fast_and_the_worker_delivers_everyt
         delivered=len(in_s3),
         delivered_twice=twice,
         slowest_request_s=round(sender.slowest, 3),
+        failed_calls=count(deployment, "deliverycall", "outcome = 'failed'"),
     )
 
 
-def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
+def test_server_killed_mid_load_loses_no_acknowledged_event_and_sends_each_once(deployment):
     key = deployment.create_key()
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="1", EVENTS_CLAIM_LEASE_SECONDS="1")
+    url = deployment.serve()
+    worker = deployment.worker()  # relays throughout, the kill included
     sender = Sender(url, key)
     stop_sending = threading.Event()
 
@@ -147,10 +184,15 @@ def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
 
     stored = deployment.stored_event_ids()
     assert sender.acknowledged <= stored
-    run_worker_until_delivered(deployment, len(stored))
+    try:
+        wait_for(lambda: delivered_count(deployment) >= len(stored), timeout=120, what=f"{len(stored)} delivered")
+    finally:
+        stop(worker)
     in_s3 = Counter(deployment.s3_event_ids())
     assert sender.acknowledged <= set(in_s3)
     assert set(in_s3) == stored
+    # The relay reads only committed rows, once each: a request cut short leaves nothing to repeat.
+    assert max(in_s3.values()) == 1
     report(
         "server_sigkill",
         deployment.env["DATABASE_URL"],
@@ -158,17 +200,13 @@ def test_server_killed_mid_load_loses_no_acknowledged_event(deployment):
         acknowledged=len(sender.acknowledged),
         stored=len(stored),
         delivered=len(in_s3),
-        delivered_twice=sum(1 for count in in_s3.values() if count > 1),
+        delivered_twice=sum(1 for n in in_s3.values() if n > 1),
     )
 
 
-def test_server_killed_while_its_forwarder_holds_unsent_events_loses_none_and_sends_each_once(deployment):
+def test_server_killed_with_no_worker_running_loses_nothing_and_the_worker_sends_each_once_later(deployment):
     key = deployment.create_key()
-    # A long batching delay (capped at a quarter of the lease) keeps the events in the
-    # forwarder's memory when the process dies; the worker must send them after the lease.
-    url = deployment.serve(
-        EVENTS_INLINE_DELIVERY="1", EVENTS_FORWARD_MAX_DELAY_MS="600000", EVENTS_CLAIM_LEASE_SECONDS="16"
-    )
+    url = deployment.serve()
     sender = Sender(url, key)
     for i in range(10):
         assert sender.post_batch([install(f"p{i}-{j}") for j in range(20)]).status_code == 200
@@ -176,33 +214,30 @@ def test_server_killed_while_its_forwarder_holds_unsent_events_loses_none_and_se
         response = sender.session.post(f"{url}/v1/events", json=install(f"single-{i}"), timeout=30)
         assert response.status_code == 202
         sender.acknowledged.add(response.json()["event_id"])
-    held = deployment.query(
-        "SELECT COUNT(*) FROM events_app_event WHERE delivery_state = 'pending' AND claim_token IS NOT NULL"
-    )[0][0]
     stop(deployment.server, signal.SIGKILL)
 
-    assert len(sender.acknowledged) == held == 220
-    assert deployment.s3_lines() == [], "the forwarder sent before the kill: nothing was held"
+    assert len(sender.acknowledged) == 220
+    assert deployment.s3_lines() == [], "the web process sent events: only the relay may"
     assert deployment.stored_event_ids() == sender.acknowledged
+    assert delivered_count(deployment) == 0
     run_worker_until_delivered(deployment, 220, timeout=90)
 
     in_s3 = Counter(deployment.s3_event_ids())
     assert set(in_s3) == sender.acknowledged
     assert max(in_s3.values()) == 1
     report(
-        "server_sigkill_forwarder_holding",
+        "server_sigkill_no_worker",
         deployment.env["DATABASE_URL"],
         sent=220,
         acknowledged=220,
-        held_at_kill=held,
         delivered=len(in_s3),
         delivered_twice=0,
     )
 
 
-def seed(deployment: App, count: int) -> set[str]:
-    """Store `count` events through the API with forwarding deferred; return their ids."""
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="0", workers=2)
+def seed(deployment: App, count: int, **env) -> set[str]:
+    """Store `count` events through the API (no worker running: nothing is sent); return their ids."""
+    url = deployment.serve(workers=2, **env)
     sender = Sender(url, deployment.create_key())
     for start_at in range(0, count, 500):
         assert sender.post_batch([install(f"p{start_at + j}") for j in range(min(500, count - start_at))]).ok
@@ -213,17 +248,19 @@ def seed(deployment: App, count: int) -> set[str]:
 
 def test_worker_killed_mid_batch_then_another_delivers_everything(deployment):
     ids = seed(deployment, 5000)
-    first = deployment.worker(EVENTS_DELIVERY_BATCH_SIZE="250", EVENTS_CLAIM_LEASE_SECONDS="2")
+    first = deployment.worker(EVENTS_DELIVERY_BATCH_SIZE="250")
     wait_for(lambda: delivered_count(deployment) > 0, timeout=60, what="the first delivered batch")
     stop(first, signal.SIGKILL)
     delivered_before_kill = delivered_count(deployment)
     assert delivered_before_kill < 5000, "the worker finished before it could be killed"
 
-    run_worker_until_delivered(deployment, 5000, EVENTS_DELIVERY_BATCH_SIZE="250", EVENTS_CLAIM_LEASE_SECONDS="2")
+    # The dead worker's shard is free at once: PostgreSQL ended its session and its lock,
+    # the kernel freed its lock file on SQLite. The next worker takes it over.
+    run_worker_until_delivered(deployment, 5000, EVENTS_DELIVERY_BATCH_SIZE="250")
 
     in_s3 = Counter(deployment.s3_event_ids())
     assert set(in_s3) == ids
-    twice = sum(1 for count in in_s3.values() if count > 1)
+    twice = sum(1 for n in in_s3.values() if n > 1)
     # At least once: only a batch sent but not yet recorded when the worker died can repeat.
     assert twice <= 250
     report(
@@ -238,9 +275,11 @@ def test_worker_killed_mid_batch_then_another_delivers_everything(deployment):
 
 
 def test_four_workers_draining_20000_events_deliver_each_exactly_once(deployment):
-    ids = seed(deployment, 20_000)
+    shards = {"EVENTS_RELAY_SHARDS": "4"}
+    ids = seed(deployment, 20_000, **shards)
 
-    workers = [deployment.worker("--once", EVENTS_DELIVERY_BATCH_SIZE="500") for _ in range(4)]
+    # Each shard has one relay at a time; a worker holding none stands by until all are drained.
+    workers = [deployment.worker("--once", EVENTS_DELIVERY_BATCH_SIZE="500", **shards) for _ in range(4)]
     wait_for(lambda: all(w.poll() is not None for w in workers), timeout=300, what="four workers done")
 
     assert [w.returncode for w in workers] == [0, 0, 0, 0]
@@ -248,6 +287,7 @@ def test_four_workers_draining_20000_events_deliver_each_exactly_once(deployment
     assert set(in_s3) == ids
     assert max(in_s3.values()) == 1
     assert delivered_count(deployment) == 20_000
+    assert count(deployment, "deliverycursor") == 4
     report(
         "four_workers",
         deployment.env["DATABASE_URL"],

@@ -68,8 +68,11 @@ def test_every_destination_names_a_class_that_imports():
     assert all(isinstance(import_string(path), type) for path in DESTINATIONS.values())
 
 
-def test_the_modules_gunicorns_config_looks_up_exist():
-    names = re.findall(r"""sys\.modules(?:\.get\(|\[)["']([\w.]+)["']""", (ROOT / "gunicorn.conf.py").read_text())
+def test_the_modules_gunicorns_config_names_exist():
+    text = (ROOT / "gunicorn.conf.py").read_text()
+    looked_up = re.findall(r"""sys\.modules(?:\.get\(|\[)["']([\w.]+)["']""", text)
+    imported = re.findall(r"^\s*(?:from|import)\s+((?:events_app|tracking_project|devtools)[\w.]*)", text, re.MULTILINE)
+    names = looked_up + imported
 
     assert names
     assert [name for name in names if not importable(name)] == []

@@ -1,6 +1,6 @@
 """The destination seam: where events are sent, behind one small interface.
 
-The forwarder and the worker pack event lines into records, group records into
+The relay and the retry worker pack event lines into records, group records into
 calls within the destination's limits and hand each call to `Destination.send`,
 which answers per record. Firehose is the default (`EVENTS_DESTINATION=firehose`),
 Kinesis Data Streams the second (`kinesis`). A further one (Kafka, say) is one
@@ -55,7 +55,7 @@ class PackedRecord:
 
 
 class Destination(Protocol):
-    """What the forwarder and the worker need from a destination."""
+    """What the relay and the retry worker need from a destination."""
 
     name: str
     limits: Limits
