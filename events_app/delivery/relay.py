@@ -53,7 +53,9 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
     first, last = rows[0].position, rows[-1].position
     # An outage: calls were made and the destination took none of them, for no reason
     # that sending again cannot cure (a line too large to send at all does not count).
-    refused = any(report.errors[index].permanent for call in report.calls for index in call.failed)
+    refused = any(
+        error.permanent for call in report.calls for index in call.failed if (error := report.errors.get(index))
+    )
     if report.nothing_taken and not refused:
         counts.deferred = len(rows)
         with write_transaction():

@@ -13,11 +13,11 @@ from events_app.ops import schedule
 SAMPLE_RATES = ROOT / "events_app" / "data" / "eurofxref-sample.csv"
 
 
-def test_the_schedule_lists_rates_reconvert_and_purge(capsys):
+def test_the_schedule_lists_rates_reconvert_purge_and_partitions(capsys):
     call_command("run_schedule", "--list")
 
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["rates", "reconvert", "purge"]
+    assert names == ["rates", "reconvert", "purge", "partitions"]
 
 
 def test_each_job_runs_its_command(monkeypatch):
@@ -26,8 +26,9 @@ def test_each_job_runs_its_command(monkeypatch):
 
     schedule.run_job("reconvert")
     schedule.run_job("purge")
+    schedule.run_job("partitions")
 
-    assert ran == [("reconvert",), ("purge_events",)]
+    assert ran == [("reconvert",), ("purge_events",), ("ensure_partitions",)]
 
 
 def test_the_rates_job_downloads_and_imports_the_file(settings, tmp_path, monkeypatch):
