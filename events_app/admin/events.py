@@ -255,7 +255,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
 
     @admin.display(description="delivery")
     def delivery(self, obj: Event) -> str:
-        state = delivery_state(obj)
+        state = _state(obj)
         return state_badge(state, DeliveryState(state).label)
 
     @admin.display(description="attempts")
@@ -264,7 +264,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         issue_attempts = getattr(obj, "issue_attempts", None)
         if issue_attempts is not None:
             return issue_attempts
-        return 0 if delivery_state(obj) == DeliveryState.PENDING else 1
+        return 0 if _state(obj) == DeliveryState.PENDING else 1
 
     @admin.display(description="last error")
     def last_error_excerpt(self, obj: Event) -> str:
@@ -360,7 +360,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         """Name the destination call that delivered the event, or say why none has yet."""
         call = _delivering_call(obj)
         if call is None:
-            state = delivery_state(obj)
+            state = _state(obj)
             if state == DeliveryState.DELIVERED:
                 return "delivered before delivery calls were recorded"
             return "no call yet" if state == DeliveryState.PENDING else "no call has delivered it"
@@ -375,7 +375,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         """Describe the event's delivery issue: attempts, next attempt, last error, resend."""
         issue = delivery_issue(obj)
         if issue is None:
-            return "none: the relay's one pass took it" if delivery_state(obj) == DeliveryState.DELIVERED else "none"
+            return "none: the relay's one pass took it" if _state(obj) == DeliveryState.DELIVERED else "none"
         parts = [f"{IssueState(issue.state).label}, {plural(issue.attempts, 'attempt')}"]
         if issue.next_attempt_at:
             parts.append(f"next attempt {format_utc(issue.next_attempt_at)}")
@@ -393,7 +393,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         if call is None:
             what = (
                 "Not delivered: given up on. A resend sends it as this line"
-                if delivery_state(obj) == DeliveryState.DEAD
+                if _state(obj) == DeliveryState.DEAD
                 else "Not delivered yet. It will be sent as this line"
             )
             return format_html(
@@ -504,13 +504,26 @@ def describe_filters(cl: ChangeList) -> list[tuple[str, str]]:
     return described
 
 
+def _state(event: Event) -> str:
+    """Return the event's derived delivery state, worked out once per event object (a page asks several times)."""
+    if not hasattr(event, "_admin_state"):
+        event._admin_state = delivery_state(event)
+    return event._admin_state
+
+
 def _delivering_call(event: Event) -> DeliveryCall | None:
-    """Return the call that last delivered the event: its issue's, else the relay call whose span holds it."""
+    """Return the call that last delivered the event (its issue's, else the relay call whose span holds it), once."""
+    if not hasattr(event, "_admin_call"):
+        event._admin_call = _find_delivering_call(event)
+    return event._admin_call
+
+
+def _find_delivering_call(event: Event) -> DeliveryCall | None:
     issue = delivery_issue(event)
     if issue is not None:
         return issue.delivered_by if issue.state == IssueState.DELIVERED else None
     position = logstore.position_of(event.pk)
-    if position is None or delivery_state(event) != DeliveryState.DELIVERED:
+    if position is None or _state(event) != DeliveryState.DELIVERED:
         return None
     return call_that_delivered(shard=event.shard, position=position)
 

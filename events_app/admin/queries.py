@@ -16,10 +16,10 @@ from events_app.privacy.retention import cutoff
 
 # Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
 # Every query here stays on an index: the per-type series read the (event_type,
-# received_at) index without touching the table, the backlog counts read
-# (delivery_state, received_at), a game's type counts read its newest rows by
-# (game, received_at), and distinct values are found by skipping through an index
-# one value at a time rather than scanning it.
+# received_at) index without touching the table, the backlog reads the log past each
+# relay's cursor (the relay index) and the few delivery issues by state, a game's
+# type counts read its newest rows by (game, received_at), and distinct values are
+# found by skipping through an index one value at a time rather than scanning it.
 
 HOURS_SHOWN = 24
 DAYS_SHOWN = 30

@@ -35,7 +35,14 @@ def open_issues(
     opened = Opened()
     issues = []
     max_attempts = conf.max_attempts()
+    # An event may have an issue already (reconvert queues a corrected line even before
+    # the relay passes it): that issue carries the newer line and goes on its own.
+    have = set(
+        DeliveryIssue.objects.filter(event_id__in=[row.pk for row, _ in failures]).values_list("event_id", flat=True)
+    )
     for row, error in failures:
+        if row.pk in have:
+            continue
         gave_up = error.permanent or max_attempts <= 1
         issues.append(
             DeliveryIssue(

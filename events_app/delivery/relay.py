@@ -50,7 +50,7 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
     report = send_lines([row.payload for row in rows], policy=policy, destination=destination)
     counts = report.counts
     now = timezone.now()
-    first, last = rows[0].position, rows[-1].position
+    last = rows[-1].position
     # An outage: calls were made and the destination took none of them, for no reason
     # that sending again cannot cure (a line too large to send at all does not count).
     refused = any(
@@ -59,11 +59,11 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
     if report.nothing_taken and not refused:
         counts.deferred = len(rows)
         with write_transaction():
-            _record_calls(report, shard=shard, span=(first, last), destination=destination.name)
+            _record_calls(report, rows=rows, shard=shard, destination=destination.name)
         log_batch(sender=SENDER, destination=destination.name, counts=counts, first_error=_first_error(report))
         return RelayPass(counts=counts, outage=True, read=len(rows))
     with write_transaction():
-        calls = _record_calls(report, shard=shard, span=(first, last), destination=destination.name)
+        calls = _record_calls(report, rows=rows, shard=shard, destination=destination.name)
         failed = {index: error for index, error in report.errors.items()}
         issues = open_issues(
             [(rows[index], error) for index, error in failed.items()],
@@ -86,29 +86,39 @@ class LostShard(Exception):
     """Raised inside the recording transaction when the cursor moved under the relay: it rolls the record back."""
 
 
-def _record_calls(report: SendReport, *, shard: int, span: tuple, destination: str) -> list[DeliveryCall]:
-    first, last = span
-    calls = [
-        DeliveryCall(
-            called_at=call.called_at,
-            emitted_at=report.emitted_at,
-            destination=destination,
-            sender=SENDER,
-            shard=shard,
-            first_txid=first.txid,
-            first_event=first.event,
-            last_txid=last.txid,
-            last_event=last.event,
-            events=len(call.members),
-            failed_events=len(call.failed),
-            records=call.records,
-            bytes=call.bytes,
-            outcome=_outcome(call.failed, call.members),
-            error=call.error[:2000],
-        )
-        for call in report.calls
-    ]
+def _record_calls(report: SendReport, *, rows: list, shard: int, destination: str) -> list[DeliveryCall]:
+    """Record each call with the span of the log it carried: from its first to its last event in relay order.
+
+    Exact for an unkeyed destination (Firehose), whose calls carry consecutive runs
+    of the batch. A keyed one (Kinesis) groups lines by key, so its calls' spans may
+    overlap; so may a record sent again in place with the call that first failed it.
+    """
+    calls = []
+    for call in report.calls:
+        first = min(rows[index].position for index in call.members)
+        last = max(rows[index].position for index in call.members)
+        calls.append(_call_row(call, report=report, shard=shard, first=first, last=last, destination=destination))
     return DeliveryCall.objects.bulk_create(calls)
+
+
+def _call_row(call, *, report: SendReport, shard: int, first, last, destination: str) -> DeliveryCall:
+    return DeliveryCall(
+        called_at=call.called_at,
+        emitted_at=report.emitted_at,
+        destination=destination,
+        sender=SENDER,
+        shard=shard,
+        first_txid=first.txid,
+        first_event=first.event,
+        last_txid=last.txid,
+        last_event=last.event,
+        events=len(call.members),
+        failed_events=len(call.failed),
+        records=call.records,
+        bytes=call.bytes,
+        outcome=_outcome(call.failed, call.members),
+        error=call.error[:2000],
+    )
 
 
 def _outcome(failed: set[int], members: list[int]) -> str:
@@ -122,18 +132,18 @@ def _first_error(report: SendReport) -> str:
 
 
 def call_that_delivered(*, shard: int, position: logstore.Position) -> DeliveryCall | None:
-    """Return the relay call whose span holds `position` and that did not fail it, the newest if several."""
-    return (
-        DeliveryCall.objects.filter(
-            sender=SENDER, shard=shard, outcome__in=[CallOutcome.DELIVERED, CallOutcome.PARTIAL]
-        )
-        .filter(_within(position))
-        .order_by("-called_at", "-id")
-        .first()
+    """Return the relay call whose span holds `position` and that delivered it (not a wholly failed one).
+
+    The first call of the shard ending at or after the position, on the (shard, last)
+    index: a few rows whatever the table's size.
+    """
+    candidates = (
+        DeliveryCall.objects.filter(sender=SENDER, shard=shard)
+        .filter(Q(last_txid__gt=position.txid) | Q(last_txid=position.txid, last_event__gte=position.event))
+        .order_by("last_txid", "last_event", "id")[:8]
     )
-
-
-def _within(position: logstore.Position) -> Q:
-    after_first = Q(first_txid__lt=position.txid) | Q(first_txid=position.txid, first_event__lte=position.event)
-    before_last = Q(last_txid__gt=position.txid) | Q(last_txid=position.txid, last_event__gte=position.event)
-    return after_first & before_last
+    for call in candidates:
+        starts_before = (call.first_txid, call.first_event) <= (position.txid, position.event)
+        if starts_before and call.outcome != CallOutcome.FAILED:
+            return call
+    return None

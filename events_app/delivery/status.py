@@ -92,7 +92,12 @@ class RelayLag:
 
 def relay_lag(*, game: Game | None = None) -> RelayLag:
     """Return the events no relay has passed yet (read through each shard's relay index) and the oldest's arrival."""
-    waiting = Event.objects.order_by().filter(logstore.not_relayed(list(DeliveryCursor.objects.all())))
+    # An event with an issue is counted by its issue (reconvert queues one even before the relay passes it).
+    waiting = (
+        Event.objects.order_by()
+        .filter(logstore.not_relayed(list(DeliveryCursor.objects.all())))
+        .exclude(pk__in=DeliveryIssue.objects.values("event_id"))
+    )
     if game is not None:
         waiting = waiting.filter(game=game)
     figures = waiting.aggregate(events=Count("pk"), first=Min("received_at"))

@@ -21,8 +21,9 @@ from events_app.delivery.destinations.errors import DestinationError
 from events_app.delivery.status import backlog, worker_health
 from events_app.delivery.worker import run_worker
 from events_app.ingest.service import ingest_events
-from events_app.models import DuplicateTally, Event, Heartbeat, RejectedEvent
+from events_app.models import DeliveryIssue, DuplicateTally, Event, Heartbeat, RejectedEvent
 from events_app.money.currency import clear_rate_cache
+from tests.admin.helpers import set_state
 
 NOW = datetime(2026, 11, 25, 15, 40, tzinfo=UTC)
 DASHBOARD_URL = reverse("admin:events_app_event_dashboard")
@@ -42,8 +43,15 @@ def _fresh_rates():
     clear_rate_cache()
 
 
-def store_at(api_key, raw_events: list[dict], received_at: datetime, **fields) -> list[Event]:
-    """Ingest events as if received at `received_at` (occurred a minute before), then set `fields` on them."""
+def store_at(
+    api_key, raw_events: list[dict], received_at: datetime, *, state: str | None = None, **fields
+) -> list[Event]:
+    """Ingest events as if received at `received_at` (occurred a minute before), then set `fields` on them.
+
+    With `state`, the events are put in that delivery state (tests.admin.helpers.set_state):
+    the relay passes them and every event stored before them, so store the ones that
+    should stay pending last.
+    """
     occurred = (received_at - timedelta(minutes=1)).isoformat()
     outcome = ingest_events(
         api_key=api_key, raw_events=[{**e, "occurred_at": occurred} for e in raw_events], received_at=received_at
@@ -52,7 +60,10 @@ def store_at(api_key, raw_events: list[dict], received_at: datetime, **fields) -
     events = Event.objects.filter(event_id__in=[r["event_id"] for r in outcome.results])
     if fields:
         events.update(**fields)
-    return list(events)
+    events = list(events)
+    if state is not None:
+        set_state(events, state)
+    return events
 
 
 def ad_impression(revenue: str | None = None) -> dict:
@@ -158,11 +169,11 @@ def test_rejected_counts_include_the_refusals_past_the_per_request_cap(api, sett
 def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event(
     admin_client, game_key, frozen, make_install
 ):
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=2, minutes=5))
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), state="delivered")
+    store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(hours=1), state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), state="dead")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=2, minutes=5))  # not relayed yet
     store_at(game_key[0], [make_install()], NOW - timedelta(minutes=1))
-    store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(hours=1), delivery_state="failed")
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), delivery_state="dead")
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), delivery_state="delivered")
 
     response = admin_client.get(DASHBOARD_URL)
 
@@ -171,13 +182,14 @@ def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event
     assert backlog.oldest_undelivered_age == timedelta(hours=2, minutes=5)
     html = response.content.decode()
     assert 'id="oldest-undelivered">2\xa0hours, 5\xa0minutes<' in html
-    assert 'href="/admin/events_app/event/?delivery_state__exact=failed" id="backlog-failed">2<' in html
+    assert 'href="/admin/events_app/event/?delivery_state=failed" id="backlog-failed">2<' in html
+    assert 'href="/admin/events_app/event/?delivery_state=pending" id="backlog-pending">2<' in html
 
 
 def test_during_an_outage_the_oldest_failed_event_is_aged(admin_client, game_key, frozen, make_install):
-    store_at(game_key[0], [make_install() for _ in range(3)], NOW - timedelta(minutes=47), delivery_state="failed")
-    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=5), delivery_state="failed")
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=5), delivery_state="dead")  # given up: not aged
+    store_at(game_key[0], [make_install() for _ in range(3)], NOW - timedelta(minutes=47), state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=5), state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=5), state="dead")  # given up: not aged
 
     response = admin_client.get(DASHBOARD_URL)
 
@@ -188,11 +200,11 @@ def test_during_an_outage_the_oldest_failed_event_is_aged(admin_client, game_key
 
 
 def test_oldest_undelivered_is_the_older_of_pending_and_failed(game_key, frozen, make_install):
-    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=3))
-    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=9), delivery_state="failed")
+    (failed,) = store_at(game_key[0], [make_install()], NOW - timedelta(minutes=9), state="failed")
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=3))  # not relayed yet
 
     assert backlog(now=NOW).oldest_undelivered_age == timedelta(minutes=9)
-    Event.objects.filter(delivery_state="failed").update(received_at=NOW - timedelta(minutes=1))
+    DeliveryIssue.objects.filter(event_id=failed.pk).update(received_at=NOW - timedelta(minutes=1))
     assert backlog(now=NOW).oldest_undelivered_age == timedelta(minutes=3)
 
 
@@ -219,7 +231,8 @@ def test_a_successful_delivery_records_its_time_and_failures_do_not(game_key, mo
     with time_machine.travel(later, tick=False):
         store_at(game_key[0], [make_install()], later)
         with mock.patch.object(firehose.FirehoseDestination, "send", side_effect=DestinationError("down")):
-            assert engine.deliver_due().failed == 1
+            outage = engine.deliver_due()
+        assert (outage.delivered, outage.deferred, outage.outages) == (0, 1, {0})  # waits for the next pass
 
     assert worker_health(now=later).last_delivery_at == NOW
 
@@ -256,18 +269,21 @@ def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_worker(db, caplog)
 
 
 def test_admin_index_shows_the_pipeline_at_a_glance(admin_client, game_key, frozen, make_install):
-    store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(minutes=3))
-    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=12), delivery_state="failed")
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), delivery_state="dead")
-    Heartbeat.objects.create(sender="worker", last_seen_at=NOW - timedelta(seconds=4))
-    Heartbeat.objects.create(sender="forwarder", last_seen_at=NOW, last_delivery_at=NOW - timedelta(seconds=40))
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), state="dead")
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=12), state="failed")
+    store_at(game_key[0], [make_install(), make_install()], NOW - timedelta(minutes=3))  # not relayed yet
+    Heartbeat.objects.create(
+        sender="worker", last_seen_at=NOW - timedelta(seconds=4), last_delivery_at=NOW - timedelta(seconds=40)
+    )
 
     html = admin_client.get(reverse("admin:index")).content.decode()
 
     panel = html.split('id="pipeline-module"', 1)[1].split('id="content-main"', 1)[0]
-    assert 'href="/admin/events_app/event/?delivery_state__exact=pending" id="backlog-pending">2<' in panel
-    assert 'href="/admin/events_app/event/?delivery_state__exact=failed" id="backlog-failed">1<' in panel
-    assert 'href="/admin/events_app/event/?delivery_state__exact=dead" id="backlog-dead">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=pending" id="backlog-pending">2<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=failed" id="backlog-failed">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=dead" id="backlog-dead">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=failed">Failed events</a>' in html
+    assert 'href="/admin/events_app/event/?delivery_state=dead">Dead events</a>' in html
     assert 'id="oldest-undelivered">12\xa0minutes<' in panel
     assert "40 seconds ago</td>" in panel and 'id="last-delivery" title="2026-11-25 15:39:20 UTC"' in panel
     assert 'id="worker-last-seen" title="2026-11-25 15:39:56 UTC">4 seconds ago<' in panel
@@ -313,7 +329,8 @@ def test_admin_index_panel_needs_the_permission_to_view_events(client, db):
 def test_admin_index_panel_costs_a_fixed_number_of_queries(
     admin_client, game_key, make_install, django_assert_max_num_queries
 ):
-    store_at(game_key[0], [make_install() for _ in range(20)], timezone.now(), delivery_state="failed")
+    store_at(game_key[0], [make_install() for _ in range(20)], timezone.now(), state="failed")
+    store_at(game_key[0], [make_install() for _ in range(20)], timezone.now())  # not relayed yet
 
     with django_assert_max_num_queries(12):  # session and user, app list, 4 backlog, 1 heartbeat
         assert admin_client.get(reverse("admin:index")).status_code == 200
@@ -403,17 +420,21 @@ def test_events_without_an_exchange_rate_are_counted_for_purchases_and_ad_impres
 
 
 def test_dashboard_for_one_game_counts_only_its_events(admin_client, game_key, other_game_key, frozen, make_install):
-    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), delivery_state="dead")
-    store_at(other_game_key[0], [make_install(), make_install()], NOW - timedelta(hours=1), delivery_state="dead")
+    store_at(game_key[0], [make_install()], NOW - timedelta(hours=1), state="dead")
+    store_at(other_game_key[0], [make_install(), make_install()], NOW - timedelta(hours=1), state="failed")
+    store_at(other_game_key[0], [make_install()], NOW - timedelta(hours=1), state="dead")
+    store_at(game_key[0], [make_install()], NOW - timedelta(minutes=2))  # not relayed yet
+    store_at(other_game_key[0], [make_install()], NOW - timedelta(minutes=5))
 
     response = admin_client.get(DASHBOARD_URL, {"game": "moon-miners"})
 
     data = response.context["dashboard"]
     assert data.game.slug == "moon-miners"
-    assert data.intake_day.accepted == 2
-    assert data.intake_month.accepted == 2
-    assert data.daily.total("install") == 2
-    assert data.backlog.dead == 2
+    assert data.intake_day.accepted == 4
+    assert data.intake_month.accepted == 4
+    assert data.daily.total("install") == 4
+    assert (data.backlog.pending, data.backlog.failed, data.backlog.dead) == (1, 2, 1)
+    assert data.backlog.oldest_undelivered_age == timedelta(hours=1)
     assert f"game__id__exact={other_game_key[0].game_id}" in response.content.decode()
 
 

@@ -15,8 +15,21 @@ from events_app.admin import EventAdmin, paginators
 from events_app.delivery import engine
 from events_app.delivery.resend import resend_events
 from events_app.event_types import custom
-from events_app.models import AttemptOutcome, DeliveryAttempt, DeliveryState, Event
-from tests.admin.helpers import EVENTS_URL, LEVEL_UP_SCHEMA, accept_unknown_types, ad_impression, make_event, store
+from events_app.models import CallOutcome, DeliveryCall, DeliveryIssue, DeliveryState, Event, IssueState
+from tests.admin.helpers import (
+    EVENTS_URL,
+    LEVEL_UP_SCHEMA,
+    SLOW_DOWN,
+    FailingDestination,
+    accept_unknown_types,
+    ad_impression,
+    issue_of,
+    make_event,
+    relay_past,
+    set_state,
+    state_of,
+    store,
+)
 from tests.support.users import make_user
 
 
@@ -24,8 +37,8 @@ def page_ids(response) -> set[int]:
     return {event.pk for event in response.context["cl"].result_list}
 
 
-def set_state(events: list[Event], state: str, **fields) -> None:
-    Event.objects.filter(pk__in=[e.pk for e in events]).update(delivery_state=state, **fields)
+def dead_ids() -> set[int]:
+    return set(DeliveryIssue.objects.filter(state=IssueState.DEAD).values_list("event_id", flat=True))
 
 
 # -- the list -------------------------------------------------------------------------------------------------------
@@ -42,8 +55,20 @@ def test_event_list_shows_time_type_game_player_a_state_badge_and_attempts(opera
     assert "player-77" in html
     assert "space-raiders" in html
     assert '<span class="state-badge state-failed"' in html
-    assert '<td class="field-attempts">3</td>' in html
+    assert '<td class="field-attempts">3</td>' in html  # from the event's delivery issue
     assert "events_app/admin.css" in html
+
+
+def test_event_list_counts_the_relays_one_call_as_one_attempt_and_none_while_pending(operator, game_key, make_install):
+    delivered, pending = store(game_key[0], [make_install(player_id="sent"), make_install(player_id="waiting")])
+    relay_past([delivered])
+
+    html = operator.get(EVENTS_URL).content.decode()
+
+    assert '<span class="state-badge state-delivered"' in html and '<span class="state-badge state-pending"' in html
+    assert '<td class="field-attempts">1</td>' in html and '<td class="field-attempts">0</td>' in html
+    assert '<td class="field-last_error_excerpt">-</td>' in html
+    assert (state_of(delivered), state_of(pending)) == (DeliveryState.DELIVERED, DeliveryState.PENDING)
 
 
 def test_failed_events_list_their_last_error_and_next_attempt(operator, game_key, make_install):
@@ -56,7 +81,7 @@ def test_failed_events_list_their_last_error_and_next_attempt(operator, game_key
         last_error=error,
         next_attempt_at=datetime(2026, 11, 25, 15, 41, 7, tzinfo=UTC),
     )
-    set_state([delivered], DeliveryState.DELIVERED, attempts=1, next_attempt_at=None)
+    set_state([delivered], DeliveryState.DELIVERED)
 
     html = operator.get(EVENTS_URL).content.decode()
 
@@ -79,7 +104,7 @@ def test_new_list_columns_add_no_query_per_row(operator, game_key, make_purchase
     events = store(game_key[0], [make_purchase() for _ in range(30)])
     set_state(events, DeliveryState.FAILED, attempts=1, last_error="throttled", next_attempt_at=timezone.now())
 
-    with django_assert_max_num_queries(26):  # as many as before the columns, whatever the page size
+    with django_assert_max_num_queries(26):  # the issue's columns come in the list's own query, whatever the page size
         response = operator.get(EVENTS_URL)
     assert response.content.decode().count('class="product"') == 30
 
@@ -88,7 +113,7 @@ def test_new_list_columns_add_no_query_per_row(operator, game_key, make_purchase
     ("query", "expected"),
     [
         ({"event_type": "purchase"}, {"purchase"}),
-        ({"delivery_state__exact": "dead"}, {"dead-install"}),
+        ({"delivery_state": "dead"}, {"dead-install"}),
         ({"platform": "web"}, {"web-install"}),
         ({"currency": "GBP"}, {"purchase"}),
     ],
@@ -122,7 +147,7 @@ def test_event_list_filters_by_state_and_game_together(operator, game_key, other
     (dead_other,) = store(other_game_key[0], [make_install()])
     set_state([dead_mine, dead_other], DeliveryState.DEAD)
 
-    response = operator.get(EVENTS_URL, {"delivery_state__exact": "dead", "game__id__exact": game_key[0].game_id})
+    response = operator.get(EVENTS_URL, {"delivery_state": "dead", "game__id__exact": game_key[0].game_id})
 
     assert page_ids(response) == {dead_mine.pk}
     assert '<span class="result-count">1</span>' in response.content.decode()
@@ -140,7 +165,39 @@ def test_filter_choices_offer_the_values_that_occur(operator, game_key, make_ins
     assert titles["type"] == ["All", "install", "purchase"]
     assert titles["platform"] == ["All", "android", "switch"]
     assert titles["currency"] == ["All", "EUR"]
-    assert "Dead (gave up)" in titles["delivery state"]
+    assert titles["delivery"] == ["All", "Pending", "Delivered", "Failed (will retry)", "Dead (gave up)"]
+
+
+@pytest.mark.parametrize("state", DeliveryState.values)
+def test_the_delivery_filter_derives_each_state_from_the_relay_and_the_issues(operator, game_key, make_install, state):
+    names = ["delivered", "resent-delivered", "failed", "dead", "resent", "not-relayed"]
+    events = dict(zip(names, store(game_key[0], [make_install(player_id=name) for name in names]), strict=True))
+    set_state([events["delivered"]], DeliveryState.DELIVERED)
+    set_state([events["resent-delivered"]], DeliveryState.DELIVERED, resent_at=timezone.now())
+    set_state([events["failed"]], DeliveryState.FAILED)
+    set_state([events["dead"]], DeliveryState.DEAD)
+    set_state([events["resent"]], DeliveryState.PENDING, resent_at=timezone.now())  # the relay passed the rest
+    expected = {
+        DeliveryState.DELIVERED: {"delivered", "resent-delivered"},
+        DeliveryState.FAILED: {"failed"},
+        DeliveryState.DEAD: {"dead"},
+        DeliveryState.PENDING: {"resent", "not-relayed"},
+    }[state]
+
+    response = operator.get(EVENTS_URL, {"delivery_state": state})
+
+    assert {event.player_id for event in response.context["cl"].result_list} == expected
+    assert {state_of(events[name]) for name in expected} == {state}
+    html = response.content.decode()
+    assert html.count(f'<span class="state-badge state-{state}"') == len(expected)
+
+
+def test_an_unknown_delivery_state_is_refused_not_a_server_error(operator, game_key, make_install):
+    store(game_key[0], [make_install()])
+
+    response = operator.get(EVENTS_URL, {"delivery_state": "lost"})
+
+    assert (response.status_code, response["Location"]) == (302, f"{EVENTS_URL}?e=1")
 
 
 def test_event_list_filters_by_custom_types_too(operator, game_key, make_install):
@@ -207,7 +264,7 @@ def test_event_list_issues_the_same_number_of_queries_whatever_the_page_size(
     operator, game_key, make_install, make_purchase, monkeypatch
 ):
     store(game_key[0], [make_install(player_id=f"p{i}") for i in range(40)] + [make_purchase() for _ in range(20)])
-    query = {"delivery_state__exact": "pending", "event_type": "install"}
+    query = {"delivery_state": "pending", "event_type": "install"}
 
     counts = {}
     for per_page in (5, 50):
@@ -254,18 +311,13 @@ def test_unfiltered_event_list_on_postgresql_uses_the_table_estimate(operator, g
 # -- the detail page ------------------------------------------------------------------------------------------------
 
 
-def test_event_page_shows_payload_firehose_line_timestamps_and_attempt_history(operator, game_key, make_purchase):
+def test_event_page_shows_payload_firehose_line_timestamps_and_the_delivery_issue(
+    operator, game_key, make_purchase, make_install, settings
+):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1  # a record per line: one event fails alone
     (event,) = store(game_key[0], [make_purchase(player_id="dora", app_version="2.1.0")])
-    sent_at = timezone.now()
-    Event.objects.filter(pk=event.pk).update(
-        delivery_state=DeliveryState.FAILED,
-        attempts=1,
-        emitted_at=sent_at,
-        last_error="ServiceUnavailableException: slow down",
-    )
-    DeliveryAttempt.objects.create(
-        event=event, attempted_at=sent_at, outcome=AttemptOutcome.FAILED, error="ServiceUnavailableException: slow down"
-    )
+    store(game_key[0], [make_install(player_id="taken")])
+    assert engine.deliver_due(destination=FailingDestination({"dora"})).failed == 1
 
     response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
 
@@ -276,13 +328,62 @@ def test_event_page_shows_payload_firehose_line_timestamps_and_attempt_history(o
     assert line.pk == event.pk
     expected_line = f'"event_id":"{event.event_id}"'.replace('"', "&quot;")
     assert expected_line in html
-    assert f"&quot;emitted_at&quot;:&quot;{sent_at.astimezone(UTC).isoformat()[:19]}" in html
+    assert "Not delivered yet. It will be sent as this line" in html
     for label in ("Occurred (client clock)", "Sent (client clock)", "Received:", "Derived:"):
         assert label in html
     assert event.received_at.astimezone(UTC).isoformat().replace("+00:00", "Z") in html
-    assert "ServiceUnavailableException: slow down" in html
-    assert "Delivery attempts and resends" in html
+    assert '<span class="state-badge state-failed"' in html
+    assert "Delivery issue:" in html
+    assert (
+        f"Failed (will retry), 1 attempt; next attempt {issue_of(event).next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" in html
+    )
+    assert f"last error: {SLOW_DOWN}" in html
+    assert "no call has delivered it" in html
     assert "2.1.0" in html
+
+
+def test_event_page_names_the_relay_call_that_delivered_it_and_shows_the_line_as_sent(operator, game_key, make_install):
+    destination = FailingDestination()
+    (event,) = store(game_key[0], [make_install()])
+    assert engine.deliver_due(destination=destination).delivered == 1
+    call = DeliveryCall.objects.get()
+
+    html = operator.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+
+    assert '<span class="state-badge state-delivered"' in html
+    when = f"{call.called_at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3]
+    assert f"the relay call to firehose at {when} UTC (1 event, 1 record, {call.bytes:,} bytes)" in html
+    assert "none: the relay&#x27;s one pass took it" in html
+    assert "Exactly as last sent, one NDJSON line" in html
+    (sent,) = destination.sent
+    assert f"&quot;emitted_at&quot;:&quot;{sent['emitted_at']}&quot;" in html
+
+
+@pytest.mark.parametrize("state", ["pending", "delivered", "failed"])
+def test_the_event_page_reads_its_delivery_in_a_fixed_number_of_queries(
+    operator, game_key, make_install, settings, django_assert_max_num_queries, state
+):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1  # a record per line: one event fails alone
+    event, _ = store(game_key[0], [make_install(player_id="mine"), make_install(player_id="other")])
+    if state != "pending":
+        engine.deliver_due(destination=FailingDestination({"mine"} if state == "failed" else ()))
+
+    # Session, user and permissions; the event and its game; its issue; the cursors and whether
+    # they passed it; its place in the relay order and the call whose span holds it.
+    with django_assert_max_num_queries(12):
+        response = operator.get(reverse("admin:events_app_event_change", args=[event.pk]))
+
+    assert f'<span class="state-badge state-{state}"' in response.content.decode()
+
+
+def test_a_pending_event_page_says_no_call_has_carried_it_yet(operator, game_key, make_install):
+    (event,) = store(game_key[0], [make_install()])
+
+    html = operator.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+
+    assert '<span class="state-badge state-pending"' in html
+    assert "no call yet" in html
+    assert "Not delivered yet. It will be sent as this line" in html
 
 
 def fieldset_titles(response) -> list[str]:
@@ -390,7 +491,7 @@ def test_read_only_operator_browses_but_cannot_resend(operator, game_key, make_i
     assert "resend-button" not in detail
     assert button.status_code == 403 and matching.status_code == 403
     assert action.status_code in (200, 302)
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
+    assert state_of(event) == DeliveryState.DEAD
 
 
 def test_a_group_with_the_resend_permission_can_resend(client, game_key, make_install):
@@ -404,7 +505,7 @@ def test_a_group_with_the_resend_permission_can_resend(client, game_key, make_in
 
     client.post(reverse("admin:events_app_event_resend", args=[event.pk]))
 
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+    assert state_of(event) == DeliveryState.PENDING
 
 
 def test_resend_needs_the_view_permission_too(client, game_key, make_install):
@@ -419,14 +520,14 @@ def test_resend_needs_the_view_permission_too(client, game_key, make_install):
     action = client.post(EVENTS_URL, {"action": "resend_selected", "_selected_action": [event.pk]})
 
     assert [asked.status_code, matching.status_code, button.status_code, action.status_code] == [403] * 4
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
-    assert not DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).exists()
+    assert state_of(event) == DeliveryState.DEAD
+    assert not DeliveryIssue.objects.filter(resent_at__isnull=False).exists()
 
 
 # -- resending ------------------------------------------------------------------------------------------------------
 
 
-def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_reports_counts(
+def test_resend_selected_resets_the_issues_retry_state_records_the_resend_and_admin_log_and_reports_counts(
     resender, game_key, make_install
 ):
     dead, failed, pending = store(game_key[0], [make_install(), make_install(), make_install()])
@@ -437,7 +538,7 @@ def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_re
         attempts=3,
         last_error="throttled",
         next_attempt_at=timezone.now() + timedelta(hours=1),
-    )
+    )  # the relay has not passed `pending` yet
     before = timezone.now()
 
     response = resender.post(
@@ -447,14 +548,15 @@ def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_re
     assert "Resent 2 events (queued for the delivery worker); skipped 1 already pending or being sent." in [
         str(m) for m in response.context["messages"]
     ]
-    for event in Event.objects.filter(pk__in=[dead.pk, failed.pk]):
-        assert event.delivery_state == DeliveryState.PENDING
-        assert event.attempts == 0
-        assert event.last_error == ""
-        assert before <= event.next_attempt_at <= timezone.now()
-        assert event.claim_token is None
-        assert event.attempts_log.filter(outcome=AttemptOutcome.RESEND).count() == 1
-    assert not DeliveryAttempt.objects.filter(event=pending, outcome=AttemptOutcome.RESEND).exists()
+    for event in (dead, failed):
+        issue = issue_of(event)
+        assert state_of(event) == DeliveryState.PENDING
+        assert (issue.state, issue.attempts, issue.last_error) == (IssueState.PENDING, 0, "")
+        assert before <= issue.next_attempt_at <= timezone.now()
+        assert before <= issue.resent_at <= timezone.now()
+        assert issue.claim_token is None
+        assert issue.payload == event.payload
+    assert issue_of(pending) is None  # the relay sends it anyway
     logged = LogEntry.objects.filter(user=resender.user, action_flag=CHANGE)
     assert sorted(int(entry.object_id) for entry in logged) == sorted([dead.pk, failed.pk])
     assert all("Resent" in entry.get_change_message() for entry in logged)
@@ -463,14 +565,15 @@ def test_resend_selected_resets_retry_state_records_attempt_and_admin_log_and_re
 def test_resend_leaves_events_a_sender_holds_alone(game_key, make_install, admin_user):
     (claimed, free) = store(game_key[0], [make_install(), make_install()])
     set_state([claimed, free], DeliveryState.FAILED, attempts=2)
-    Event.objects.filter(pk=claimed.pk).update(
+    DeliveryIssue.objects.filter(event_id=claimed.pk).update(
         claim_token=uuid.uuid4(), claimed_until=timezone.now() + timedelta(seconds=60)
     )
 
     counts = resend_events(queryset=Event.objects.all(), user=admin_user)
 
     assert (counts.resent, counts.skipped) == (1, 1)
-    assert Event.objects.get(pk=claimed.pk).delivery_state == DeliveryState.FAILED
+    assert state_of(claimed) == DeliveryState.FAILED
+    assert state_of(free) == DeliveryState.PENDING
 
 
 def test_resend_takes_over_an_expired_lease(game_key, make_install, admin_user):
@@ -480,7 +583,7 @@ def test_resend_takes_over_an_expired_lease(game_key, make_install, admin_user):
     counts = resend_events(queryset=Event.objects.all(), user=admin_user)
 
     assert counts.resent == 1
-    assert Event.objects.get(pk=event.pk).claim_token is None
+    assert issue_of(event).claim_token is None
 
 
 def test_resend_works_through_large_selections_in_batches(game_key, make_install, admin_user):
@@ -488,11 +591,13 @@ def test_resend_works_through_large_selections_in_batches(game_key, make_install
     set_state(events, DeliveryState.DEAD, attempts=12)
 
     with CaptureQueriesContext(connection) as queries:
-        counts = resend_events(queryset=Event.objects.filter(delivery_state="dead"), user=admin_user, batch_size=10)
+        counts = resend_events(
+            queryset=Event.objects.filter(issue__state=IssueState.DEAD), user=admin_user, batch_size=10
+        )
 
     assert (counts.resent, counts.skipped) == (25, 0)
-    assert Event.objects.filter(delivery_state=DeliveryState.PENDING, attempts=0).count() == 25
-    assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).count() == 25
+    assert DeliveryIssue.objects.filter(state=IssueState.PENDING, attempts=0, resent_at__isnull=False).count() == 25
+    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 25
     updates = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
     assert len(updates) == 3  # one per batch of 10
 
@@ -500,7 +605,7 @@ def test_resend_works_through_large_selections_in_batches(game_key, make_install
 def test_resend_all_matching_asks_first_and_changes_nothing_on_get(resender, game_key, other_game_key, make_install):
     mine = store(game_key[0], [make_install(), make_install()])
     set_state(mine, DeliveryState.DEAD, attempts=12)
-    query = {"delivery_state__exact": "dead", "game__id__exact": game_key[0].game_id}
+    query = {"delivery_state": "dead", "game__id__exact": game_key[0].game_id}
 
     response = resender.get(reverse("admin:events_app_event_resend_matching"), query)
 
@@ -509,7 +614,8 @@ def test_resend_all_matching_asks_first_and_changes_nothing_on_get(resender, gam
     assert '<strong id="resend-count">2</strong>' in html
     assert "<strong>space-raiders</strong>" in html
     assert "<strong>Dead (gave up)</strong>" in html
-    assert set(Event.objects.values_list("delivery_state", flat=True)) == {DeliveryState.DEAD}
+    assert set(DeliveryIssue.objects.values_list("state", flat=True)) == {IssueState.DEAD}
+    assert dead_ids() == {event.pk for event in mine}
 
 
 def test_resend_all_matching_resends_only_what_the_filter_matches(resender, game_key, other_game_key, make_install):
@@ -517,18 +623,17 @@ def test_resend_all_matching_resends_only_what_the_filter_matches(resender, game
     delivered_mine = store(game_key[0], [make_install()])
     dead_other = store(other_game_key[0], [make_install()])
     set_state(dead_mine + dead_other, DeliveryState.DEAD, attempts=12)
-    set_state(delivered_mine, DeliveryState.DELIVERED, attempts=1)
-    query = f"?delivery_state__exact=dead&game__id__exact={game_key[0].game_id}"
+    set_state(delivered_mine, DeliveryState.DELIVERED)
+    query = f"?delivery_state=dead&game__id__exact={game_key[0].game_id}"
 
     response = resender.post(reverse("admin:events_app_event_resend_matching") + query, follow=True)
 
     assert response.redirect_chain[-1][0] == EVENTS_URL + query
     assert "Resent 3 events (queued for the delivery worker)." in [str(m) for m in response.context["messages"]]
-    assert set(Event.objects.filter(pk__in=[e.pk for e in dead_mine]).values_list("delivery_state", flat=True)) == {
-        DeliveryState.PENDING
-    }
-    assert Event.objects.get(pk=dead_other[0].pk).delivery_state == DeliveryState.DEAD
-    assert Event.objects.get(pk=delivered_mine[0].pk).delivery_state == DeliveryState.DELIVERED
+    assert {state_of(event) for event in dead_mine} == {DeliveryState.PENDING}
+    assert state_of(dead_other[0]) == DeliveryState.DEAD
+    assert state_of(delivered_mine[0]) == DeliveryState.DELIVERED
+    assert issue_of(delivered_mine[0]) is None
 
 
 def test_resend_all_matching_follows_the_search_too(resender, game_key, make_install):
@@ -537,23 +642,22 @@ def test_resend_all_matching_follows_the_search_too(resender, game_key, make_ins
 
     resender.post(reverse("admin:events_app_event_resend_matching") + "?q=alice")
 
-    assert Event.objects.get(pk=alice.pk).delivery_state == DeliveryState.PENDING
-    assert Event.objects.get(pk=bob.pk).delivery_state == DeliveryState.DEAD
+    assert state_of(alice) == DeliveryState.PENDING
+    assert state_of(bob) == DeliveryState.DEAD
 
 
-def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_once(
-    resender, game_key, moto_firehose, make_install
-):
+def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_once(resender, game_key, make_install):
     resent = store(game_key[0], [make_install() for _ in range(3)])
     set_state(resent, DeliveryState.DEAD, attempts=12, next_attempt_at=None)
-    still_queued = store(game_key[0], [make_install()])
+    still_queued = store(game_key[0], [make_install()])  # not relayed yet
     url = reverse("admin:events_app_event_resend_matching") + f"?game__id__exact={game_key[0].game_id}"
     first = resender.post(url, follow=True)
     assert "Resent 3 events (queued for the delivery worker); skipped 1 already pending or being sent." in [
         str(m) for m in first.context["messages"]
     ]
-    Event.objects.filter(pk=still_queued[0].pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
-    assert engine.deliver_due().delivered == 3
+    destination = FailingDestination()
+    # The retry worker's batch only: the relay (which would deliver the fourth) does not run.
+    assert engine.deliver_due(shards=[], destination=destination).delivered == 3
 
     confirm = resender.get(url).content.decode()
     second = resender.post(url, follow=True)
@@ -564,34 +668,33 @@ def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_
         "Resent 0 events (queued for the delivery worker); skipped 1 already pending or being sent and 3 delivered "
         "since their last resend." in [str(m) for m in second.context["messages"]]
     )
-    assert set(Event.objects.filter(pk__in=[e.pk for e in resent]).values_list("delivery_state", flat=True)) == {
-        DeliveryState.DELIVERED
-    }
-    assert DeliveryAttempt.objects.filter(outcome=AttemptOutcome.RESEND).count() == 3
+    assert {state_of(event) for event in resent} == {DeliveryState.DELIVERED}
+    assert state_of(still_queued[0]) == DeliveryState.PENDING
+    assert sorted(line["event_id"] for line in destination.sent) == sorted(str(e.event_id) for e in resent)
+    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 3  # the second resend queued nothing
 
 
 def test_an_events_own_resend_button_sends_it_again_even_if_delivered_since_a_resend(resender, game_key, make_install):
     (event,) = store(game_key[0], [make_install()])
-    set_state([event], DeliveryState.DELIVERED, delivered_at=timezone.now())
-    DeliveryAttempt.objects.create(
-        event=event, attempted_at=timezone.now() - timedelta(minutes=5), outcome=AttemptOutcome.RESEND
-    )
+    now = timezone.now()
+    set_state([event], DeliveryState.DELIVERED, resent_at=now - timedelta(minutes=5), delivered_at=now)
 
     bulk = resend_events(queryset=Event.objects.all(), user=resender.user)
     post = resender.post(reverse("admin:events_app_event_resend", args=[event.pk]), follow=True)
 
     assert (bulk.resent, bulk.delivered_since_resend) == (0, 1)
     assert "Resent 1 event (queued for the delivery worker)." in [str(m) for m in post.context["messages"]]
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+    assert state_of(event) == DeliveryState.PENDING
 
 
 def test_a_delivered_event_never_resent_is_resent_by_a_bulk_resend(game_key, make_install, admin_user):
     (event,) = store(game_key[0], [make_install()])
-    set_state([event], DeliveryState.DELIVERED, delivered_at=timezone.now())
+    set_state([event], DeliveryState.DELIVERED)
 
     counts = resend_events(queryset=Event.objects.all(), user=admin_user)
 
     assert (counts.resent, counts.skipped) == (1, 0)
+    assert (state_of(event), issue_of(event).attempts) == (DeliveryState.PENDING, 0)
 
 
 def test_resend_button_resends_one_event_on_post_only(resender, game_key, make_install):
@@ -607,24 +710,28 @@ def test_resend_button_resends_one_event_on_post_only(resender, game_key, make_i
     assert get.status_code == 405
     assert post.redirect_chain[-1][0] == reverse("admin:events_app_event_change", args=[event.pk])
     assert "Resent 1 event (queued for the delivery worker)." in [str(m) for m in post.context["messages"]]
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.PENDING
+    assert state_of(event) == DeliveryState.PENDING
 
 
-def test_a_resent_dead_event_is_delivered_by_the_worker(resender, game_key, moto_firehose, make_install):
+def test_a_resent_dead_event_is_delivered_by_the_worker_and_its_page_names_the_call(
+    resender, game_key, moto_firehose, make_install
+):
     (event,) = store(game_key[0], [make_install()])
     set_state([event], DeliveryState.DEAD, attempts=12, next_attempt_at=None, last_error="gave up")
-    assert engine.deliver_due().claimed == 0
+    assert engine.deliver_due().claimed == 0  # dead: nothing sends it
 
     resender.post(reverse("admin:events_app_event_resend", args=[event.pk]))
     counts = engine.deliver_due()
 
     assert counts.delivered == 1
-    event.refresh_from_db()
-    assert (event.delivery_state, event.attempts) == (DeliveryState.DELIVERED, 1)
-    assert list(event.attempts_log.order_by("id").values_list("outcome", flat=True)) == [
-        AttemptOutcome.RESEND,
-        AttemptOutcome.DELIVERED,
-    ]
+    issue = issue_of(event)
+    assert (state_of(event), issue.state, issue.attempts) == (DeliveryState.DELIVERED, IssueState.DELIVERED, 1)
+    assert issue.resent_at <= issue.delivered_at
+    call = issue.delivered_by
+    assert (call.sender, call.destination, call.events, call.outcome) == ("retry", "firehose", 1, CallOutcome.DELIVERED)
+    page = resender.get(reverse("admin:events_app_event_change", args=[event.pk])).content.decode()
+    assert "the retry call to firehose at " in page
+    assert "Delivered, 1 attempt; resent " in page
 
 
 # -- hostile query strings ------------------------------------------------------------------------------------------
@@ -675,7 +782,7 @@ def test_resend_all_matching_refuses_payload_lookups_too(resender, game_key, mak
     response = resender.post(reverse("admin:events_app_event_resend_matching") + "?payload__icontains=store")
 
     assert response.status_code == 400
-    assert Event.objects.get(pk=event.pk).delivery_state == DeliveryState.DEAD
+    assert state_of(event) == DeliveryState.DEAD
 
 
 def test_lookups_on_indexed_columns_still_filter(operator, game_key, make_install):

@@ -8,13 +8,14 @@ import orjson
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from events_app import logstore
-from events_app.delivery import engine
+from events_app.delivery import engine, relay
 from events_app.delivery.destinations.base import Limits, RecordError
 from events_app.delivery.destinations.errors import DestinationError
+from events_app.delivery.issues import queue_again
 from events_app.delivery.status import backlog, delivery_state
 from events_app.ingest.service import relay_shard
 from events_app.models import (
@@ -242,3 +243,39 @@ def test_a_shard_leased_by_another_process_is_left_to_it_until_released(game_key
         assert engine.deliver_due(destination=destination).delivered == 4  # the holder died: its lease ran out
     logstore.release_shard(shard=0, holder=engine.PROCESS_HOLDER)
     assert logstore.hold_shard(shard=0, holder=other)
+
+
+def test_each_event_names_the_call_that_carried_it_when_a_batch_takes_several_calls(game_key, make_install, settings):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1  # one event per record
+    destination = FakeDestination()
+    destination.limits = Limits(
+        max_record_bytes=1000 * 1024, max_call_records=1, max_call_bytes=4 * 1024 * 1024, billing_unit_bytes=5 * 1024
+    )
+    store(game_key, installs(make_install, 3))
+
+    assert engine.deliver_due(destination=destination).delivered == 3
+
+    calls = {}
+    for event in Event.objects.order_by("pk"):
+        call = relay.call_that_delivered(shard=event.shard, position=logstore.position_of(event.pk))
+        calls[event.pk] = call.pk
+    assert len(set(calls.values())) == 3  # three calls, one event each: each named its own
+
+
+def test_an_event_with_a_pending_issue_that_the_relay_fails_keeps_its_issue_and_the_relay_moves_on(
+    game_key, make_install, settings
+):
+    settings.EVENTS_RECORD_TARGET_BYTES = 1
+    store(game_key, [make_install(player_id="corrected"), make_install(player_id="other")])
+    event = Event.objects.get(player_id="corrected")
+    with transaction.atomic():  # reconvert's way: a corrected line queued before the relay passed the event
+        queue_again(events=[event], now=timezone.now(), again=True, force=True)
+    destination = FakeDestination()
+    destination.refuse, destination.permanent = "corrected", True
+
+    counts = engine.deliver_due(destination=destination)
+
+    assert counts.delivered == 1
+    assert DeliveryCursor.objects.get(shard=0).last_event == Event.objects.order_by("-pk").first().pk
+    issue = DeliveryIssue.objects.get()
+    assert issue.state in (IssueState.PENDING, IssueState.DEAD)  # its own line, tried by the retry worker

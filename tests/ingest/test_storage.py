@@ -1,4 +1,4 @@
-"""The audit-row insert: SQL and ORM paths store identical rows; a row no column can hold is refused alone."""
+"""The log-row insert: repeats skipped by their keys, SQL and ORM paths store identical rows, bad rows refused alone."""
 
 import uuid
 from decimal import Decimal
@@ -16,7 +16,7 @@ COMPARED = [f.attname for f in Event._meta.concrete_fields if not f.primary_key]
 
 
 def rows_for(game_key, raw_events: list[dict]) -> list[dict]:
-    """Return the rows ingestion would insert for `raw_events`, unleased."""
+    """Return the rows ingestion would insert for `raw_events`."""
     now = timezone.now()
     serializer = service._event_serializer({"received_at": now, "batch_sent_at": None, "game": game_key[0].game})
     rows = []
@@ -29,8 +29,7 @@ def rows_for(game_key, raw_events: list[dict]) -> list[dict]:
                 event_id=data["event_id"],
                 data=data,
                 payload=payload,
-                claim_token=uuid.uuid4(),
-                claimed_until=now,
+                shards=1,
             )
         )
     return rows
@@ -40,17 +39,24 @@ def stored(event_ids) -> list[dict]:
     return list(Event.objects.filter(event_id__in=event_ids).order_by("event_id").values(*COMPARED))
 
 
-@pytest.mark.parametrize("insert", [storage.insert_events_sql, storage.insert_events_orm])
-def test_both_inserts_skip_ids_the_game_already_has_and_return_the_new_keys(game_key, make_purchase, insert):
+@pytest.mark.parametrize("vendor", [None, "another-database"])
+def test_repeats_of_an_event_id_or_a_transaction_id_are_skipped_on_both_paths_and_name_what_they_repeat(
+    game_key, make_purchase, monkeypatch, vendor
+):
+    if vendor is not None:  # the ORM fallback of a database the one-statement path does not know
+        monkeypatch.setattr(connection, "vendor", vendor)
     first, second = make_purchase(), make_purchase()
     replay = make_purchase(properties={**first["properties"]})  # same transaction_id, new event_id
     with transaction.atomic():
-        inserted = insert(rows_for(game_key, [first]))
-        again = insert(rows_for(game_key, [first, replay, second]))
+        stored_first = storage.insert_events(rows_for(game_key, [first]))
+        again = storage.insert_events(rows_for(game_key, [first, replay, second]))
 
-    assert set(inserted) == {uuid.UUID(first["event_id"])}
-    assert set(again) == {uuid.UUID(second["event_id"])}
-    assert Event.objects.get(event_id=second["event_id"]).pk == again[uuid.UUID(second["event_id"])]
+    first_id, replay_id, second_id = (uuid.UUID(event["event_id"]) for event in (first, replay, second))
+    assert set(stored_first.inserted) == {first_id}
+    assert set(again.inserted) == {second_id}
+    assert (again.repeats[first_id].key, again.repeats[first_id].event_id) == ("event_id", first_id)
+    assert (again.repeats[replay_id].key, again.repeats[replay_id].event_id) == ("transaction_id", first_id)
+    assert Event.objects.get(event_id=second_id).pk == again.inserted[second_id]
     assert Event.objects.count() == 2
 
 
@@ -63,7 +69,7 @@ def test_the_sql_and_orm_inserts_store_identical_rows(game_key, make_install, ma
         for row in sql_rows
     ]
     with transaction.atomic():
-        storage.insert_events_sql(sql_rows)
+        storage.insert_rows_sql(sql_rows)
         storage.insert_events_orm(orm_rows)
 
     by_sql = stored([row["event_id"] for row in sql_rows])
@@ -79,17 +85,18 @@ def test_the_sql_and_orm_inserts_store_identical_rows(game_key, make_install, ma
             k: v for k, v in orm_row.items() if k not in ("event_id", "transaction_id")
         }
         assert sql_row["payload"] == source["payload"]
-        assert sql_row["claimed_until"] == source["claimed_until"]
+        assert sql_row["shard"] == source["shard"] == 0
 
 
-def test_of_two_rows_with_one_event_id_in_a_statement_the_first_is_stored(game_key, make_install):
+def test_of_two_events_with_one_event_id_in_a_batch_the_first_is_stored(game_key, make_install):
     event = make_install()
-    first, second = rows_for(game_key, [event]) + rows_for(game_key, [dict(event, player_id="second")])
 
-    with transaction.atomic():
-        inserted = storage.insert_events_sql([first, second])
+    outcome = service.ingest_events(
+        api_key=game_key[0], raw_events=[event, dict(event, player_id="second")], received_at=timezone.now()
+    )
 
-    assert list(inserted) == [uuid.UUID(event["event_id"])]
+    assert [result["status"] for result in outcome.results] == ["accepted", "rejected"]
+    assert list(outcome.results[1]["errors"]) == ["event_id"]  # conflicts with the first
     assert Event.objects.get().player_id == event["player_id"]
 
 
@@ -142,22 +149,18 @@ def test_a_decimal_too_large_for_its_column_is_refused_naming_the_column(game_ke
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite stores what PostgreSQL refuses")
-def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(
-    game_key, make_install, monkeypatch, caplog, django_capture_on_commit_callbacks
-):
+def test_a_data_error_the_checks_did_not_foresee_refuses_only_its_row(game_key, make_install, monkeypatch, caplog):
     good, bad = rows_for(game_key, [make_install(), make_install()])
     bad["player_id"] = "nul\x00"
     monkeypatch.setattr(storage, "unstorable", lambda row: {})  # as if a check were missing
-    committed = []
 
-    with django_capture_on_commit_callbacks(execute=True):
-        result = storage.insert_events([bad, good], after_commit=committed.append)
+    result = storage.insert_events([bad, good])
 
     assert set(result.inserted) == {good["event_id"]}
     (errors,) = result.refused.values()
     assert errors["non_field_errors"][0].startswith("Cannot be stored: ")
     assert list(Event.objects.values_list("event_id", flat=True)) == [good["event_id"]]
-    assert committed == [result.inserted]  # handed to the forwarder once, with the stored row only
+    assert not result.repeats  # the good row's key, claimed in the rolled-back try, is claimed once again
     assert "trying them one by one" in caplog.text
     assert "nul\x00" not in caplog.text
     database_says = errors["non_field_errors"][0].removeprefix("Cannot be stored: ").rstrip(".")

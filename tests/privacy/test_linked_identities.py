@@ -53,7 +53,7 @@ def test_segment_messages_record_the_anonymous_id_and_the_alias_of_a_user(linked
 def test_erasing_a_user_erases_and_suppresses_its_linked_ids_and_prints_them_in_the_sql(linked_player):
     output = erase(linked_player.slug, "u-er")
 
-    assert "deleted events=4 attempts=0 rejected_events=0" in output
+    assert "deleted events=4 issues=0 rejected_events=0" in output
     assert "linked identities (erased and suppressed too): 'anon-1', 'anon-2'" in output
     assert "record:player_id::STRING IN ('u-er', 'anon-1', 'anon-2');" in output
     assert sorted(Event.objects.values_list("player_id", flat=True)) == ["someone-else"]

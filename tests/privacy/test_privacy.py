@@ -21,16 +21,25 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from events_app.api.keys import issue_api_key
-from events_app.delivery import engine
+from events_app.delivery import engine, retry
+from events_app.delivery.sending import CallReport, DeliveryCounts, SendReport
 from events_app.ingest import service
 from events_app.ingest.rejections import record_rejections
 from events_app.ingest.service import ingest_events
-from events_app.models import AttemptOutcome, DeliveryAttempt, Event, RejectedEvent, SuppressedPlayer
+from events_app.models import (
+    DeliveryCall,
+    DeliveryIssue,
+    DeliveryState,
+    Event,
+    IssueState,
+    RejectedEvent,
+    SuppressedPlayer,
+)
 from events_app.privacy import erasure
 from events_app.privacy.retention import purge_expired
+from tests.admin.helpers import set_state
 from tests.support.delivery import read_s3_lines
 from tests.support.events import now_rfc3339
-from tests.support.forwarding import forwarder_fixture  # noqa: F401 (the forwarder fixture)
 from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +67,9 @@ def erase(*args: str) -> str:
 
 @pytest.fixture
 def stored_player(game_key, make_install, make_purchase):
-    """player-1 with two events (one with an attempt) and a rejected event; player-2 with one of each."""
+    """player-1 with two events (one failed: a delivery issue) and a rejected event; player-2 with one of each."""
     store(game_key, [make_install(), make_purchase(), make_install(player_id="player-2")])
-    event = Event.objects.filter(player_id="player-1").first()
-    DeliveryAttempt.objects.create(event=event, attempted_at=timezone.now(), outcome=AttemptOutcome.FAILED)
+    set_state([Event.objects.filter(player_id="player-1").order_by("pk").first()], DeliveryState.FAILED)
     game = game_key[0].game
     record_rejections(
         game=game,
@@ -80,13 +88,13 @@ def stored_player(game_key, make_install, make_purchase):
 def test_erase_player_deletes_the_players_rows_only_and_prints_counts_and_the_warehouse_sql(stored_player):
     output = erase("space-raiders", "player-1")
 
-    assert "deleted events=2 attempts=1 rejected_events=1" in output
+    assert "deleted events=2 issues=1 rejected_events=1" in output
     assert "DELETE FROM ANALYTICS.PLAYER_EVENTS.game_events_raw" in output
     assert "record:game::STRING = 'space-raiders'" in output
     assert "record:player_id::STRING = 'player-1';" in output
     assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
     assert list(RejectedEvent.objects.values_list("player_id", flat=True)) == ["player-2"]
-    assert DeliveryAttempt.objects.count() == 0
+    assert DeliveryIssue.objects.count() == 0
     suppression = SuppressedPlayer.objects.get()
     assert (suppression.game, suppression.player_id, suppression.created_by) == (
         stored_player,
@@ -101,7 +109,7 @@ def test_erase_player_again_deletes_nothing_more_and_keeps_the_first_suppression
 
     output = erase("space-raiders", "player-1")
 
-    assert "deleted events=0 attempts=0 rejected_events=0" in output
+    assert "deleted events=0 issues=0 rejected_events=0" in output
     assert "was already suppressed" in output
     assert list(SuppressedPlayer.objects.values_list("pk", "created_at", "reason")) == [
         (first.pk, first.created_at, "ticket 42")
@@ -219,11 +227,12 @@ def test_the_suppression_list_is_read_in_one_query_per_request(api, game_key, ma
     assert len([query for query in queries.captured_queries if "suppressedplayer" in query["sql"]]) == 1
 
 
-def test_a_suppressed_event_is_never_forwarded(api, game_key, forwarder, moto_firehose, make_install):
+def test_a_suppressed_event_is_never_forwarded(api, game_key, moto_firehose, make_install):
     erasure.erase_player(game=game_key[0].game, player_id="player-1")
     erased, other = make_install(), make_install(player_id="player-2")
 
-    response = forwarder.post(api, BATCH, {"events": [erased, other]})
+    response = api.post(BATCH, {"events": [erased, other]}, format="json")
+    assert engine.deliver_due().delivered == 1
 
     assert response.json()["suppressed"] == 1
     assert [orjson.loads(line)["event_id"] for line in read_s3_lines(moto_firehose)] == [other["event_id"]]
@@ -358,7 +367,7 @@ def test_adding_to_the_suppression_list_erases_the_player_and_is_logged(eraser, 
 
     assert response.status_code == 200
     messages = [str(m) for m in response.context["messages"]]
-    assert any("deleted 2 events, 1 delivery attempt and 1 rejected event" in m for m in messages)
+    assert any("deleted 2 events, 1 delivery issue and 1 rejected event" in m for m in messages)
     assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
     suppression = SuppressedPlayer.objects.get()
     assert (suppression.created_by, suppression.reason) == ("eraser", "GDPR request 7")
@@ -527,36 +536,32 @@ def test_a_rejected_event_keeps_the_player_it_named(api, make_install):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sender_recording_an_outcome_for_an_event_erased_meanwhile_keeps_the_others(game_key, make_install):
+def test_a_retry_worker_recording_outcomes_for_an_event_erased_meanwhile_keeps_the_others(game_key, make_install):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite queues every writer on one lock: an erasure never runs between a sender's read and write")
     store(game_key, [make_install(), make_install(player_id="player-2")])
-    token = uuid.uuid4()
-    Event.objects.update(claim_token=token, claimed_until=timezone.now() + timedelta(minutes=1))
+    set_state(list(Event.objects.order_by("pk")), DeliveryState.FAILED)  # both due for a retry
+    token, issues = retry.claim_due(limit=10)
+    assert len(issues) == 2
     erased, kept = Event.objects.get(player_id="player-1"), Event.objects.get(player_id="player-2")
     locked, go_on, errors = threading.Event(), threading.Event(), []
 
-    def erasure_batch():  # erase_player's batch: the player's rows locked, then deleted
+    def erasure_batch():  # erase_player's batch: the player's issues locked, then deleted with the events
         try:
             with transaction.atomic():
-                list(Event.objects.filter(pk=erased.pk).select_for_update().values_list("pk", flat=True))
+                list(DeliveryIssue.objects.filter(event_id=erased.pk).select_for_update().values_list("pk", flat=True))
                 locked.set()
                 go_on.wait(30)
-                DeliveryAttempt.objects.filter(event_id=erased.pk).delete()
+                DeliveryIssue.objects.filter(event_id=erased.pk).delete()
                 Event.objects.filter(pk=erased.pk).delete()
         finally:
             connection.close()
 
-    def sender():  # a worker recording that both were delivered
+    def sender():  # the retry worker recording that the destination took both
+        now = timezone.now()
+        report = SendReport(emitted_at=now, calls=[CallReport(called_at=now, members=[0, 1], records=1, bytes=600)])
         try:
-            engine._record_some(
-                claim_token=token,
-                emitted_at=timezone.now(),
-                delivered=[erased, kept],
-                failed=[],
-                deferred=[],
-                counts=engine.DeliveryCounts(),
-            )
+            retry._record(issues=issues, token=token, report=report, destination="firehose", counts=DeliveryCounts())
         except Exception as exc:
             errors.append(exc)
         finally:
@@ -577,6 +582,8 @@ def test_a_sender_recording_an_outcome_for_an_event_erased_meanwhile_keeps_the_o
     for thread in threads:
         thread.join(30)
 
-    assert errors == []  # before: an attempt for the erased row failed the whole transaction at commit
-    assert list(Event.objects.values_list("player_id", "delivery_state")) == [("player-2", "delivered")]
-    assert list(DeliveryAttempt.objects.values_list("event_id", flat=True)) == [kept.pk]
+    assert errors == []  # an outcome for the erased row must not fail the whole record
+    assert list(Event.objects.values_list("player_id", flat=True)) == ["player-2"]
+    (issue,) = DeliveryIssue.objects.all()
+    assert (issue.event_id, issue.state, issue.claim_token) == (kept.pk, IssueState.DELIVERED, None)
+    assert issue.delivered_by == DeliveryCall.objects.get()

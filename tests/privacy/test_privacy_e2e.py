@@ -33,13 +33,13 @@ def suppressed_count(url: str) -> float:
 def test_an_erased_players_later_events_are_suppressed_and_never_reach_s3(deployment):
     key = deployment.create_key("privacy-game")
     headers = {"Authorization": f"Bearer {key}"}
-    url = deployment.serve(EVENTS_INLINE_DELIVERY="0")  # the worker sends: S3 is read after it ran
+    url = deployment.serve()  # deliver_events sends: S3 is read after it ran
     before = [install("player-1"), install("player-2")]
     assert requests.post(f"{url}/v1/events/batch", json={"events": before}, headers=headers, timeout=10).ok
 
     erased = deployment.manage("erase_player", "privacy-game", "player-1").stdout
 
-    assert "deleted events=1 attempts=0 rejected_events=0" in erased
+    assert "deleted events=1 issues=0 rejected_events=0" in erased
     assert "record:player_id::STRING = 'player-1';" in erased
     single, later, other = install("player-1"), install("player-1"), install("player-2")
     answer = requests.post(f"{url}/v1/events", json=single, headers=headers, timeout=10)

@@ -23,7 +23,7 @@ def test_segments_python_library_and_a_kotlin_style_upload_land_in_s3_mapped(dep
     schema = tmp_path / "level_up.json"
     schema.write_text('{"type": "object", "properties": {"level": {"type": "integer"}}, "required": ["level"]}')
     deployment.manage("event_schema", "segment-game", "level_up", str(schema))
-    url = deployment.serve(workers=1, EVENTS_INLINE_DELIVERY="0")
+    url = deployment.serve(workers=1)
 
     failures = []
     client = Client(key, host=url, gzip=True, upload_interval=0.05, on_error=lambda error, _: failures.append(error))
