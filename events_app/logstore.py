@@ -255,8 +255,11 @@ def not_relayed(cursors: list[DeliveryCursor], *, table: str | None = None) -> R
         params.append(cursor.last_event)
     # A shard without a cursor row has never been relayed: all of it is still to send.
     known = [cursor.shard for cursor in cursors]
-    parts.append(f"({table}.{quote('shard')} NOT IN ({', '.join(['%s'] * len(known)) or 'NULL'}))")
-    params.extend(known)
+    if known:
+        parts.append(f"({table}.{quote('shard')} NOT IN ({', '.join(['%s'] * len(known))}))")
+        params.extend(known)
+    else:
+        parts.append("(1 = 1)")
     return RawSQL("(" + " OR ".join(parts) + ")", params, output_field=BooleanField())
 
 

@@ -279,3 +279,11 @@ def test_an_event_with_a_pending_issue_that_the_relay_fails_keeps_its_issue_and_
     assert DeliveryCursor.objects.get(shard=0).last_event == Event.objects.order_by("-pk").first().pk
     issue = DeliveryIssue.objects.get()
     assert issue.state in (IssueState.PENDING, IssueState.DEAD)  # its own line, tried by the retry worker
+
+
+def test_before_any_relay_ran_every_event_is_pending(game_key, make_install):
+    DeliveryCursor.objects.all().delete()  # no shard has a cursor yet (a database emptied since it was migrated)
+    store(game_key, installs(make_install, 2))
+
+    assert {delivery_state(event) for event in Event.objects.all()} == {DeliveryState.PENDING}
+    assert backlog().pending == 2
