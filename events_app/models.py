@@ -248,6 +248,37 @@ class DeliveryCursor(models.Model):
         return f"shard {self.shard} at event {self.last_event}"
 
 
+class EventMinute(models.Model):
+    """Events the relays sent, counted per minute of arrival, game, type, platform and currency.
+
+    The dashboard's and the admin's figures, never a COUNT over the log: each relay
+    batch adds its events here in the transaction that records it (one upsert per
+    group), and reconvert adds the base-currency revenue it fills in. Counted by
+    received_at, so an event counts from when the relay passes it (normally seconds).
+    """
+
+    minute = models.DateTimeField()
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event_type = models.CharField(max_length=64)
+    platform = models.CharField(max_length=16, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    events = models.PositiveBigIntegerField(default=0)
+    # Sum of revenue_base of the events with a rate (purchases, ad impressions); 0 for the others.
+    revenue_base = models.DecimalField(max_digits=30, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            # Also the index every dashboard range reads: by minute first.
+            models.UniqueConstraint(
+                fields=["minute", "game", "event_type", "platform", "currency"], name="event_minute_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["game", "minute"], name="event_minute_game_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.events} {self.event_type} at {self.minute:%Y-%m-%d %H:%M}"
+
+
 class CallOutcome(models.TextChoices):
     DELIVERED = "delivered", "Delivered"
     PARTIAL = "partial", "Partly failed"

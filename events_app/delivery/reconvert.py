@@ -16,10 +16,11 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from events_app import conf
+from events_app import conf, logstore
 from events_app.db import write_transaction
+from events_app.delivery import minutes
 from events_app.delivery.issues import queue_again
-from events_app.models import Event
+from events_app.models import DeliveryCursor, Event
 from events_app.money.currency import base_fields, clear_rate_cache, find_rates, utc_day
 from sdk.contract import BUILTIN_TYPES
 
@@ -97,4 +98,13 @@ def _requeue_converted(fields: dict[int, dict], *, now: datetime) -> int:
         )
         # Even an event the relay has not passed gets an issue: the relay may be sending its old line right now.
         queue_again(events=events, now=now, again=True, force=True)
+        # The relay counted the events it passed without their base amount: add it to their minutes.
+        # The others it counts, with it, when it passes them.
+        waiting = set(
+            Event.objects.filter(pk__in=[event.pk for event in events])
+            .filter(logstore.not_relayed(list(DeliveryCursor.objects.all())))
+            .values_list("pk", flat=True)
+        )
+        counted = minutes.count_lines(event for event in events if event.pk not in waiting)
+        minutes.add({key: (0, revenue) for key, (_, revenue) in counted.items()})
     return len(events)
