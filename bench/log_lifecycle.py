@@ -1,9 +1,10 @@
 """An event's whole life on PostgreSQL, this tree against a baseline commit in the same run: WAL, time, size.
 
-Usage: .venv/bin/python bench/log_lifecycle.py [--events 1000000] [--baseline-ref f26df7c]
+Usage: .venv/bin/python bench/log_lifecycle.py [--events 1000000] [--baseline-ref f26df7c] [--ref HEAD]
                                                [--admin-url postgresql://postgres:postgres@127.0.0.1:5432/postgres]
 
-For each design (the baseline in a temporary git worktree, then this tree), in a
+For each design (--baseline-ref, then --ref, each in a temporary git worktree, so
+what is measured is a commit, not whatever the folder holds), in a
 fresh database: migrate; store --events events received two days ago through the
 ingest service in requests of 100 (in-process, no HTTP: the database's work is the
 subject); deliver them all (`deliver_events --once`, to a destination that takes
@@ -28,7 +29,6 @@ import psycopg
 from common import ensure_postgres_database
 from ingest import worktree
 
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 DRIVER = BENCH / "log_lifecycle_driver.py"
 
@@ -147,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--baseline-ref", default="f26df7c")
+    parser.add_argument("--ref", default="HEAD", help="the design to measure against the baseline")
     parser.add_argument(
         "--admin-url",
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"),
@@ -158,7 +159,8 @@ def main() -> None:
             results[f"baseline {args.baseline_ref}"] = measure(
                 "baseline", tree, admin_url=args.admin_url, events=args.events
             )
-    results["this tree"] = measure("current", ROOT, admin_url=args.admin_url, events=args.events)
+    with worktree(args.ref) as tree:
+        results[args.ref] = measure("current", tree, admin_url=args.admin_url, events=args.events)
     for label, result in results.items():
         report(label, result, events=args.events)
 
