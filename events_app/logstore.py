@@ -29,7 +29,7 @@ from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from events_app import idempotency
+from events_app import conf, idempotency
 from events_app.db import write_transaction
 from events_app.models import DeliveryCursor, Event, EventKey
 
@@ -254,12 +254,14 @@ def not_relayed(cursors: list[DeliveryCursor], *, table: str | None = None) -> R
             params.append(str(cursor.last_txid))
         params.append(cursor.last_event)
     # A shard without a cursor row has never been relayed: all of it is still to send.
-    known = [cursor.shard for cursor in cursors]
-    if known:
-        parts.append(f"({table}.{quote('shard')} NOT IN ({', '.join(['%s'] * len(known))}))")
-        params.extend(known)
-    else:
-        parts.append("(1 = 1)")
+    # Named one by one (not NOT IN), so that every branch is a range of the relay index.
+    known = {cursor.shard for cursor in cursors}
+    for shard in range(conf.relay_shards()):
+        if shard not in known:
+            parts.append(f"({table}.{quote('shard')} = %s)")
+            params.append(shard)
+    if not parts:
+        return RawSQL("(1 = 0)", [], output_field=BooleanField())
     return RawSQL("(" + " OR ".join(parts) + ")", params, output_field=BooleanField())
 
 

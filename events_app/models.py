@@ -130,7 +130,8 @@ class Event(models.Model):
     day of received_at (migration 0011), its primary key (id, received_at).
     """
 
-    game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events")
+    # No index of its own: (game, id) and (game, player_id) both lead with the game.
+    game = models.ForeignKey(Game, on_delete=models.PROTECT, related_name="events", db_index=False)
     event_id = models.UUIDField()
     event_type = models.CharField(max_length=64)
     player_id = models.CharField(max_length=128)
@@ -162,13 +163,10 @@ class Event(models.Model):
         indexes = [
             # The relay's read past its cursor, in commit order.
             models.Index(fields=["shard", "txid", "id"], name="event_relay_idx"),
-            models.Index(fields=["received_at"], name="event_received_idx"),
-            models.Index(fields=["game", "received_at"], name="event_game_received_idx"),
-            models.Index(fields=["event_type", "received_at"], name="event_type_received_idx"),
-            models.Index(fields=["player_id"], name="event_player_idx"),
-            models.Index(fields=["platform", "received_at"], name="event_platform_received_idx"),
-            models.Index(fields=["currency", "received_at"], name="event_currency_received_idx"),
-            models.Index(fields=["transaction_id"], name="event_transaction_idx"),
+            # A game's events newest first (the admin's list of one game, arrival order).
+            models.Index(fields=["game", "id"], name="event_game_id_idx"),
+            # A player's events: erasure, the admin's player search.
+            models.Index(fields=["game", "player_id"], name="event_game_player_idx"),
             # Purchases still waiting for an exchange rate (reconvert's scan).
             models.Index(
                 fields=["derived_at"],

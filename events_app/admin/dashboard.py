@@ -69,7 +69,7 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
             (
                 event_type,
                 plural(count, f"{event_type} event"),
-                list_link(event_type=event_type, revenue__isnull="False", revenue_base__isnull="True"),
+                list_link(event_type=event_type, revenue__isnull="False", revenue_base__isnull="True", received="all"),
             )
             for event_type, count in data.without_rate.items()
         ],
@@ -105,13 +105,16 @@ def index_panel(*, now: datetime | None = None) -> dict:
 
 
 def pipeline_status(*, backlog: Backlog, worker: WorkerHealth, list_link: Callable[..., str]) -> dict:
-    """Return the pipeline's state as the dashboard's backlog card and the index panel both show it."""
+    """Return the pipeline's state as the dashboard's backlog card and the index panel both show it.
+
+    The backlog counts every undelivered event, so its links open the list over all time.
+    """
     silent_for = worker.silent_for
     return {
         "backlog_rows": [
-            ("pending", backlog.pending, list_link(delivery_state=DeliveryState.PENDING)),
-            ("failed", backlog.failed, list_link(delivery_state=DeliveryState.FAILED)),
-            ("dead", backlog.dead, list_link(delivery_state=DeliveryState.DEAD)),
+            ("pending", backlog.pending, list_link(delivery_state=DeliveryState.PENDING, received="all")),
+            ("failed", backlog.failed, list_link(delivery_state=DeliveryState.FAILED, received="all")),
+            ("dead", backlog.dead, list_link(delivery_state=DeliveryState.DEAD, received="all")),
         ],
         "oldest_undelivered_age": format_age(backlog.oldest_undelivered_age),
         "last_delivery_age": format_age(_since(worker.last_delivery_at, worker.now)),

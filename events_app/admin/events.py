@@ -1,12 +1,14 @@
-"""The event list and page: filters and search on indexes, the record as sent, its delivery, resends."""
+"""The event list and page: a time range, keyset pages, exact searches, the record as sent, its delivery, resends."""
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -28,9 +30,9 @@ from events_app.admin.base import (
     state_badge,
     utc_time,
 )
-from events_app.admin.paginators import EstimatedCountPaginator
+from events_app.admin.paginators import capped_count
 from events_app.admin.privacy import EraseSelectedPlayersMixin
-from events_app.admin.queries import distinct_values
+from events_app.admin.queries import minute_values
 from events_app.delivery.records import LINE_FIELDS, encode_line
 from events_app.delivery.relay import call_that_delivered
 from events_app.delivery.resend import ResendCounts, resend_event, resend_events
@@ -45,19 +47,117 @@ from events_app.models import (
     EventSchema,
     Game,
     IssueState,
+    PurchaseKey,
     UnknownEventPolicy,
 )
 
+RANGE_PARAMETER = "received"
+DEFAULT_RANGE = "24h"
+# The time ranges the list offers, newest events first in each: the range bounds every query of the
+# list, so that PostgreSQL reads only the day partitions inside it.
+RANGES = {
+    "1h": ("Last hour", timedelta(hours=1)),
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "all": ("All time", None),
+}
+# Filter values offered are those counted in EventMinute over the range, at most this far back.
+VALUES_LOOKBACK = timedelta(days=30)
+
+
+def range_start(request: HttpRequest, *, now: datetime | None = None) -> datetime | None:
+    """Return the start of the list's time range (`?received=`, default the last 24 hours); None for all time."""
+    key = request.GET.get(RANGE_PARAMETER) or DEFAULT_RANGE
+    if key not in RANGES:
+        raise IncorrectLookupParameters(f"unknown time range {key!r}")
+    span = RANGES[key][1]
+    return None if span is None else _now(request, now) - span
+
+
+def _now(request: HttpRequest, now: datetime | None = None) -> datetime:
+    """Return one "now" per request, so that the range and the filter values agree."""
+    if not hasattr(request, "_events_now"):
+        request._events_now = now or timezone.now()
+    return request._events_now
+
+
+class ReceivedRangeFilter(admin.SimpleListFilter):
+    """The time range on received_at: the last hour, 24 hours (the default), 7 days, 30 days, or all time."""
+
+    title = "received"
+    parameter_name = RANGE_PARAMETER
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in RANGES.items()]
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist):
+        chosen = self.value() or DEFAULT_RANGE
+        for key, label in self.lookup_choices:
+            yield {
+                "selected": chosen == key,
+                "query_string": changelist.get_query_string({self.parameter_name: key}, [BEFORE_PARAMETER]),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        since = range_start(request)
+        if since is None:
+            return queryset
+        queryset = queryset.filter(received_at__gte=since)
+        return queryset.filter(pk__gte=first_id_since(since)) if connection.vendor == "sqlite" else queryset
+
+
+# Ids follow arrival, and received_at is stamped at arrival: out of order by at most this much.
+ARRIVAL_SLACK = timedelta(minutes=5)
+
+
+def first_id_since(since: datetime) -> int:
+    """Return a lower bound of the ids of the events received since `since` (SQLite), in one query.
+
+    SQLite's log has no index on received_at: a bounded range is found by a binary search
+    over the primary key (ids follow arrival order), a few dozen seeks, so that a filter
+    matching few rows stops at the range's start instead of reading the whole table.
+    PostgreSQL needs none of it: it reads only the day partitions of the range.
+    """
+    table = connection.ops.quote_name(Event._meta.db_table)
+    moment = connection.ops.adapt_datetimefield_value(since - ARRIVAL_SLACK)
+    probe = f"(SELECT received_at FROM {table} WHERE id >= (lo + hi) / 2 ORDER BY id LIMIT 1)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH RECURSIVE search(lo, hi) AS ("
+            f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table}) + 1 "
+            f"UNION ALL SELECT CASE WHEN {probe} >= %s THEN lo ELSE (lo + hi) / 2 + 1 END, "
+            f"CASE WHEN {probe} >= %s THEN (lo + hi) / 2 ELSE hi END FROM search WHERE lo < hi"
+            ") SELECT MIN(hi) FROM search",
+            [moment, moment],
+        )
+        row = cursor.fetchone()
+    return row[0] if row and row[0] is not None else 0
+
 
 class DistinctValueFilter(admin.SimpleListFilter):
-    """Filter on a plain column by the values it holds, found by seeks on the index that leads with it.
+    """Filter on a plain column by the values the relays counted (EventMinute) over the list's time range.
 
-    Any value stored is offered, custom event types included; a value past the first
-    100 is not offered but still filters when given in the URL.
+    A value that occurs only in events no relay has passed yet, or past the first 100,
+    is not offered but still filters when given in the URL.
     """
 
     def lookups(self, request, model_admin):
-        return [(value, value) for value in distinct_values(model=Event, field_name=self.parameter_name)]
+        try:
+            since = range_start(request)
+        except IncorrectLookupParameters:
+            since = None
+        floor = _now(request) - VALUES_LOOKBACK
+        since = floor if since is None or since < floor else since
+        # One query for the three filters of the page.
+        cached = getattr(request, "_events_values", None)
+        if cached is None or cached[0] != since:
+            cached = request._events_values = (since, minute_values(since=since))
+        return [(value, value) for value in cached[1][self.parameter_name]]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -109,12 +209,49 @@ class DeliveryStateFilter(admin.SimpleListFilter):
         )
 
 
+BEFORE_PARAMETER = "before"
+
+
+class KeysetPage:
+    """The list's paging: newest first by id, a page of older events after `?before=<id>`; never a count."""
+
+    def __init__(self, *, rows: list, per_page: int, has_older: bool, before: int | None):
+        self.rows = rows
+        self.per_page = per_page
+        self.has_older = has_older
+        self.before = before
+        self.count = len(rows)
+        self.display_count = f"{len(rows):,}{'+' if has_older else ''}"
+
+    @property
+    def oldest_id(self) -> int | None:
+        return self.rows[-1].pk if self.rows else None
+
+
 class EventChangeList(CheckedChangeList):
-    """The event list never loads the payload: the purchase column takes its two fields in the same query."""
+    """The event list: newest first (by id, the arrival order), a page at a time by keyset, inside a time range.
+
+    The payload is never loaded: the purchase column takes its two fields in the same
+    query, and the delivery columns come from the event's issue (a left join on its
+    unique index) and the relays' cursors, in the same query.
+    """
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        lookup_params.pop(BEFORE_PARAMETER, None)
+        return lookup_params
+
+    def get_ordering(self, request, queryset):
+        return ["-pk"]
+
+    def get_query_string(self, new_params=None, remove=None):
+        """Return the list's query string; a changed filter or range starts again from the newest page."""
+        new_params = dict(new_params or {})
+        if BEFORE_PARAMETER not in new_params:
+            remove = [*(remove or []), BEFORE_PARAMETER]
+        return super().get_query_string(new_params, remove)
 
     def get_queryset(self, request, exclude_parameters=None):
-        # The delivery columns come from the event's issue (a left join on its unique
-        # index) and the relays' cursors, in the same query.
         return (
             super()
             .get_queryset(request, exclude_parameters)
@@ -130,6 +267,40 @@ class EventChangeList(CheckedChangeList):
             )
         )
 
+    def get_results(self, request):
+        """Read one page (and one row more, to know if there is an older page); count nothing."""
+        raw = request.GET.get(BEFORE_PARAMETER)
+        try:
+            before = int(raw) if raw not in (None, "") else None
+        except ValueError as exc:
+            raise IncorrectLookupParameters(f"before: not an event id: {raw!r}") from exc
+        page = self.queryset if before is None else self.queryset.filter(pk__lt=before)
+        rows = list(page[: self.list_per_page + 1])
+        self.paginator = KeysetPage(
+            rows=rows[: self.list_per_page],
+            per_page=self.list_per_page,
+            has_older=len(rows) > self.list_per_page,
+            before=before,
+        )
+        self.result_list = self.paginator.rows
+        self.result_count = len(self.result_list)
+        self.full_result_count = None
+        self.show_full_result_count = False
+        self.show_admin_actions = True
+        self.can_show_all = False
+        self.multi_page = False  # no page numbers: the older and newest links instead (pagination.html)
+        self.show_all = False
+
+    @property
+    def older_url(self) -> str | None:
+        if not self.paginator.has_older:
+            return None
+        return self.get_query_string({BEFORE_PARAMETER: self.paginator.oldest_id})
+
+    @property
+    def newest_url(self) -> str | None:
+        return None if self.paginator.before is None else self.get_query_string(remove=[BEFORE_PARAMETER])
+
 
 LIST_ERROR_CHARS = 48  # of the last error in the list; the whole of it shows on hover and on the event's page
 REVENUE = "Revenue"
@@ -140,9 +311,11 @@ CUSTOM_TYPE = "Custom type"
 class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     """Events and their delivery: read-only, fast at millions of rows; a resend is the only change.
 
-    Filters and search run on indexes, the list never counts the whole table
-    (EstimatedCountPaginator), distinct filter values and the date drill-down are
-    found by index seeks. A resend needs its own permission (`events_app.resend_event`)
+    The list shows a time range of received_at (default the last 24 hours; PostgreSQL
+    reads only its day partitions), newest first by id, paged by keyset: it never
+    counts. Filter values come from the relays' per-minute counts (EventMinute);
+    searches are exact, on the (game, player_id) index and the purchase keys.
+    A resend needs its own permission (`events_app.resend_event`)
     beside the view permission, and goes through events_app.delivery.resend.
     """
 
@@ -158,17 +331,19 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         "last_error_excerpt",
     ]
     list_display_links = ["received"]
-    list_filter = [EventTypeFilter, "game", DeliveryStateFilter, PlatformFilter, CurrencyFilter]
-    # Searched by exact value on indexed columns (see get_search_results).
+    list_filter = [ReceivedRangeFilter, EventTypeFilter, "game", DeliveryStateFilter, PlatformFilter, CurrencyFilter]
+    # Searched by exact value (see get_search_results).
     search_fields = ["=event_id", "=player_id", "=transaction_id"]
-    search_help_text = "An exact event id, player id or purchase transaction id."
-    date_hierarchy = "received_at"
+    search_help_text = (
+        "An exact player id or purchase transaction id, or an event id (looked for among the events "
+        "received in the time range chosen on the right)."
+    )
     list_select_related = ["game"]
     list_per_page = 100
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice is a scan per choice
-    sortable_by = ["received"]  # received time: the only order an index serves under every filter
-    paginator = EstimatedCountPaginator
+    sortable_by = []  # arrival order (newest first by id) only: the order the primary key serves
+    ordering = ["-id"]
     actions = ["resend_selected", "erase_selected_players"]
     fieldsets = [
         (None, {"fields": ["game", "event_id", "event_type", "player_id", "platform", "app_version_and_session"]}),
@@ -231,26 +406,37 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         return EventChangeList
 
     def get_search_results(self, request, queryset, search_term):
-        """Match the term exactly against the event id, the player id and the transaction id.
+        """Match the term exactly: a player id, a purchase's transaction id, an event id.
 
-        Exact matches stay on indexes (an icontains would read every row). A term that
-        is not a UUID simply cannot match an event id, instead of failing the page.
+        A player's events are found on the (game, player_id) index (naming every game, so
+        the index is sought once per game); a transaction id through the purchase keys
+        (game, transaction_id -> the event's id, player and arrival), which lead back to
+        the event on the same index; an event id has no index and is looked for within
+        the list's time range. A term that is not a UUID cannot match an event id.
         """
         term = search_term.strip()
         if len(term) >= 2 and term[0] == term[-1] and term[0] in "\"'":
             term = term[1:-1]
         if not term:
             return queryset, False
-        match = Q(player_id=term) | Q(transaction_id=term)
+        games = list(Game.objects.values_list("pk", flat=True))
+        match = Q(game_id__in=games, player_id=term)
+        max_length = PurchaseKey._meta.get_field("transaction_id").max_length
+        purchases = (
+            PurchaseKey.objects.filter(game_id__in=games, transaction_id=term).values_list(
+                "game_id", "player_id", "event_id", "received_at"
+            )
+            if len(term) <= max_length
+            else []
+        )
+        for game_id, player_id, event_id, received_at in purchases:
+            match |= Q(game_id=game_id, player_id=player_id, event_id=event_id, received_at=received_at)
         try:
             event_id = uuid.UUID(term)
         except ValueError:
             pass
         else:
-            # The event id's unique index leads with the game: naming every game lets the
-            # database seek it once per game instead of reading the table.
-            games = list(Game.objects.values_list("pk", flat=True))
-            match |= Q(game_id__in=games, event_id=event_id)
+            match |= Q(event_id=event_id)
         return queryset.filter(match), False
 
     @admin.display(description="delivery")
@@ -458,7 +644,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             "opts": self.opts,
             "cl": cl,
             "conditions": describe_filters(cl),
-            "count": cl.paginator.display_count,
+            "count": capped_count(cl.queryset),
             "changelist_url": changelist_url + query_string,
         }
         return TemplateResponse(request, "admin/events_app/event/resend_matching.html", context)
@@ -487,18 +673,15 @@ def report_resend(request: HttpRequest, counts: ResendCounts) -> None:
 
 
 def describe_filters(cl: ChangeList) -> list[tuple[str, str]]:
-    """Return (what, value) pairs naming the list's active filters, search and date."""
+    """Return (what, value) pairs naming the list's active filters (the time range always) and search."""
     described = []
     for spec in cl.filter_specs:
-        if not any(parameter in cl.params for parameter in spec.expected_parameters()):
+        always = isinstance(spec, ReceivedRangeFilter)  # the default range applies too
+        if not always and not any(parameter in cl.params for parameter in spec.expected_parameters()):
             continue
         for choice in spec.choices(cl):
             if choice.get("selected"):
                 described.append((str(spec.title), str(choice["display"])))
-    field = cl.date_hierarchy
-    date = [cl.params.get(f"{field}__{part}") for part in ("year", "month", "day")]
-    if date[0]:
-        described.append(("received", "-".join(part.zfill(2) for part in date if part)))
     if cl.query:
         described.append(("search", cl.query))
     return described

@@ -108,7 +108,8 @@ class GameAdmin(ConsoleAdmin):
                     event_type,
                     "built-in" if builtin(event_type) is not None else "custom",
                     count,
-                    f"{events_url}?{of_type(event_type, game__id__exact=game.pk)}",
+                    # The list over the days counted, so that it shows the events counted.
+                    f"{events_url}?{of_type(event_type, game__id__exact=game.pk, received=f'{counts.days}d')}",
                 )
                 for event_type, count in counts.counts.items()
             ],

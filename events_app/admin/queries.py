@@ -1,37 +1,42 @@
-"""Dashboard queries: events over time, intake, revenue and a game's types, on indexes."""
+"""Dashboard queries: events over time, intake, revenue and a game's types, from the per-minute counts."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import NotSupportedError
-from django.db.models import CharField, Count, F, Func, Min, Model, QuerySet, Subquery, Sum
+from django.db.models import CharField, Count, F, Func, QuerySet, Sum
 from django.utils import timezone
 
 from events_app import conf
 from events_app.delivery.status import Backlog, WorkerHealth, backlog, worker_health
 from events_app.event_types import revenue_types
-from events_app.models import DuplicateTally, Event, Game, RejectedEvent
+from events_app.models import DuplicateTally, Event, EventMinute, Game, RejectedEvent
 from events_app.privacy.retention import cutoff
 
 # Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
-# Every query here stays on an index: the per-type series read the (event_type,
-# received_at) index without touching the table, the backlog reads the log past each
-# relay's cursor (the relay index) and the few delivery issues by state, a game's
-# type counts read its newest rows by (game, received_at), and distinct values are
-# found by skipping through an index one value at a time rather than scanning it.
+# Nothing here counts the log: events over time, revenue, a game's types and the list's
+# filter values are read from EventMinute, the per-minute counts each relay batch adds
+# as it sends (so an event counts from when a relay passes it, normally seconds after
+# it arrives), on its (minute, ...) unique index or its (game, minute) index. The
+# backlog reads the log past each relay's cursor (the relay index) and the few delivery
+# issues by state; the events waiting for an exchange rate read the log's small partial
+# index of them.
 
 HOURS_SHOWN = 24
 DAYS_SHOWN = 30
-TYPE_COUNT_CAP = 10_000  # a game's events counted by type: its newest this many
+TYPE_COUNT_DAYS = 30  # a game's events counted by type: those received over this many days
+VALUES_LIMIT = 100  # filter values offered per column
 
 
 class UtcBucket(Func):
-    """The hour ("YYYY-MM-DD HH") or day ("YYYY-MM-DD") of a datetime column, in UTC, as text.
+    """The hour or day of a datetime column, in UTC: text "YYYY-MM-DD HH" / "YYYY-MM-DD" on SQLite, a timestamp on
+    PostgreSQL (read either through bucket_key).
 
     Django's own Trunc calls a Python function per row on SQLite; a prefix of the
     stored text (aware datetimes are stored as naive UTC "YYYY-MM-DD HH:MM:SS") gives
-    the same bucket in C, hundreds of times faster over a month of events.
+    the same bucket in C. PostgreSQL truncates (formatting every row as text costs
+    more than the grouping).
     """
 
     output_field = CharField()
@@ -48,11 +53,15 @@ class UtcBucket(Func):
 
     def as_postgresql(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.source_expressions[0])
-        pattern = "YYYY-MM-DD HH24" if self.unit == "hour" else "YYYY-MM-DD"
-        return f"to_char(({sql}) AT TIME ZONE 'UTC', '{pattern}')", params
+        return f"date_trunc('{self.unit}', ({sql}) AT TIME ZONE 'UTC')", params
 
     def as_sql(self, compiler, connection, **extra_context):
         raise NotSupportedError(f"UtcBucket supports SQLite and PostgreSQL, not {connection.vendor}")
+
+
+def bucket_key(value, unit: str) -> str:
+    """Return a UtcBucket value (text, or PostgreSQL's timestamp) as the text _bucket_key gives a bucket's start."""
+    return value if isinstance(value, str) else _bucket_key(value, unit)
 
 
 @dataclass
@@ -120,8 +129,10 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
     now = (now or timezone.now()).astimezone(UTC)
     hour_start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS_SHOWN - 1)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS_SHOWN - 1)
-    hourly = events_per_bucket(since=hour_start, until=now, unit="hour", game=game)
-    daily = events_per_bucket(since=day_start, until=now, unit="day", game=game)
+    # One grouped read of the month's counts serves the events per day and the revenue per day.
+    days = _day_rows(since=day_start, until=now, game=game)
+    daily = events_per_bucket(since=day_start, until=now, unit="day", game=game, rows=days)
+    hourly = events_per_bucket(since=hour_start, until=now, unit="hour", game=game, types=list(daily.series))
     return Dashboard(
         game=game,
         now=now,
@@ -132,75 +143,86 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
         intake_month=intake(since=day_start, accepted=daily.total(), game=game),
         backlog=backlog(game=game, now=now),
         worker=worker_health(now=now),
-        revenue=revenue_per_day(since=day_start, until=now, game=game),
+        revenue=revenue_per_day(since=day_start, until=now, game=game, rows=days),
         without_rate=events_without_rate(game=game),
     )
 
 
-def events_per_bucket(*, since: datetime, until: datetime, unit: str, game: Game | None = None) -> TimeSeries:
-    """Return accepted events per hour or day between `since` and `until`, one series per event type."""
-    types = distinct_values(model=Event, field_name="event_type")
-    buckets = _bucket_starts(since=since, until=until, unit=unit)
-    series = TimeSeries(unit=unit, buckets=buckets, series={name: [0] * len(buckets) for name in types})
-    events = _events(game)
-    if unit == "day" and game is None:
-        # A month of events is most of the table. One COUNT per type and day walks only
-        # the (event_type, received_at) index; grouping every row by its day costs ten
-        # times as much on SQLite (1 s instead of 0.1 s over a million events) and twice
-        # as much on PostgreSQL. For one game no index holds both game and type, so
-        # there one grouped pass over the game's rows is the cheaper.
-        ends = [*buckets[1:], None]
-        for name in types:
-            for position, (start, end) in enumerate(zip(buckets, ends, strict=True)):
-                in_bucket = events.filter(event_type=name, received_at__gte=start)
-                in_bucket = in_bucket.filter(received_at__lt=end) if end else in_bucket.filter(received_at__lte=until)
-                series.series[name][position] = in_bucket.count()
-        return series
-    # One grouped query; for all games, naming the types keeps it on the type's index.
-    rows = (
-        events.filter(event_type__in=types, received_at__gte=since, received_at__lte=until)
-        .annotate(bucket=UtcBucket("received_at", unit=unit))
-        .values("bucket", "event_type")
-        .annotate(n=Count("pk"))
-        .order_by()
+def _minutes(*, since: datetime, until: datetime, game: Game | None) -> QuerySet[EventMinute]:
+    minutes = EventMinute.objects.filter(minute__gte=_minute_of(since), minute__lte=until).order_by()
+    return minutes if game is None else minutes.filter(game=game)
+
+
+def _minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def _day_rows(*, since: datetime, until: datetime, game: Game | None = None) -> list[dict]:
+    """Return the counted events and base revenue per (UTC day, type, game) between `since` and `until`."""
+    return list(
+        _minutes(since=since, until=until, game=game)
+        .annotate(bucket=UtcBucket("minute", unit="day"))
+        .values("bucket", "event_type", "game_id")
+        .annotate(n=Sum("events"), revenue=Sum("revenue_base"))
     )
+
+
+def events_per_bucket(
+    *,
+    since: datetime,
+    until: datetime,
+    unit: str,
+    game: Game | None = None,
+    types: list[str] | None = None,
+    rows: list[dict] | None = None,
+) -> TimeSeries:
+    """Return the events sent per hour or day between `since` and `until`, one series per event type.
+
+    Read from EventMinute in one grouped query (or from `rows` of _day_rows already
+    read). The series are the types that occur in the period, in order, or `types`.
+    """
+    buckets = _bucket_starts(since=since, until=until, unit=unit)
+    if rows is None:
+        rows = list(
+            _minutes(since=since, until=until, game=game)
+            .annotate(bucket=UtcBucket("minute", unit=unit))
+            .values("bucket", "event_type")
+            .annotate(n=Sum("events"))
+        )
+    names = types if types is not None else sorted({row["event_type"] for row in rows})
+    series = TimeSeries(unit=unit, buckets=buckets, series={name: [0] * len(buckets) for name in names})
     index = {_bucket_key(start, unit): position for position, start in enumerate(buckets)}
     for row in rows:
-        position = index.get(row["bucket"])
-        if position is not None:
+        position = index.get(bucket_key(row["bucket"], unit))
+        if position is not None and row["event_type"] in series.series:
             series.series[row["event_type"]][position] += row["n"]
     return series
 
 
-def revenue_per_day(*, since: datetime, until: datetime, game: Game | None = None) -> dict[str, TimeSeries]:
+def revenue_per_day(
+    *, since: datetime, until: datetime, game: Game | None = None, rows: list[dict] | None = None
+) -> dict[str, TimeSeries]:
     """Return revenue in the base currency per day for each type with money (purchases, ad impressions, ...).
 
     One TimeSeries per revenue type, in the registry's order, each with one series per
-    game; every revenue type is there, empty or not. One grouped query for all of them,
-    on the (event_type, received_at) index. An event whose exchange rate is not known
-    yet has no base-currency revenue and is left out rather than added in the wrong
-    currency (see `events_without_rate`; they are converted once the rate arrives).
+    game; every revenue type is there, empty or not. Read from EventMinute (or `rows`
+    of _day_rows already read). An event whose exchange rate is not known yet adds no
+    base-currency revenue until reconvert fills it in (see `events_without_rate`).
     """
     types = revenue_types()
     buckets = _bucket_starts(since=since, until=until, unit="day")
-    rows = (
-        _events(game)
-        .filter(event_type__in=types, received_at__gte=since, received_at__lte=until, revenue_base__isnull=False)
-        .annotate(bucket=UtcBucket("received_at", unit="day"))
-        .values("bucket", "event_type", "game_id")
-        .annotate(revenue=Sum("revenue_base"))
-        .order_by()
-    )
+    if rows is None:
+        rows = _day_rows(since=since, until=until, game=game)
     slugs = dict(Game.objects.values_list("pk", "slug"))
     index = {_bucket_key(start, "day"): position for position, start in enumerate(buckets)}
     by_type: dict[str, dict[str, list]] = {name: {} for name in types}
     for row in rows:
-        position = index.get(row["bucket"])
-        if position is None:
+        position = index.get(bucket_key(row["bucket"], "day"))
+        if position is None or row["event_type"] not in by_type or not row["revenue"]:
             continue
         by_game = by_type[row["event_type"]]
         values = by_game.setdefault(slugs.get(row["game_id"], str(row["game_id"])), [Decimal(0)] * len(buckets))
-        values[position] += Decimal(row["revenue"] or 0)
+        values[position] += Decimal(row["revenue"])
     # Biggest earners first: they are the bottom of the stack and the top of the legend.
     return {
         name: TimeSeries(
@@ -226,39 +248,34 @@ def events_without_rate(*, game: Game | None = None) -> dict[str, int]:
 
 @dataclass
 class TypeCounts:
-    """A game's events by type, counted over its newest `cap` events at most."""
+    """A game's events by type over its last `days` days, as the relays counted them."""
 
     counts: dict[str, int]  # most frequent first
     total: int
-    cap: int
-    since: datetime | None  # when the oldest event counted was received
-
-    @property
-    def is_capped(self) -> bool:
-        """Return True if the game may have older events than those counted."""
-        return self.total >= self.cap
+    days: int
+    since: datetime  # the start of the period counted
 
 
-def type_counts(*, game: Game, cap: int | None = None) -> TypeCounts:
-    """Return the game's events per type (custom types too) over its newest `cap` events, in one grouped query.
+def type_counts(*, game: Game, days: int | None = None, now: datetime | None = None) -> TypeCounts:
+    """Return the game's events per type (custom types too) over its last `days` days, in one grouped query.
 
-    Capped so that it costs the same for a game with a billion events: the newest rows
-    are found on the (game, received_at) index, and only those are read.
+    Read from EventMinute on its (game, minute) index, never from the log: the same
+    cost for a game with a billion events.
     """
-    cap = TYPE_COUNT_CAP if cap is None else cap
-    newest = Event.objects.filter(game=game).order_by("-received_at").values("pk")[:cap]
+    days = TYPE_COUNT_DAYS if days is None else days
+    since = _minute_of((now or timezone.now()).astimezone(UTC) - timedelta(days=days))
     rows = (
-        Event.objects.filter(pk__in=Subquery(newest))
+        EventMinute.objects.filter(game=game, minute__gte=since)
         .values("event_type")
-        .annotate(n=Count("pk"), since=Min("received_at"))
+        .annotate(n=Sum("events"))
         .order_by()
     )
     rows = sorted(rows, key=lambda row: (-row["n"], row["event_type"]))
     return TypeCounts(
         counts={row["event_type"]: row["n"] for row in rows},
         total=sum(row["n"] for row in rows),
-        cap=cap,
-        since=min((row["since"] for row in rows), default=None),
+        days=days,
+        since=since,
     )
 
 
@@ -289,26 +306,24 @@ def duplicate_count(*, since: datetime, game: Game | None = None) -> int:
     return tallies.aggregate(total=Sum("duplicates"))["total"] or 0
 
 
-def distinct_values(*, model: type[Model], field_name: str, limit: int = 100) -> list:
-    """Return the distinct non-blank values of an indexed column, in order, at most `limit`.
+def minute_values(*, since: datetime, limit: int = VALUES_LIMIT) -> dict[str, list[str]]:
+    """Return the distinct non-blank event types, platforms and currencies counted since `since`, in order.
 
-    A loose index scan: one "next value after this one" query per value, each a seek
-    on the index that leads with the column, instead of a DISTINCT over every row.
+    One query over EventMinute's rows of the period (on its unique index, which leads
+    with the minute), never a DISTINCT over the log; at most `limit` values each.
     """
-    values: list = []
-    ordered = model._default_manager.order_by(field_name).values_list(field_name, flat=True)
-    current = ""  # blank sorts first: starting after it skips the blanks with one seek too
-    while len(values) < limit:
-        current = ordered.filter(**{f"{field_name}__gt": current}).first()
-        if current is None:
-            break
-        values.append(current)
-    return values
-
-
-def _events(game: Game | None) -> QuerySet[Event]:
-    events = Event.objects.order_by()
-    return events if game is None else events.filter(game=game)
+    combinations = (
+        EventMinute.objects.filter(minute__gte=_minute_of(since))
+        .values_list("event_type", "platform", "currency")
+        .distinct()
+        .order_by()
+    )
+    found: dict[str, set] = {"event_type": set(), "platform": set(), "currency": set()}
+    for event_type, platform, currency in combinations:
+        found["event_type"].add(event_type)
+        found["platform"].add(platform)
+        found["currency"].add(currency)
+    return {name: sorted(value for value in values if value)[:limit] for name, values in found.items()}
 
 
 def _bucket_starts(*, since: datetime, until: datetime, unit: str) -> list[datetime]:

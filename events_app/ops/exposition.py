@@ -60,7 +60,7 @@ def _read_figures() -> dict:
     stored = (
         Event.objects.exclude(logstore.not_relayed(list(DeliveryCursor.objects.all())))
         .exclude(pk__in=DeliveryIssue.objects.exclude(state=IssueState.DELIVERED).values("event_id"))
-        .order_by("received_at")
+        .order_by("pk")  # ids follow arrival: the primary key's front, no sort of the log
         .values_list("received_at", flat=True)
         .first()
     )

@@ -151,7 +151,12 @@ def _drop_day(day: logstore.DayPartition, *, dry_run: bool, counts: PurgeCounts)
 def _purge_rows(
     scope, *, before: datetime, include_dead: bool, dry_run: bool, batch_size: int, counts: PurgeCounts
 ) -> None:
-    """Delete the old deliverable events of `scope` in id-ordered batches, with short transactions and pauses."""
+    """Delete the old deliverable events of `scope` in id-ordered batches, with short transactions and pauses.
+
+    The walk goes on to the last id: an old event stored after young ones (rows loaded
+    from elsewhere, a clock set back) must go too, so the last, empty batch reads the
+    rest of the table once a run (the log keeps no index on received_at).
+    """
     last_pk = 0
     while True:
         ids = list(

@@ -2,13 +2,14 @@
 
 import uuid
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 import orjson
 from django.urls import reverse
 from django.utils import timezone
 
 from events_app import logstore
-from events_app.delivery import status
+from events_app.delivery import minutes, status
 from events_app.delivery.destinations.base import PackedRecord, RecordError
 from events_app.delivery.destinations.firehose import FirehoseDestination
 from events_app.ingest.service import ingest_events
@@ -47,12 +48,28 @@ def ad_impression(**properties) -> dict:
 
 
 def store(api_key: ApiKey, raw_events: list[dict]) -> list[Event]:
-    """Ingest `raw_events` for the key's game and return their rows, in the order given."""
+    """Ingest `raw_events` for the key's game and return their rows, in the order given.
+
+    They are counted in EventMinute too (count_sent), as a relay counts them when it
+    sends them: the list's filter values and the dashboard read those counts.
+    """
     outcome = ingest_events(api_key=api_key, raw_events=raw_events, received_at=timezone.now())
     assert outcome.rejected == 0, outcome.results
     ids = [uuid.UUID(result["event_id"]) for result in outcome.results]
     rows = {event.event_id: event for event in Event.objects.filter(event_id__in=ids)}
-    return [rows[event_id] for event_id in ids]
+    events = [rows[event_id] for event_id in ids]
+    count_sent(events)
+    return events
+
+
+def count_sent(events: Iterable[Event]) -> None:
+    """Add the events to the per-minute counts (EventMinute) from their columns, as a relay batch adds what it sent."""
+    counts: dict[tuple, tuple[int, Decimal]] = {}
+    for event in events:
+        key = (minutes.minute_of(event.received_at), event.game_id, event.event_type, event.platform, event.currency)
+        number, revenue = counts.get(key, (0, Decimal(0)))
+        counts[key] = (number + 1, revenue + (event.revenue_base or Decimal(0)))
+    minutes.add(counts)
 
 
 # -- delivery states, as the relay and the retry worker leave them ------------------------------------------------

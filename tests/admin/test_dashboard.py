@@ -9,7 +9,8 @@ from unittest import mock
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -23,7 +24,7 @@ from events_app.delivery.worker import run_worker
 from events_app.ingest.service import ingest_events
 from events_app.models import DeliveryIssue, DuplicateTally, Event, Heartbeat, RejectedEvent
 from events_app.money.currency import clear_rate_cache
-from tests.admin.helpers import set_state
+from tests.admin.helpers import count_sent, set_state
 
 NOW = datetime(2026, 11, 25, 15, 40, tzinfo=UTC)
 DASHBOARD_URL = reverse("admin:events_app_event_dashboard")
@@ -50,7 +51,8 @@ def store_at(
 
     With `state`, the events are put in that delivery state (tests.admin.helpers.set_state):
     the relay passes them and every event stored before them, so store the ones that
-    should stay pending last.
+    should stay pending last. The events are counted in EventMinute (what the charts
+    read) as a relay counts those it sends.
     """
     occurred = (received_at - timedelta(minutes=1)).isoformat()
     outcome = ingest_events(
@@ -61,6 +63,7 @@ def store_at(
     if fields:
         events.update(**fields)
     events = list(events)
+    count_sent(events)
     if state is not None:
         set_state(events, state)
     return events
@@ -130,6 +133,7 @@ def test_dashboard_shows_accepted_duplicate_and_rejected_counts(
     retried = [make_install(), make_install()]
     assert api.post("/v1/events/batch", {"events": retried}, format="json").json()["accepted"] == 2
     assert api.post("/v1/events/batch", {"events": retried}, format="json").json()["duplicates"] == 2
+    count_sent(Event.objects.filter(event_id__in=[e["event_id"] for e in retried]))  # as the relay sends them
     DuplicateTally.objects.create(game=other_game_key[0].game, received_at=NOW - timedelta(days=2), duplicates=5)
 
     response = admin_client.get(DASHBOARD_URL)
@@ -182,8 +186,8 @@ def test_dashboard_shows_the_backlog_and_the_age_of_the_oldest_undelivered_event
     assert backlog.oldest_undelivered_age == timedelta(hours=2, minutes=5)
     html = response.content.decode()
     assert 'id="oldest-undelivered">2\xa0hours, 5\xa0minutes<' in html
-    assert 'href="/admin/events_app/event/?delivery_state=failed" id="backlog-failed">2<' in html
-    assert 'href="/admin/events_app/event/?delivery_state=pending" id="backlog-pending">2<' in html
+    assert 'href="/admin/events_app/event/?delivery_state=failed&amp;received=all" id="backlog-failed">2<' in html
+    assert 'href="/admin/events_app/event/?delivery_state=pending&amp;received=all" id="backlog-pending">2<' in html
 
 
 def test_during_an_outage_the_oldest_failed_event_is_aged(admin_client, game_key, frozen, make_install):
@@ -279,11 +283,11 @@ def test_admin_index_shows_the_pipeline_at_a_glance(admin_client, game_key, froz
     html = admin_client.get(reverse("admin:index")).content.decode()
 
     panel = html.split('id="pipeline-module"', 1)[1].split('id="content-main"', 1)[0]
-    assert 'href="/admin/events_app/event/?delivery_state=pending" id="backlog-pending">2<' in panel
-    assert 'href="/admin/events_app/event/?delivery_state=failed" id="backlog-failed">1<' in panel
-    assert 'href="/admin/events_app/event/?delivery_state=dead" id="backlog-dead">1<' in panel
-    assert 'href="/admin/events_app/event/?delivery_state=failed">Failed events</a>' in html
-    assert 'href="/admin/events_app/event/?delivery_state=dead">Dead events</a>' in html
+    assert 'href="/admin/events_app/event/?delivery_state=pending&amp;received=all" id="backlog-pending">2<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=failed&amp;received=all" id="backlog-failed">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=dead&amp;received=all" id="backlog-dead">1<' in panel
+    assert 'href="/admin/events_app/event/?delivery_state=failed&amp;received=all">Failed events</a>' in html
+    assert 'href="/admin/events_app/event/?delivery_state=dead&amp;received=all">Dead events</a>' in html
     assert 'id="oldest-undelivered">12\xa0minutes<' in panel
     assert "40 seconds ago</td>" in panel and 'id="last-delivery" title="2026-11-25 15:39:20 UTC"' in panel
     assert 'id="worker-last-seen" title="2026-11-25 15:39:56 UTC">4 seconds ago<' in panel
@@ -411,7 +415,7 @@ def test_events_without_an_exchange_rate_are_counted_for_purchases_and_ad_impres
     link = html.split('id="without-rate-ad_impression"', 1)[0].rsplit('href="', 1)[1].split('"', 1)[0]
     assert link == (
         "/admin/events_app/event/?event_type=ad_impression&amp;revenue__isnull=False&amp;revenue_base__isnull=True"
-        f"&amp;game__id__exact={game_key[0].game_id}"
+        f"&amp;received=all&amp;game__id__exact={game_key[0].game_id}"
     )
     assert 'id="without-rate-ad_impression">2 ad_impression events</a>' in html
     assert 'id="without-rate-purchase">1 purchase event</a>' in html
@@ -502,3 +506,26 @@ def test_dashboard_uses_the_current_time_when_not_given(game_key, make_install):
     assert abs(data.now - timezone.now()) < timedelta(seconds=5)
     assert len(data.hourly.buckets) == 24
     assert len(data.daily.buckets) == 30
+
+
+def test_dashboard_costs_a_fixed_number_of_queries_and_never_counts_the_log(
+    admin_client, game_key, other_game_key, frozen, make_install, make_purchase
+):
+    """The same queries for 4 events as for 200: the charts read EventMinute, never a COUNT over the log."""
+    counts = []
+    for number in (2, 100):
+        for key in (game_key[0], other_game_key[0]):
+            store_at(key, [make_install() for _ in range(number // 2)], NOW - timedelta(hours=3), state="delivered")
+            store_at(key, [make_purchase() for _ in range(number // 2)], NOW - timedelta(days=4))
+        for query in ({}, {"game": "moon-miners"}):
+            with CaptureQueriesContext(connection) as queries:
+                assert admin_client.get(DASHBOARD_URL, query).status_code == 200
+            log = connection.ops.quote_name(Event._meta.db_table)
+            counting = [q["sql"] for q in queries.captured_queries if log in q["sql"] and "COUNT(" in q["sql"].upper()]
+            # Only the backlog's count of the events no relay has passed yet (the relay index) and the count of
+            # those waiting for an exchange rate (the partial index of them): never a count over a time range.
+            assert all('"shard"' in sql or '"revenue_base" IS NULL' in sql for sql in counting), counting
+            assert len(counting) <= 2, counting
+            counts.append(len(queries))
+    assert counts[0] == counts[2] and counts[1] == counts[3]
+    assert max(counts) <= 22

@@ -1,14 +1,16 @@
 """The game pages: creating a game, its policy for custom types, its custom types and its events by type."""
 
 import re
-from datetime import UTC, datetime
+from datetime import timedelta
 
+import time_machine
 from django.urls import reverse
+from django.utils import timezone
 
 from events_app.admin import queries
 from events_app.api.keys import issue_api_key
 from events_app.event_types import custom
-from events_app.models import Event, Game, UnknownEventPolicy
+from events_app.models import Game, UnknownEventPolicy
 from tests.admin.helpers import EVENTS_URL, LEVEL_UP_SCHEMA, accept_unknown_types, ad_impression, make_event, store
 
 
@@ -93,23 +95,22 @@ def test_game_page_counts_the_games_events_by_type(admin_client, game_key, other
         ("level_up", "custom", 2),
         ("purchase", "built-in", 1),
     ]
-    assert counts[1][2] == f"{EVENTS_URL}?game__id__exact={game.pk}&amp;event_type=level_up"
-    assert "All 6 events of the game." in section
+    # The list over the days counted, so that it shows the events counted.
+    assert counts[1][2] == f"{EVENTS_URL}?game__id__exact={game.pk}&amp;received=30d&amp;event_type=level_up"
+    assert "6 events received in the last 30 days" in section
 
 
-def test_game_event_counts_cover_only_the_newest_events_past_the_cap(admin_client, game_key, make_install, monkeypatch):
-    monkeypatch.setattr(queries, "TYPE_COUNT_CAP", 3)
+def test_game_event_counts_cover_the_last_30_days_as_the_relays_counted_them(admin_client, game_key, make_install):
     accept_unknown_types(game_key[0].game)
-    old = store(game_key[0], [make_install(), make_install()])
-    Event.objects.filter(pk__in=[e.pk for e in old]).update(received_at=datetime(2026, 1, 1, tzinfo=UTC))
-    newest = store(game_key[0], [make_event("chest_opened", {}) for _ in range(3)])
-    Event.objects.filter(pk__in=[e.pk for e in newest]).update(received_at=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    with time_machine.travel(timezone.now() - timedelta(days=31)):
+        store(game_key[0], [make_install(), make_install()])
+    store(game_key[0], [make_event("chest_opened", {}) for _ in range(3)])
 
     html = admin_client.get(reverse("admin:events_app_game_change", args=[game_key[0].game_id])).content.decode()
 
     assert 'id="type-count-chest_opened">3<' in html
     assert 'id="type-count-install"' not in html
-    assert "Counted over the game's newest 3 events (received since 2026-03-02 09:30 UTC)" in html
+    assert "3 events received in the last 30 days" in html
 
 
 def test_game_event_counts_take_one_query_whatever_the_number_of_types(
@@ -124,7 +125,7 @@ def test_game_event_counts_take_one_query_whatever_the_number_of_types(
         counts = queries.type_counts(game=game_key[0].game)
 
     assert counts.counts == {"ad_impression": 1, "install": 1, "purchase": 1, "session_start": 1}
-    assert not counts.is_capped
+    assert counts.total == 4
 
 
 def test_a_game_without_events_or_custom_types_says_so(admin_client, db):
@@ -133,4 +134,4 @@ def test_a_game_without_events_or_custom_types_says_so(admin_client, db):
     html = admin_client.get(reverse("admin:events_app_game_change", args=[game.pk])).content.decode()
 
     assert 'id="no-custom-types"' in html
-    assert "No events from this game yet." in html
+    assert "No events from this game sent in the last 30 days." in html

@@ -28,7 +28,7 @@ def test_every_list_writes_times_one_way_with_the_time_zone(admin_client, api, g
     RejectedEvent.objects.create(game=game_key[0].game, received_at=moment, errors={"player_id": ["bad"]})
 
     pages = {
-        "events": (EVENTS_URL, ["received"]),
+        "events": (EVENTS_URL + "?received=all", ["received"]),
         "keys": (reverse("admin:events_app_apikey_changelist"), ["created", "revoked"]),
         "games": (reverse("admin:events_app_game_changelist"), ["created"]),
         "rejections": (reverse("admin:events_app_rejectedevent_changelist"), ["received"]),
