@@ -335,8 +335,8 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
     # Searched by exact value (see get_search_results).
     search_fields = ["=event_id", "=player_id", "=transaction_id"]
     search_help_text = (
-        "An exact player id or purchase transaction id, or an event id (looked for among the events "
-        "received in the time range chosen on the right)."
+        "An exact player id, purchase transaction id or event id, among the events received in the time "
+        "range chosen on the right (All time for a player's whole history)."
     )
     list_select_related = ["game"]
     list_per_page = 100
