@@ -165,6 +165,15 @@ def _stored_event_keys(*, game_id: int, event_ids: list, buckets: list[int]) -> 
     """Return {event_id: (type hash, player hash)} of the ids stored in `buckets` (on the primary key)."""
     table = connection.ops.quote_name(EventKey._meta.db_table)
     found: dict[uuid.UUID, tuple[int, int]] = {}
+    if connection.vendor == "postgresql":
+        # Arrays as parameters: one short statement, parsed and planned once per process.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT event_id, type_hash, player_hash FROM {table} "
+                "WHERE bucket = ANY(%s::int[]) AND game_id = %s AND event_id = ANY(%s::uuid[])",
+                [buckets, game_id, list(event_ids)],
+            )
+            return {_uuid_of(event_id): (type_hash, player_hash) for event_id, type_hash, player_hash in cursor}
     with connection.cursor() as cursor:
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
@@ -183,6 +192,21 @@ def _insert_event_keys(keys: list[tuple], *, game_id: int) -> dict[uuid.UUID, in
     """Insert (bucket, event_id, type hash, player hash) keys; return how many buckets each id was inserted in."""
     table = connection.ops.quote_name(EventKey._meta.db_table)
     inserted: dict[uuid.UUID, int] = {}
+    if connection.vendor == "postgresql" and keys:
+        buckets, event_ids, type_hashes, player_hashes = (list(column) for column in zip(*keys, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) "
+                "SELECT bucket, %s, event_id, type_hash, player_hash "
+                "FROM unnest(%s::int[], %s::uuid[], %s::bigint[], %s::bigint[]) "
+                "AS incoming (bucket, event_id, type_hash, player_hash) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                [game_id, buckets, event_ids, type_hashes, player_hashes],
+            )
+            for (event_id,) in cursor.fetchall():
+                key = _uuid_of(event_id)
+                inserted[key] = inserted.get(key, 0) + 1
+        return inserted
     with connection.cursor() as cursor:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]

@@ -90,14 +90,21 @@ def _insert_plan(vendor: str, alias: str) -> _InsertPlan:
         columns.append((model_field.attname, converter, internal == "DateTimeField"))
     table = quote(Event._meta.db_table)
     if vendor == "postgresql":
-        # One row per statement, sent by psycopg's pipelined executemany: the SQL text
-        # stays small, so psycopg prepares it once instead of re-parsing thousands of
-        # placeholders on every request.
-        values = ", ".join("%s::jsonb" if converter is _json_text else "%s" for _, converter, _ in columns)
-        return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ({values})", "", tail, columns)
+        # One statement per request, each column an array parameter: the SQL text stays
+        # short, so it is parsed and planned once per process; and the partitioned log
+        # is entered once per request, not once per row (per-row statements cost ~2x).
+        arrays = ", ".join(f"%s::{_array_type(model_field, connection)}" for model_field in _INSERT_FIELDS)
+        head = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+        return _InsertPlan(vendor, head, "", tail, columns)
     # "?" as sqlite3 takes it: the driver is called directly, without Django's "%s" rewriting.
     row = "(" + ", ".join(["?"] * len(_INSERT_FIELDS)) + ")"
     return _InsertPlan(vendor, f"INSERT INTO {table} ({names}) VALUES ", row, tail, columns)
+
+
+def _array_type(model_field, connection) -> str:
+    """Return the PostgreSQL array type of a column's values as sent (JSON goes as text, then cast)."""
+    db_type = model_field.db_type(connection)
+    return "text[]::jsonb[]" if db_type == "jsonb" else f"{db_type}[]"
 
 
 def _prep_with_field(model_field, alias: str, value: object) -> object:
@@ -345,14 +352,10 @@ def _sql_execute(plan: _InsertPlan, params: list[list], *, using: str) -> dict[t
     # Django's error translation (so a lost connection answers 503, not 500).
     with connection.wrap_database_errors:
         if plan.vendor == "postgresql":
+            columns = [list(column) for column in zip(*params, strict=True)]
             with connection.cursor() as cursor:
-                driver_cursor = cursor.cursor  # psycopg's own: Django's wrapper cannot return rows from executemany
-                driver_cursor.executemany(plan.head + plan.tail, params, returning=True)
-                returned = []
-                while True:
-                    returned += driver_cursor.fetchall()
-                    if not driver_cursor.nextset():
-                        break
+                cursor.cursor.execute(plan.head + plan.tail, columns)  # psycopg's own: no "%s" rewriting on the way
+                returned = cursor.cursor.fetchall()
         else:
             sql = plan.head + ", ".join([plan.row_placeholders] * len(params)) + plan.tail
             returned = connection.connection.execute(sql, [value for row in params for value in row]).fetchall()
