@@ -65,6 +65,21 @@ def size(database_url: str) -> int:
         return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
 
+def store(tree: Path, env: dict, *, admin_url: str, events: int, days_ago: int) -> tuple[float, int, dict]:
+    """Store `events` events received `days_ago` days ago through the driver; return seconds, WAL bytes, its figures."""
+    start_wal = wal(admin_url)
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", DRIVER.read_text()],
+        cwd=tree,
+        env={**env, "BENCH_EVENTS": str(events), "BENCH_DAYS_AGO": str(days_ago)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.perf_counter() - started, wal(admin_url) - start_wal, json.loads(out.stdout.splitlines()[-1])
+
+
 def measure(label: str, tree: Path, *, admin_url: str, events: int) -> dict:
     database_url = f"{admin_url.rsplit('/', 1)[0]}/bench_log_{label}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -74,21 +89,7 @@ def measure(label: str, tree: Path, *, admin_url: str, events: int) -> dict:
     manage(tree, env, "migrate", "--noinput")
     phases = {}
 
-    start_wal = wal(admin_url)
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", DRIVER.read_text()],
-        cwd=tree,
-        env={**env, "BENCH_EVENTS": str(events), "BENCH_DAYS_AGO": "2"},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    phases["ingest"] = (
-        time.perf_counter() - started,
-        wal(admin_url) - start_wal,
-        json.loads(out.stdout.splitlines()[-1]),
-    )
+    phases["ingest"] = store(tree, env, admin_url=admin_url, events=events, days_ago=2)
     stored_size = size(database_url)
 
     start_wal = wal(admin_url)
@@ -108,21 +109,7 @@ def measure(label: str, tree: Path, *, admin_url: str, events: int) -> dict:
         stderr=subprocess.DEVNULL,
     )
     try:
-        start_wal = wal(admin_url)
-        started = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", DRIVER.read_text()],
-            cwd=tree,
-            env={**env, "BENCH_EVENTS": str(events // 4), "BENCH_DAYS_AGO": "0"},
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        phases["ingest_with_delivery"] = (
-            time.perf_counter() - started,
-            wal(admin_url) - start_wal,
-            json.loads(out.stdout.splitlines()[-1]),
-        )
+        phases["ingest_with_delivery"] = store(tree, env, admin_url=admin_url, events=events // 4, days_ago=0)
     finally:
         worker.terminate()
         worker.wait(30)

@@ -246,6 +246,17 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+def purchase_key_values(row: dict, *, game_id: int) -> dict:
+    """Return the column values of a purchase's key (the migration that wrote the first keys uses them too)."""
+    return {
+        "game_id": game_id,
+        "transaction_id": row["transaction_id"],
+        "event_id": row["event_id"],
+        **purchase_identity(row),
+        "received_at": row["received_at"],
+    }
+
+
 def stored_repeat(row: dict, stored: PurchaseKey) -> Repeat:
     """Return the Repeat of a purchase whose transaction_id `stored` holds already."""
     mine = purchase_identity(row)
@@ -261,21 +272,7 @@ def stored_repeat(row: dict, stored: PurchaseKey) -> Repeat:
 
 def _claim_purchase_keys(rows: list[dict], *, game_id: int) -> dict[str, PurchaseKey]:
     """Insert the rows' purchase keys; return the keys stored already (by transaction_id) for those that lost."""
-    keys = []
-    for row in rows:
-        identity = purchase_identity(row)
-        keys.append(
-            PurchaseKey(
-                game_id=game_id,
-                transaction_id=row["transaction_id"],
-                event_id=row["event_id"],
-                player_id=identity["player_id"],
-                product_id=identity["product_id"],
-                price=identity["price"],
-                currency=identity["currency"],
-                received_at=row["received_at"],
-            )
-        )
+    keys = [PurchaseKey(**purchase_key_values(row, game_id=game_id)) for row in rows]
     table = connection.ops.quote_name(PurchaseKey._meta.db_table)
     columns = ["game_id", "transaction_id", "event_id", "player_id", "product_id", "price", "currency", "received_at"]
     fields = [PurchaseKey._meta.get_field(name) for name in columns]

@@ -23,7 +23,7 @@ from events_app.delivery import heartbeat, minutes
 from events_app.delivery.destinations.base import Destination
 from events_app.delivery.issues import open_issues
 from events_app.delivery.policies import SendPolicy
-from events_app.delivery.sending import DeliveryCounts, SendReport, log_batch, send_lines
+from events_app.delivery.sending import CallReport, DeliveryCounts, SendReport, log_batch, send_lines
 from events_app.models import CallOutcome, DeliveryCall
 
 logger = logging.getLogger(__name__)
@@ -98,21 +98,33 @@ def _record_calls(report: SendReport, *, rows: list, shard: int, destination: st
     for call in report.calls:
         first = min(rows[index].position for index in call.members)
         last = max(rows[index].position for index in call.members)
-        calls.append(_call_row(call, report=report, shard=shard, first=first, last=last, destination=destination))
+        calls.append(
+            call_row(call, report=report, destination=destination, sender=SENDER, shard=shard, first=first, last=last)
+        )
     return DeliveryCall.objects.bulk_create(calls)
 
 
-def _call_row(call, *, report: SendReport, shard: int, first, last, destination: str) -> DeliveryCall:
+def call_row(
+    call: CallReport,
+    *,
+    report: SendReport,
+    destination: str,
+    sender: str,
+    shard: int | None = None,
+    first: logstore.Position | None = None,
+    last: logstore.Position | None = None,
+) -> DeliveryCall:
+    """Return the (unsaved) record of one destination call; a relay's carries its shard and span of the log."""
     return DeliveryCall(
         called_at=call.called_at,
         emitted_at=report.emitted_at,
         destination=destination,
-        sender=SENDER,
+        sender=sender,
         shard=shard,
-        first_txid=first.txid,
-        first_event=first.event,
-        last_txid=last.txid,
-        last_event=last.event,
+        first_txid=first.txid if first else None,
+        first_event=first.event if first else None,
+        last_txid=last.txid if last else None,
+        last_event=last.event if last else None,
         events=len(call.members),
         failed_events=len(call.failed),
         records=call.records,

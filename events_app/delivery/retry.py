@@ -19,8 +19,9 @@ from events_app.db import write_transaction
 from events_app.delivery import heartbeat
 from events_app.delivery.destinations.base import Destination
 from events_app.delivery.policies import SendPolicy
+from events_app.delivery.relay import call_row
 from events_app.delivery.sending import DeliveryCounts, SendReport, log_batch, retry_delay, send_lines
-from events_app.models import DUE_STATES, CallOutcome, DeliveryCall, DeliveryIssue, IssueState
+from events_app.models import DUE_STATES, DeliveryCall, DeliveryIssue, IssueState
 
 SENDER = "retry"
 
@@ -81,23 +82,7 @@ def _record(
     max_attempts = conf.max_attempts()
     with write_transaction():
         calls = DeliveryCall.objects.bulk_create(
-            [
-                DeliveryCall(
-                    called_at=call.called_at,
-                    emitted_at=report.emitted_at,
-                    destination=destination,
-                    sender=SENDER,
-                    events=len(call.members),
-                    failed_events=len(call.failed),
-                    records=call.records,
-                    bytes=call.bytes,
-                    outcome=CallOutcome.DELIVERED
-                    if not call.failed
-                    else (CallOutcome.FAILED if len(call.failed) == len(call.members) else CallOutcome.PARTIAL),
-                    error=call.error[:2000],
-                )
-                for call in report.calls
-            ]
+            [call_row(call, report=report, destination=destination, sender=SENDER) for call in report.calls]
         )
         call_of = {index: calls[position] for position, call in enumerate(report.calls) for index in call.members}
         ours = DeliveryIssue.objects.filter(claim_token=token)

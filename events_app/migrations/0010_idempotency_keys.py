@@ -62,22 +62,10 @@ def write_keys_of_stored_events(apps, schema_editor):
         if not batch:
             break
         last_pk = batch[-1]["pk"]
-        fields = []
-        for row in batch:
-            identity = keys.purchase_identity(row)
-            fields.append(
-                PurchaseKey(
-                    game_id=row["game_id"],
-                    transaction_id=row["transaction_id"],
-                    event_id=row["event_id"],
-                    player_id=identity["player_id"],
-                    product_id=identity["product_id"],
-                    price=identity["price"],
-                    currency=identity["currency"],
-                    received_at=row["received_at"],
-                )
-            )
-        PurchaseKey.objects.bulk_create(fields, ignore_conflicts=True)
+        PurchaseKey.objects.bulk_create(
+            [PurchaseKey(**keys.purchase_key_values(row, game_id=row["game_id"])) for row in batch],
+            ignore_conflicts=True,
+        )
 
 
 class Migration(migrations.Migration):
