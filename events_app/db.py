@@ -59,6 +59,18 @@ def hold_erasure_lock(game_id: int, *, exclusive: bool, using: str = DEFAULT_DB_
     connection = connections[using]
     if connection.vendor != "postgresql":
         return
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    call, params = erasure_lock_call(game_id, exclusive=exclusive)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s, %s)", [_ERASURE_LOCK_SPACE, game_id & 0x7FFFFFFF])
+        cursor.execute(f"SELECT {call}", params)
+
+
+def erasure_lock_call(game_id: int, *, exclusive: bool, wait: bool = True) -> tuple[str, list]:
+    """Return the PostgreSQL expression (and its parameters) that takes the game's erasure lock; see hold_erasure_lock.
+
+    For a statement that does more at once. Without `wait`, the expression gives
+    false instead of waiting when an erasure holds the lock.
+    """
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    if not wait:
+        function = function.replace("pg_", "pg_try_", 1)
+    return f"{function}(%s, %s)", [_ERASURE_LOCK_SPACE, game_id & 0x7FFFFFFF]

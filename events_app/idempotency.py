@@ -34,6 +34,7 @@ from decimal import Decimal
 from django.db import connection
 
 from events_app import conf
+from events_app.db import erasure_lock_call
 from events_app.models import EventKey, PurchaseKey
 
 # Keys written in two buckets during this much of a bucket's end: more than the
@@ -62,23 +63,33 @@ class Claimed:
     repeats: dict[int, Repeat] = field(default_factory=dict)
 
 
-def begin() -> float:
-    """Start an ingest transaction's bounds and return its time (epoch seconds) from the database's clock.
+def begin(*, game_id: int) -> float:
+    """Start an ingest transaction for `game_id`; return its time (epoch seconds) from the database's clock.
 
     Call first in the transaction. On PostgreSQL one statement sets the timeouts
-    for this transaction only and reads `now()`, the transaction's start, the same
-    clock for every server. SQLite queues every writer, so its own clock will do.
+    for this transaction only, takes the game's erasure lock (shared: see
+    events_app.db.hold_erasure_lock, so what the transaction reads next about
+    erased players cannot change before it commits) and reads the database's
+    clock, one for every server. Should an erasure hold the lock, a second
+    statement waits for it, within the timeout just set, and reads the clock after.
+    SQLite queues every writer, so its own clock will do.
     """
     if connection.vendor != "postgresql":
         return time.time()
+    clock = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
     with connection.cursor() as cursor:
+        lock, lock_params = erasure_lock_call(game_id, exclusive=False, wait=False)
         cursor.execute(
             "SELECT set_config('statement_timeout', %s, true), "
-            "set_config('idle_in_transaction_session_timeout', %s, true), "
-            "EXTRACT(EPOCH FROM now())::float8",
-            [INGEST_STATEMENT_TIMEOUT, INGEST_IDLE_TIMEOUT],
+            f"set_config('idle_in_transaction_session_timeout', %s, true), {lock}, {clock}",
+            [INGEST_STATEMENT_TIMEOUT, INGEST_IDLE_TIMEOUT, *lock_params],
         )
-        return cursor.fetchone()[2]
+        _, _, locked, moment = cursor.fetchone()
+        if not locked:
+            lock, lock_params = erasure_lock_call(game_id, exclusive=False)
+            cursor.execute(f"SELECT {clock} FROM (SELECT {lock}) AS locked", lock_params)
+            (moment,) = cursor.fetchone()
+        return moment
 
 
 def window_seconds() -> int:
@@ -112,21 +123,21 @@ def claim(rows: Sequence[dict], *, game_id: int, moment: float) -> Claimed:
     if not rows:
         return claimed
     bucket, writes = buckets_at(moment)
-    by_id = {row["event_id"]: index for index, row in enumerate(rows)}
     hashes = {index: (fingerprint(row["event_type"]), fingerprint(row["player_id"])) for index, row in enumerate(rows)}
-    known = _stored_event_keys(game_id=game_id, event_ids=list(by_id), buckets=[bucket - 1, *writes])
-    fresh = [index for index, row in enumerate(rows) if row["event_id"] not in known]
-    inserted = _insert_event_keys(
-        [(writes_bucket, rows[index]["event_id"], *hashes[index]) for index in fresh for writes_bucket in writes],
+    # One statement in the common case: keys that are new in the bucket before are
+    # inserted, and only those that did not all go in (repeats, or keys another
+    # request stored since) are read back.
+    inserted = _insert_new_event_keys(
+        [
+            (writes_bucket, row["event_id"], *hashes[index])
+            for index, row in enumerate(rows)
+            for writes_bucket in writes
+        ],
         game_id=game_id,
+        previous_bucket=bucket - 1,
     )
-    late = [index for index in fresh if inserted.get(rows[index]["event_id"], 0) < len(writes)]
-    if late:  # another request stored them since the first look: read what it stored
-        known.update(
-            _stored_event_keys(
-                game_id=game_id, event_ids=[rows[index]["event_id"] for index in late], buckets=[bucket - 1, *writes]
-            )
-        )
+    late = [row["event_id"] for row in rows if inserted.get(row["event_id"], 0) < len(writes)]
+    known = _stored_event_keys(game_id=game_id, event_ids=late, buckets=[bucket - 1, *writes]) if late else {}
     for index, row in enumerate(rows):
         stored = known.get(row["event_id"])
         if stored is None:
@@ -188,37 +199,55 @@ def _stored_event_keys(*, game_id: int, event_ids: list, buckets: list[int]) -> 
     return found
 
 
-def _insert_event_keys(keys: list[tuple], *, game_id: int) -> dict[uuid.UUID, int]:
-    """Insert (bucket, event_id, type hash, player hash) keys; return how many buckets each id was inserted in."""
+def _insert_new_event_keys(keys: list[tuple], *, game_id: int, previous_bucket: int) -> dict[uuid.UUID, int]:
+    """Insert (bucket, event_id, type hash, player hash) keys whose id is not in `previous_bucket`.
+
+    Return how many buckets each id was inserted in; an id stored already (in the
+    bucket before, or in a bucket it is written to) is not inserted anywhere else.
+    """
     table = connection.ops.quote_name(EventKey._meta.db_table)
-    inserted: dict[uuid.UUID, int] = {}
-    if connection.vendor == "postgresql" and keys:
+    columns = f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) "
+    not_stored_before = (
+        f"NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.bucket = %s "
+        "AND stored.game_id = %s AND stored.event_id = incoming.{event_id})"
+    )
+    statements = []
+    if connection.vendor == "postgresql":
         buckets, event_ids, type_hashes, player_hashes = (list(column) for column in zip(*keys, strict=True))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) "
-                "SELECT bucket, %s, event_id, type_hash, player_hash "
+        statements.append(
+            (
+                columns + "SELECT incoming.bucket, %s, incoming.event_id, incoming.type_hash, incoming.player_hash "
                 "FROM unnest(%s::int[], %s::uuid[], %s::bigint[], %s::bigint[]) "
                 "AS incoming (bucket, event_id, type_hash, player_hash) "
-                "ON CONFLICT DO NOTHING RETURNING event_id",
-                [game_id, buckets, event_ids, type_hashes, player_hashes],
+                "WHERE " + not_stored_before.format(event_id="event_id") + " ON CONFLICT DO NOTHING RETURNING event_id",
+                [game_id, buckets, event_ids, type_hashes, player_hashes, previous_bucket, game_id],
             )
-            for (event_id,) in cursor.fetchall():
-                key = _uuid_of(event_id)
-                inserted[key] = inserted.get(key, 0) + 1
-        return inserted
-    with connection.cursor() as cursor:
+        )
+    else:
+        if connection.vendor != "sqlite":  # another database: look first, then insert
+            before = _stored_event_keys(
+                game_id=game_id, event_ids=list({key[1] for key in keys}), buckets=[previous_bucket]
+            )
+            keys = [key for key in keys if key[1] not in before]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             params = []
             for bucket, event_id, type_hash, player_hash in chunk:
                 params += [bucket, game_id, _uuid_param(event_id), type_hash, player_hash]
-            cursor.execute(
-                f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
-                + " ON CONFLICT DO NOTHING RETURNING event_id",
-                params,
-            )
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+            if connection.vendor == "sqlite":  # which names a VALUES list's columns column1, column2...
+                sql = (
+                    columns + f"SELECT * FROM (VALUES {values}) AS incoming "
+                    "WHERE " + not_stored_before.format(event_id="column3")
+                )
+                params += [previous_bucket, game_id]
+            else:
+                sql = columns + f"VALUES {values}"
+            statements.append((sql + " ON CONFLICT DO NOTHING RETURNING event_id", params))
+    inserted: dict[uuid.UUID, int] = {}
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
             for (event_id,) in cursor.fetchall():
                 key = _uuid_of(event_id)
                 inserted[key] = inserted.get(key, 0) + 1

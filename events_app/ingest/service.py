@@ -245,7 +245,7 @@ def _store(*, game: Game, rows: dict[int, dict]) -> _Stored:
     if not first_rows:
         return _Stored(inserted=set(), suppressed=set(), answer_ids={})
     chosen = list(first_rows.values())
-    result = insert_events(chosen, screen=functools.partial(suppressed_ids, game=game))
+    result = insert_events(chosen, screen=functools.partial(suppressed_ids, game=game, locked=True))
     suppressed = result.suppressed
     stored = _Stored(
         inserted={index for index, row in first_rows.items() if row["event_id"] in result.inserted},

@@ -136,7 +136,8 @@ def insert_events(
     again and come back in `repeats`, and so are the rows of the players
     `screen(player_ids=...)` returns left out: both run inside the write
     transaction, before the insert, so what they read cannot change before the rows
-    are stored. A row a column
+    are stored (the transaction holds the game's shared erasure lock from its first
+    statement, idempotency.begin, so a screen need not take it). A row a column
     cannot hold (see unstorable) is refused alone, on every database alike; should
     the database still refuse a statement with a data error, each row is tried on its
     own so that only the guilty ones are refused. The values are converted before the
@@ -155,7 +156,7 @@ def insert_events(
     connection = connections[using]
     if connection.vendor not in ("sqlite", "postgresql"):
         with write_transaction(using):
-            moment = keys.begin()
+            moment = keys.begin(game_id=rows[0]["game_id"])
             result.suppressed = _screened(screen, rows)
             kept_rows = [row for row in rows if row["player_id"] not in result.suppressed]
             kept_rows, _ = _claim_keys(kept_rows, [None] * len(kept_rows), moment=moment, result=result)
@@ -165,7 +166,7 @@ def insert_events(
     params = _sql_params(plan, rows)
     try:
         with write_transaction(using):
-            moment = keys.begin()
+            moment = keys.begin(game_id=rows[0]["game_id"])
             result.suppressed = _screened(screen, rows)
             kept_rows, kept_params = rows, params
             if result.suppressed:
@@ -198,7 +199,7 @@ def _insert_one_by_one(
     for row, values in zip(rows, params, strict=True):
         try:
             with write_transaction(using):
-                moment = keys.begin()
+                moment = keys.begin(game_id=row["game_id"])
                 left_out = _screened(screen, [row])
                 if left_out:
                     result.suppressed |= left_out

@@ -102,17 +102,19 @@ def unsuppress(*, game: Game, player_id: str, by: str = "") -> bool:
     return bool(deleted)
 
 
-def suppressed_ids(*, game: Game, player_ids: Iterable[str]) -> set[str]:
+def suppressed_ids(*, game: Game, player_ids: Iterable[str], locked: bool = False) -> set[str]:
     """Return which of `player_ids` are suppressed in `game`, in one query.
 
     Call inside the transaction that stores the others' events: it takes the game's
-    erasure lock (shared) first, so an erasure running now is either seen whole or
-    waits for this transaction.
+    erasure lock (shared) first, unless the transaction holds it already (`locked`:
+    the ingest transaction takes it in its first statement, events_app.idempotency.begin),
+    so an erasure running now is either seen whole or waits for this transaction.
     """
     wanted = set(player_ids)
     if not wanted:
         return set()
-    hold_erasure_lock(game.pk, exclusive=False)
+    if not locked:
+        hold_erasure_lock(game.pk, exclusive=False)
     # One plain statement, on the (game, player_id) unique index: on every ingest
     # request, where building the ORM query cost more than running it (bench/ingest.py).
     table = connection.ops.quote_name(SuppressedPlayer._meta.db_table)

@@ -24,9 +24,9 @@ _shift = threading.local()
 
 @pytest.fixture(autouse=True)
 def movable_clock(monkeypatch):
-    """Let each thread move the window's clock: keys.begin() plus this thread's shift (seconds)."""
+    """Let each thread move the window's clock: keys.begin(...) plus this thread's shift (seconds)."""
     real_begin = keys.begin
-    monkeypatch.setattr(keys, "begin", lambda: real_begin() + getattr(_shift, "seconds", 0.0))
+    monkeypatch.setattr(keys, "begin", lambda **kwargs: real_begin(**kwargs) + getattr(_shift, "seconds", 0.0))
     yield
     _shift.seconds = 0.0
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from events_app.api.keys import issue_api_key
+from events_app.db import hold_erasure_lock
 from events_app.delivery import engine, retry
 from events_app.delivery.sending import CallReport, DeliveryCounts, SendReport
 from events_app.ingest import service
@@ -284,6 +285,47 @@ def test_an_erasure_waits_for_a_request_storing_the_players_event_and_then_delet
 
     assert answers[0].accepted == 1  # committed before the erasure began: stored, then erased
     assert erased[0].events == 1
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_arriving_during_an_erasure_waits_for_it_and_answers_suppressed(game_key, make_install):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite files queue every writer on one lock; the in-memory test database has one connection")
+    game = game_key[0].game
+    holding, finish = threading.Event(), threading.Event()
+    answers = []
+
+    def erasure_in_progress():  # an erasure's first transaction, held open until told to commit
+        with transaction.atomic():
+            hold_erasure_lock(game.pk, exclusive=True)
+            SuppressedPlayer.objects.create(game=game, player_id="player-1", created_at=timezone.now())
+            holding.set()
+            finish.wait(30)
+        connection.close()
+
+    def request():
+        answers.append(ingest_events(api_key=game_key[0], raw_events=[make_install()], received_at=timezone.now()))
+        connection.close()
+
+    eraser = threading.Thread(target=erasure_in_progress)
+    eraser.start()
+    assert holding.wait(30)
+    requester = threading.Thread(target=request)
+    requester.start()
+    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    deadline = time.monotonic() + 30
+    with connection.cursor() as cursor:
+        while True:  # until the request queues behind the erasure
+            cursor.execute(waiting)
+            if cursor.fetchone()[0]:
+                break
+            assert time.monotonic() < deadline, "the request did not wait for the erasure"
+    finish.set()
+    for thread in (eraser, requester):
+        thread.join(30)
+
+    assert answers[0].suppressed == 1  # it read the suppression list after the erasure committed
     assert not Event.objects.exists()
 
 

@@ -182,7 +182,7 @@ def test_a_delivered_event_past_the_dedup_window_and_purged_can_be_stored_again(
     then = timezone.now() - 40 * DAY
     real_begin = keys.begin
     # The window's clock is the database's on PostgreSQL (keys.begin): move it with the process's.
-    monkeypatch.setattr(keys, "begin", lambda: (real_begin(), then.timestamp())[1])
+    monkeypatch.setattr(keys, "begin", lambda **kwargs: (real_begin(**kwargs), then.timestamp())[1])
     with time_machine.travel(then, tick=False):
         event = make_install()
         logstore.ensure_partitions(now=then, ahead=0, back=0)  # PostgreSQL: the days and key buckets it had
