@@ -366,7 +366,6 @@ def ensure_partitions(*, now: datetime | None = None, ahead: int = PARTITION_DAY
     now = now or timezone.now()
     today = now.astimezone(UTC).date()
     connection = connections[DEFAULT_DB_ALIAS]
-    quote = connection.ops.quote_name
     created = []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(_MAINTENANCE_LOCK))
@@ -377,9 +376,8 @@ def ensure_partitions(*, now: datetime | None = None, ahead: int = PARTITION_DAY
             if name in have:
                 continue
             start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
-            cursor.execute(
-                f"CREATE TABLE {quote(name)} PARTITION OF {quote(Event._meta.db_table)} "
-                f"FOR VALUES FROM ('{start} 00:00:00+00') TO ('{end} 00:00:00+00')"
+            _attach_new_partition(
+                cursor, Event._meta.db_table, name, f"FROM ('{start} 00:00:00+00') TO ('{end} 00:00:00+00')"
             )
             created.append(name)
         have = {name for name, _ in _partitions_of(EventKey._meta.db_table)}
@@ -388,12 +386,23 @@ def ensure_partitions(*, now: datetime | None = None, ahead: int = PARTITION_DAY
             name = bucket_partition_name(bucket)
             if name in have:
                 continue
-            cursor.execute(
-                f"CREATE TABLE {quote(name)} PARTITION OF {quote(EventKey._meta.db_table)} "
-                f"FOR VALUES FROM ({int(bucket)}) TO ({int(bucket) + 1})"
-            )
+            _attach_new_partition(cursor, EventKey._meta.db_table, name, f"FROM ({int(bucket)}) TO ({int(bucket) + 1})")
             created.append(name)
     return created
+
+
+def _attach_new_partition(cursor, table: str, name: str, bounds: str) -> None:
+    """Create the partition `name` of `table` for `bounds` without blocking the writers of `table`.
+
+    `CREATE TABLE ... PARTITION OF` locks the parent exclusively: every insert waits,
+    and a request that holds a row lock on one parent while it waits for the other
+    deadlocks with a run that creates partitions of both. A table created alone and
+    then attached needs only a SHARE UPDATE EXCLUSIVE lock on the parent, which
+    inserts do not wait for; an empty table is checked against its bounds at once.
+    """
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    cursor.execute(f"CREATE TABLE {quote(name)} (LIKE {quote(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    cursor.execute(f"ALTER TABLE {quote(table)} ATTACH PARTITION {quote(name)} FOR VALUES {bounds}")
 
 
 def drop_partition(table: str, name: str) -> None:

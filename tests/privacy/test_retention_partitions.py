@@ -1,16 +1,18 @@
 """Retention on PostgreSQL: a whole day goes at once, once every relay has passed it; never an undelivered event."""
 
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from events_app import logstore
+from events_app import idempotency, logstore
 from events_app.delivery import engine
 from events_app.ingest.service import ingest_events
-from events_app.models import DeliveryIssue, Event, IssueState
+from events_app.models import DeliveryIssue, Event, EventKey, IssueState
 from events_app.privacy.retention import purge_events
 from tests.delivery.test_relay import FakeDestination
 
@@ -107,3 +109,41 @@ def test_migrate_leaves_two_weeks_of_days_ahead_and_ensure_partitions_refills_a_
             [Event._meta.db_table],
         )
         assert cursor.fetchone()[0] == 1  # the test database's own DEFAULT partition (tests/support/partitions.py)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_partitions_are_made_beside_a_request_holding_key_rows_without_waiting_for_it(game_key):
+    # CREATE TABLE ... PARTITION OF would lock the key table whole, wait for this request,
+    # and deadlock with it once the request moves on to the log it had locked meanwhile.
+    game_id = game_key[0].game_id
+    claimed, finish = threading.Event(), threading.Event()
+
+    def request_between_its_keys_and_its_rows():
+        with transaction.atomic():
+            moment = idempotency.begin(game_id=game_id)
+            row = {"event_id": uuid.uuid4(), "event_type": "install", "player_id": "p1"}
+            idempotency.claim([row], game_id=game_id, moment=moment)
+            claimed.set()
+            finish.wait(30)
+        connection.close()
+
+    request = threading.Thread(target=request_between_its_keys_and_its_rows)
+    request.start()
+    assert claimed.wait(30)
+    far = timezone.now() + timedelta(days=60)  # days and key buckets no partition exists for yet
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # waiting for the request would fail here
+        created = logstore.ensure_partitions(now=far, ahead=0, back=0)
+    finally:
+        finish.set()
+        request.join(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+
+    assert logstore.day_partition_name(far.astimezone(UTC).date()) in created
+    assert any(name.startswith(logstore.bucket_partition_name(0)[:-1]) for name in created)
+    days = {day.name for day in logstore.day_partitions()}
+    with transaction.atomic():  # not concurrently: the test database has a DEFAULT partition
+        for name in created:
+            logstore.drop_partition(Event._meta.db_table if name in days else EventKey._meta.db_table, name)
