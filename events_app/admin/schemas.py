@@ -15,6 +15,7 @@ from django.utils.http import urlencode
 from events_app import conf
 from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, pretty_json, utc_time
 from events_app.event_types.custom import InvalidSchemaError, check_type_name, register_schema
+from events_app.event_types.impact import Impact, rejection_impact
 from events_app.models import EventSchema, Game
 from sdk.contract import is_custom_type_name
 
@@ -120,22 +121,32 @@ class EventSchemaAdmin(ConsoleAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def add_view(self, request: HttpRequest, form_url="", extra_context=None) -> HttpResponse:
-        """Register a new version: a form on GET (prefilled with the latest version, if any); POST registers it."""
+        """Register a new version: a form on GET (prefilled with the latest version, if any); POST registers it.
+
+        Before saving, the type's recent events are checked against the new version; if it
+        would reject any, a confirmation page shows how many and why, and registers on its
+        own POST (`_confirmed`).
+        """
         if not self.has_add_permission(request):
             raise PermissionDenied
         latest = None
         if request.method == "POST":
             form = RegisterSchemaForm(request.POST)
-            if form.is_valid():
+            if "_edit" in request.POST:  # back from the confirmation step, the schema as it was
+                form.is_valid()
+            elif form.is_valid():
                 data = form.cleaned_data
                 try:
+                    report = rejection_impact(game=data["game"], event_type=data["event_type"], schema=data["schema"])
+                    if report.rejected and "_confirmed" not in request.POST:
+                        return self._confirm(request, form, report)
                     registered = register_schema(
                         game=data["game"], event_type=data["event_type"], schema=data["schema"]
                     )
                 except InvalidSchemaError as exc:
                     form.add_error("schema", str(exc))
                 else:
-                    return self._registered(request, registered)
+                    return self._registered(request, registered, report)
         else:
             latest = _latest(request.GET.get("game"), request.GET.get("event_type"))
             initial = {"game": request.GET.get("game"), "event_type": request.GET.get("event_type", "")}
@@ -151,13 +162,29 @@ class EventSchemaAdmin(ConsoleAdmin):
         }
         return TemplateResponse(request, "admin/events_app/eventschema/register.html", context)
 
-    def _registered(self, request: HttpRequest, schema: EventSchema) -> HttpResponse:
+    def _confirm(self, request: HttpRequest, form: RegisterSchemaForm, report: Impact) -> HttpResponse:
+        """The confirmation step: what the new version would reject, the same form again as hidden fields."""
+        data = form.cleaned_data
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Register a version of {data['event_type']} that rejects recent events?",
+            "opts": self.opts,
+            "form": form,
+            "game": data["game"],
+            "event_type": data["event_type"],
+            "summary": report.summary(data["event_type"]),
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/events_app/eventschema/confirm.html", context)
+
+    def _registered(self, request: HttpRequest, schema: EventSchema, report: Impact) -> HttpResponse:
         self.log_addition(request, schema, f"Registered version {schema.version}.")
         self.message_user(
             request,
             f"Registered {schema.event_type} version {schema.version} for {schema.game.slug}: new events of this type "
-            f"are checked against it within {conf.schema_cache_seconds():g} seconds on every server process.",
-            messages.SUCCESS,
+            f"are checked against it within {conf.schema_cache_seconds():g} seconds on every server process. "
+            + report.summary(schema.event_type),
+            messages.WARNING if report.rejected else messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:events_app_eventschema_change", args=[schema.pk]))
 

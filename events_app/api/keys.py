@@ -11,6 +11,10 @@ from events_app.models import API_KEY_VISIBLE_CHARS, ApiKey, Game
 
 logger = logging.getLogger(__name__)
 
+# Shipped game builds carry their key for months: after a rotation the old key keeps
+# working this long by default (rotate_api_key --grace-hours, the admin's rotation).
+ROTATION_GRACE = timedelta(hours=168)
+
 
 @transaction.atomic
 def issue_api_key(*, game_slug: str, name: str = "") -> tuple[ApiKey, str]:
@@ -40,15 +44,24 @@ def revoke_api_key(*, api_key: ApiKey, at: datetime | None = None) -> None:
     logger.info("revoked API key %s of game %s from %s", api_key.prefix, api_key.game.slug, at.isoformat())
 
 
-@transaction.atomic
-def rotate_api_key(*, api_key: ApiKey, grace: timedelta = timedelta(0)) -> tuple[ApiKey, str]:
-    """Issue a replacement key for the same game and name; the old one works for `grace` more, then answers 401.
+def works_until(*, ends: datetime | None, grace: timedelta, now: datetime | None = None) -> datetime:
+    """Return until when a key that `ends` then (None: never) keeps working if rotated at `now` with `grace`.
 
-    Shipped game builds carry their key for months: a grace lets them keep sending
-    while new builds take the new key.
+    Now plus the grace, or the end the key already has if earlier (a key already in
+    a grace is never given a longer one).
+    """
+    end = (now or timezone.now()) + grace
+    return min(end, ends) if ends is not None else end
+
+
+@transaction.atomic
+def rotate_api_key(*, api_key: ApiKey, grace: timedelta = ROTATION_GRACE) -> tuple[ApiKey, str]:
+    """Issue a replacement key for the same game and name; the old one works until works_until(), then answers 401.
+
+    A grace lets shipped builds keep sending while new builds take the new key.
     """
     new_key, plaintext = issue_api_key(game_slug=api_key.game.slug, name=api_key.name)
-    revoke_api_key(api_key=api_key, at=timezone.now() + grace)
+    revoke_api_key(api_key=api_key, at=works_until(ends=api_key.revoked_at, grace=grace))
     return new_key, plaintext
 
 

@@ -5,7 +5,10 @@ per (game, type) for EVENTS_SCHEMA_CACHE_SECONDS; when that runs out, one small
 query asks for the latest version number and the schema is compiled again only if
 it changed. So a version registered by any process (the command, the admin)
 applies everywhere within a few seconds, and the ingest path costs one dict lookup
-and one `is_valid` call per event.
+and one `is_valid` call per event. An event that names its `event_schema_version`
+is checked against that version instead (`pinned_schema`): versions never change
+once stored, so a found one is cached as long as the process keeps it; a version
+not (yet) registered is remembered for EVENTS_SCHEMA_CACHE_SECONDS like the latest.
 
 Registered schemas are self-contained (docs/event-types.md): every `$ref` and
 `$dynamicRef` points inside the same document (`#...`), `$schema`, when given, is
@@ -264,9 +267,39 @@ def current_schema(*, game_id: int, event_type: str) -> CompiledSchema | None:
     return compiled
 
 
-def _compile_stored(*, game_id: int, event_type: str, version: int) -> CompiledSchema:
-    """Compile a stored version; one stored before the current rules that breaks them refuses every event."""
-    schema = EventSchema.objects.get(game_id=game_id, event_type=event_type, version=version).schema
+_pinned: dict[tuple[int, str, int], tuple[float, CompiledSchema | None]] = {}
+
+
+def pinned_schema(*, game_id: int, event_type: str, version: int) -> CompiledSchema | None:
+    """Return version `version` of the game's schema of `event_type`, or None if it is not registered (cached)."""
+    key = (game_id, event_type, version)
+    entry = _pinned.get(key)
+    now = time.monotonic()
+    if entry is not None and entry[0] > now:
+        return entry[1]
+    latest = current_schema(game_id=game_id, event_type=event_type)
+    if latest is not None and latest.version == version:
+        compiled: CompiledSchema | None = latest
+    else:
+        compiled = _compile_stored(game_id=game_id, event_type=event_type, version=version)
+    # A registered version never changes: keep it; a missing one may be registered soon.
+    expires = float("inf") if compiled is not None else now + conf.schema_cache_seconds()
+    with _lock:
+        if len(_pinned) >= _CACHE_MAX_ENTRIES:  # the versions are the clients' to name
+            _pinned.clear()
+        _pinned[key] = (expires, compiled)
+    return compiled
+
+
+def _compile_stored(*, game_id: int, event_type: str, version: int) -> CompiledSchema | None:
+    """Compile a stored version (None if there is none); one stored before the current rules refuses every event."""
+    schema = (
+        EventSchema.objects.filter(game_id=game_id, event_type=event_type, version=version)
+        .values_list("schema", flat=True)
+        .first()
+    )
+    if schema is None:
+        return None
     try:
         return CompiledSchema(version=version, validator=compile_schema(schema))
     except InvalidSchemaError as exc:
@@ -283,3 +316,4 @@ def clear_cache() -> None:
     """Forget every compiled schema (tests; a process that must see a new version at once)."""
     with _lock:
         _cache.clear()
+        _pinned.clear()

@@ -61,13 +61,30 @@ class EventTypeField(serializers.Field):
         return value
 
 
+class SchemaVersionField(serializers.Field):
+    """`event_schema_version`: a JSON integer >= 1 (not a string, a float or a boolean); null means the latest."""
+
+    default_error_messages = {
+        "invalid": "Must be an integer of at least 1 (a registered version of the custom type's schema).",
+    }
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int) or data < 1:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
 class EventSerializer(FlatSerializer):
     """One event as a client sends it; validated data is ready to store and forward.
 
     Needs in its context `received_at` (server time), the `game` (whose custom-type
     schemas and policy apply) and, for batches, the batch's `sent_at`, to derive the
     skew-corrected `derived_at`. A custom event's validated data carries
-    `event_schema_version` (None when accepted without a schema).
+    `event_schema_version`: the version that checked it (the one the event named,
+    else the latest), None when accepted without a schema.
     """
 
     event_id = StrictUUIDField(required=False, help_text="Idempotency key; made by the server if absent.")
@@ -80,6 +97,12 @@ class EventSerializer(FlatSerializer):
     session_id = StrictCharField(max_length=EVENT_STRINGS["session_id"], required=False, allow_null=True)
     properties = JSONObjectField(required=False, help_text="Per event type; unknown keys are kept.")
     context = JSONObjectField(required=False, allow_null=True, max_bytes=conf.MAX_CONTEXT_BYTES)
+    event_schema_version = SchemaVersionField(
+        required=False,
+        allow_null=True,
+        help_text="Custom types only: check the event against this registered version of the type's schema "
+        "instead of the latest (an app build pins the version it was written for).",
+    )
 
     default_error_messages = {
         "too_large": "Event is {size} bytes as JSON; at most {max_size} are allowed.",
@@ -91,6 +114,11 @@ class EventSerializer(FlatSerializer):
         "unregistered_type": (
             "{event_type!r} is a custom type with no registered schema, and this game rejects such events "
             "(register one with manage.py event_schema, or set the game's policy to accept)."
+        ),
+        "built_in_version": "Built-in event types have no schema version: leave event_schema_version out.",
+        "unknown_version": (
+            "{event_type!r} has no registered version {version} for this game{latest}: name a registered "
+            "version, or leave event_schema_version out to use the latest."
         ),
     }
 
@@ -151,7 +179,10 @@ class EventSerializer(FlatSerializer):
         """Check what the event's type asks of it: its properties, and top-level fields it requires."""
         name = attrs["event_type"]
         event_type = REGISTRY.get(name)
+        pinned = attrs.pop("event_schema_version", None)
         if event_type is not None:
+            if pinned is not None:
+                errors["event_schema_version"] = [self.error_messages["built_in_version"]]
             for field_name in event_type.required_fields:
                 if attrs.get(field_name) is None and field_name not in errors:
                     errors[field_name] = [self.error_messages["required_by_type"].format(event_type=name)]
@@ -163,8 +194,18 @@ class EventSerializer(FlatSerializer):
                 except serializers.ValidationError as exc:
                     errors["properties"] = exc.detail
             return
+        if "event_schema_version" in errors:
+            return  # which version to check against is unclear: its error says so, properties wait
         game = self.context.get("game")  # without one (a unit test, a dry run) no schema or policy applies
         schema = custom.current_schema(game_id=game.pk, event_type=name) if game is not None else None
+        if pinned is not None:
+            latest = schema
+            schema = custom.pinned_schema(game_id=game.pk, event_type=name, version=pinned) if game else None
+            if schema is None:
+                hint = f" (the latest is {latest.version})" if latest is not None else " (it has none)"
+                message = self.error_messages["unknown_version"].format(event_type=name, version=pinned, latest=hint)
+                errors["event_schema_version"] = [message]
+                return
         if schema is None:
             if game is None or game.unknown_events != UnknownEventPolicy.ACCEPT:
                 errors["event_type"] = [self.error_messages["unregistered_type"].format(event_type=name)]

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from events_app.event_types import custom
 from events_app.models import Event, EventSchema, Game
-from tests.admin.helpers import LEVEL_UP_SCHEMA, READ_ONLY_PERMISSIONS, make_event
+from tests.admin.helpers import LEVEL_UP_SCHEMA, READ_ONLY_PERMISSIONS, make_event, store
 from tests.event_types.remote import SECRET, RecordingServer
 from tests.support.users import make_user
 
@@ -68,13 +68,56 @@ def test_registering_a_schema_in_the_admin_adds_the_next_version_and_says_so(adm
     assert response.redirect_chain[-1][0] == reverse("admin:events_app_eventschema_change", args=[latest.pk])
     assert [str(m) for m in response.context["messages"]] == [
         "Registered level_up version 2 for space-raiders: new events of this type are checked against it within "
-        "2 seconds on every server process."
+        "2 seconds on every server process. No level_up events in the last 7 days to check the new version against."
     ]
     assert "The latest version: new events of this type from this game are checked against it." in (
         response.content.decode()
     )
     entry = LogEntry.objects.get(user=admin_user, action_flag=ADDITION)
     assert (entry.object_id, entry.get_change_message()) == (str(latest.pk), "Registered version 2.")
+
+
+def test_a_version_that_would_reject_recent_events_asks_for_confirmation_with_how_many_and_why(admin_client, game_key):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    store(game_key[0], [make_event("level_up", {"level": 0}), make_event("level_up", {"level": 5})])
+
+    response = admin_client.post(REGISTER_URL, register_form(game, "level_up", LEVEL_UP_SCHEMA))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Checked all 2 level_up events of the last 7 days: 1 would now be rejected (50.0%)." in html
+    assert "properties.level: 0 is less than the minimum of 1" in html
+    assert 'id="confirm-register"' in html
+    assert list(EventSchema.objects.values_list("version", flat=True)) == [1]
+
+
+def test_confirming_registers_the_version_and_says_what_it_rejects(admin_client, game_key):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    store(game_key[0], [make_event("level_up", {"level": 0})])
+    form = register_form(game, "level_up", LEVEL_UP_SCHEMA)
+
+    response = admin_client.post(REGISTER_URL, {**form, "_confirmed": "1"}, follow=True)
+
+    assert EventSchema.objects.get(version=2).schema == LEVEL_UP_SCHEMA
+    (message,) = response.context["messages"]
+    assert "Registered level_up version 2" in str(message)
+    assert "1 would now be rejected" in str(message)
+    assert message.level_tag == "warning"
+
+
+def test_going_back_from_the_confirmation_shows_the_form_with_the_schema_as_typed(admin_client, game_key):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="level_up", schema={"type": "object"})
+    store(game_key[0], [make_event("level_up", {"level": 0})])
+    typed = '{"type": "object", "properties": {"level": {"minimum": 1}}}'
+
+    response = admin_client.post(REGISTER_URL, {**register_form(game, "level_up", typed), "_edit": "1"})
+
+    assert 'id="register-schema"' in response.content.decode()
+    assert response.context["form"]["schema"].value() == typed
+    assert list(EventSchema.objects.values_list("version", flat=True)) == [1]
 
 
 def test_a_schema_registered_in_the_admin_checks_the_games_next_events(admin_client, api, game_key):

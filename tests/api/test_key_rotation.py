@@ -99,3 +99,13 @@ def test_the_new_key_keeps_the_old_ones_game_and_name(db):
 
     new = ApiKey.objects.exclude(pk=old.pk).get()
     assert (new.game.slug, new.name) == ("moon-miners", "ios build")
+
+
+def test_rotating_a_key_already_in_its_grace_never_extends_it(game_key, clock):
+    old, _ = game_key
+    rotate("space-raiders", old.prefix, "--grace-hours", "2")
+
+    rotate("space-raiders", old.prefix, "--grace-hours", "100")
+
+    old.refresh_from_db()
+    assert old.revoked_at == timezone.now() + timedelta(hours=2)

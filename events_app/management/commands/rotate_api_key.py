@@ -4,20 +4,24 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from events_app.api.keys import rotate_api_key, working_key
+from events_app.api.keys import ROTATION_GRACE, rotate_api_key, working_key
 from events_app.models import ApiKey
+
+_DEFAULT_HOURS = ROTATION_GRACE.total_seconds() / 3600
 
 
 class Command(BaseCommand):
     help = (
         "Issue a new key for the game and keep the old one (found by its visible prefix) working for --grace-hours "
-        "(default 168), then 401. Prints the new key alone on the last line (shown once)."
+        f"(default {_DEFAULT_HOURS:g}), then 401. Prints the new key alone on the last line (shown once)."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("game_slug")
         parser.add_argument("key_prefix", help="The old key's visible prefix, as the admin lists it.")
-        parser.add_argument("--grace-hours", type=float, default=168.0, help="How long the old key keeps working.")
+        parser.add_argument(
+            "--grace-hours", type=float, default=_DEFAULT_HOURS, help="How long the old key keeps working."
+        )
 
     def handle(self, *args, game_slug: str, key_prefix: str, grace_hours: float, **options):
         if grace_hours < 0:
