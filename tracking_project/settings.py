@@ -176,9 +176,14 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Player event tracker API",
     "DESCRIPTION": "Ingests player events (built-in and custom types) and forwards them to Kinesis Data Firehose.",
-    "VERSION": "1.0.0",
+    "VERSION": "1.2.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The shared error bodies, the Segment calls, the probes and the tags (events_app/api/openapi_hooks.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events_app.api.openapi_hooks.finish",
+    ],
     # Swagger UI from our own static files: nothing is fetched from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

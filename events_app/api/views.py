@@ -1,7 +1,6 @@
 """HTTP views of the v1 API: thin shells over ingestion."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
@@ -10,12 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events_app import conf
-from events_app.api import openapi  # noqa: F401  (registers the OpenAPI extensions)
+from events_app.api import openapi, openapi_events  # noqa: F401  (openapi registers the OpenAPI extensions)
 from events_app.api.authentication import ApiKeyAuthentication
 from events_app.api.refusals import RecordsRefusedRequests
 from events_app.api.throttling import ApiKeyRateThrottle
 from events_app.ingest.rejections import record_rejections
-from events_app.ingest.serializers import BatchResultSerializer, BatchSerializer, EventResultSerializer, EventSerializer
+from events_app.ingest.serializers import BatchSerializer
 from events_app.ingest.service import REJECTED, ingest_events
 
 
@@ -37,21 +36,7 @@ class EventView(_EventAPIView):
 
     max_body_bytes = conf.MAX_EVENT_BODY_BYTES  # one event is at most 32 KiB: a bigger body is refused unread
 
-    @extend_schema(
-        request=EventSerializer,
-        responses={
-            202: EventResultSerializer,
-            400: OpenApiResponse(description="Invalid event: errors keyed by field."),
-            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
-            413: OpenApiResponse(description="Body over 64 KiB (after decompression too); batches take 1 MiB."),
-            415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(
-                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
-                "see Retry-After."
-            ),
-            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
-        },
-    )
+    @openapi_events.single_event
     def post(self, request: Request) -> Response:
         received_at = timezone.now()
         outcome = ingest_events(api_key=request.auth, raw_events=[request.data], received_at=received_at)
@@ -67,21 +52,7 @@ class EventView(_EventAPIView):
 class EventBatchView(_EventAPIView):
     """POST /v1/events/batch: up to 500 events, each accepted or rejected on its own."""
 
-    @extend_schema(
-        request=BatchSerializer,
-        responses={
-            200: BatchResultSerializer,
-            400: OpenApiResponse(description="Invalid envelope: no list, empty, or over 500 events."),
-            401: OpenApiResponse(description="Missing, unknown or revoked API key."),
-            413: OpenApiResponse(description="Body over 1 MiB."),
-            415: OpenApiResponse(description="Not application/json."),
-            429: OpenApiResponse(
-                description="Rate limit of the API key exceeded, or too many unknown keys from this address; "
-                "see Retry-After."
-            ),
-            503: OpenApiResponse(description="Database unavailable; see Retry-After."),
-        },
-    )
+    @openapi_events.event_batch
     def post(self, request: Request) -> Response:
         received_at = timezone.now()
         envelope = BatchSerializer(data=request.data)
