@@ -1,10 +1,13 @@
 # The tracker's image: web (the default command), delivery worker and scheduler alike.
 #   docker build -t player-event-tracker .
-#   docker run -e DJANGO_SECRET_KEY=... -e DATABASE_URL=... -p 8000:8000 player-event-tracker
+#   docker run -e DJANGO_SECRET_KEY=... -e DATABASE_URL=... -p 127.0.0.1:8000:8000 player-event-tracker
 #   (a key of 50+ random characters; behind a TLS-ending proxy add -e DJANGO_SECURE_PROXY_SSL_HEADER=1)
 #   docker run ... player-event-tracker python manage.py deliver_events
 #   docker run ... player-event-tracker python manage.py run_schedule
-# docker-compose.yml runs them all with PostgreSQL, Redis and moto; docs/deployment.md has the rest.
+# The web process runs gunicorn's sync workers: it must run behind a buffering reverse proxy
+# (nginx: deploy/nginx/tracker.conf) that reads each request whole, so a slow client never
+# holds a worker; never publish port 8000 to clients directly.
+# docker-compose.yml runs them all with PostgreSQL, Redis, moto and that proxy; docs/deploy.md has the rest.
 
 # Pin by digest (python:3.11-slim-bookworm@sha256:...) for reproducible production builds.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

@@ -190,6 +190,15 @@ def metrics_token() -> str:
     return settings.EVENTS_METRICS_TOKEN
 
 
+def metrics_public() -> bool:
+    """Return True if `/metrics` and the worker's port may be served without a token (EVENTS_METRICS_PUBLIC).
+
+    Off by default in production (DJANGO_DEBUG off): there, without a token, `/metrics`
+    answers 403 and the delivery worker refuses to start its exporter. On in debug mode.
+    """
+    return settings.EVENTS_METRICS_PUBLIC
+
+
 def metrics_cache_seconds() -> float:
     """Return how long the database figures of `/metrics` are reused (EVENTS_METRICS_CACHE_SECONDS).
 
@@ -277,6 +286,14 @@ def purge_pause_factor() -> float:
 def worker_metrics_port() -> int:
     """Return the port the delivery worker serves its own `/metrics` on, or 0 for none (EVENTS_WORKER_METRICS_PORT)."""
     return settings.EVENTS_WORKER_METRICS_PORT
+
+
+def worker_metrics_addr() -> str:
+    """Return the address the worker's metrics port binds (EVENTS_WORKER_METRICS_ADDR): loopback unless set.
+
+    A container scraped from outside sets 0.0.0.0, with EVENTS_METRICS_TOKEN.
+    """
+    return settings.EVENTS_WORKER_METRICS_ADDR
 
 
 def rates_url() -> str:

@@ -1,8 +1,12 @@
-"""Python client for the player event tracker's HTTP API: a background Tracker and a synchronous TrackerClient."""
+"""playertrack: the player event tracker's Python SDK, a background Tracker and a synchronous TrackerClient.
+
+Installed, the package is `playertrack`; inside the tracker's repository this folder is
+imported as `sdk`. Its modules import each other relatively, so both names work.
+"""
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
@@ -11,6 +15,7 @@ _EXPORTS = {
     "EventSetAsideError": "client",
     "InsecureEndpointWarning": "client",
     "SendResult": "client",
+    "TrackerAuthError": "client",
     "TrackerBadResponseError": "client",
     "TrackerClient": "client",
     "TrackerConnectionError": "client",
@@ -43,6 +48,7 @@ __all__ = [
     "SetAsideEvent",
     "SpoolPermissionWarning",
     "Tracker",
+    "TrackerAuthError",
     "TrackerBadResponseError",
     "TrackerClient",
     "TrackerConnectionError",
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
         EventSetAsideError,
         InsecureEndpointWarning,
         SendResult,
+        TrackerAuthError,
         TrackerBadResponseError,
         TrackerClient,
         TrackerConnectionError,
@@ -79,7 +86,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, not here: if this package imported sdk.client,
-    # `python -m sdk.client` would find it already loaded, warn, and load it twice.
+    # `python -m sdk.client` (or playertrack.client) would find it already loaded, warn, and load it twice.
     if name in _EXPORTS:
         from importlib import import_module
 

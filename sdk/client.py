@@ -33,6 +33,7 @@ __all__ = [
     "EventSetAsideError",
     "InsecureEndpointWarning",
     "SendResult",
+    "TrackerAuthError",
     "TrackerBadResponseError",
     "TrackerClient",
     "TrackerConnectionError",
@@ -55,9 +56,11 @@ BATCH_PATH = "/v1/events/batch"
 # the envelope around the events.
 MAX_BATCH_BYTES = MAX_BODY_BYTES - 1024
 
-USER_AGENT = f"player-event-tracker-sdk/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
+USER_AGENT = f"playertrack/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
+# `python -m playertrack.client` once installed; `python -m sdk.client` inside the tracker's repository.
+COMMAND = f"python -m {__package__}.client"
 
-log = logging.getLogger("sdk.client")
+log = logging.getLogger("playertrack.client")
 _SDK_FOLDER = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -134,9 +137,23 @@ class TrackerHTTPError(TrackerError):
 
 
 class TrackerRejectedError(TrackerHTTPError):
-    """The tracker refused the request (4xx other than 429); sending it again will not help."""
+    """The tracker refused the request (4xx other than 429); sending it again will not help.
+
+    Except TrackerAuthError (401, 403): the key, not the events, was refused.
+    """
 
     retryable = False
+
+
+class TrackerAuthError(TrackerRejectedError):
+    """The tracker refused the API key: 401 (unknown, revoked or expired) or 403 (not allowed).
+
+    Unlike the other rejections, the events are not at fault: a Tracker keeps them (in
+    memory or in its spool), tries again slowly, and reports each refusal to on_error,
+    so events survive a key rotated on the server until the game has a valid key.
+    """
+
+    retryable = True
 
 
 class TrackerUnavailableError(TrackerHTTPError):
@@ -392,7 +409,12 @@ def _http_error(response: requests.Response) -> TrackerHTTPError:
     detail = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
     detail = detail.strip()[:500] or "(empty body)"
     message = f"the tracker answered {status} to {response.request.method} {response.url}: {detail}"
-    error_class = TrackerUnavailableError if status == 429 or status >= 500 else TrackerRejectedError
+    if status in (401, 403):
+        error_class: type[TrackerHTTPError] = TrackerAuthError
+    elif status == 429 or status >= 500:
+        error_class = TrackerUnavailableError
+    else:
+        error_class = TrackerRejectedError
     return error_class(
         message,
         status_code=status,
@@ -453,7 +475,7 @@ def _find_api_key(explicit: str | None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Send a sample install and purchase in one batch; return 0 if both were accepted."""
     parser = argparse.ArgumentParser(
-        prog="python -m sdk.client",
+        prog=COMMAND,
         description=(
             "Send one sample install and one sample purchase (EUR 4.99) to the "
             "player event tracker in one batch and print what it answered."
@@ -483,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     with TrackerClient(base_url=args.url, api_key=api_key) as client:
-        context = {"source": "python -m sdk.client"}
+        context = {"source": COMMAND}
         events = [
             client.install(
                 "sdk-sample-player",

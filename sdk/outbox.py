@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .spool import Spool
 
-log = logging.getLogger("sdk.tracker")
+log = logging.getLogger("playertrack.tracker")
 
 # (spool row id or None, event_id, the event as JSON): the shape of every queued event.
 Item = tuple[int | None, str, bytes]
@@ -107,6 +107,12 @@ class Outbox:
             self.wake_sender.set()
         return True
 
+    def discard(self) -> None:
+        """Count an event a disabled Tracker checked and threw away: queued, then dropped, never sent."""
+        with self._lock:
+            self._queued += 1
+            self._dropped += 1
+
     def close(self) -> int | None:
         """Stop taking events; return the give-up count at this instant, or None if already closed."""
         with self._lock:
@@ -164,6 +170,16 @@ class Outbox:
                 size += item_size
             self._queue_bytes -= size - len(batch)
         return batch
+
+    def requeue(self, items: Sequence[Item]) -> None:
+        """Put events taken from the queue back at its head, in their order (the tracker refused the key).
+
+        They were counted when tracked, so the cap is not checked here: the queue may hold
+        one batch more than max_queue_size until the overflow policy catches up.
+        """
+        with self._lock:
+            self._queue.extendleft(reversed(items))
+            self._queue_bytes += sum(len(item[2]) for item in items)
 
     def take_all(self) -> list[Item]:
         """Remove and return everything waiting in memory."""

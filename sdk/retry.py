@@ -18,16 +18,24 @@ class RetryPolicy:
     seconds after its first attempt (or after the sender last split it in two,
     looking for an event the tracker fails on); with persistence on, it stays in
     the spool and is tried again later instead.
+
+    A refused API key (401, 403) is no reason to give events up, nor to knock often:
+    the n-th refusal in a row waits between half and all of
+    min(auth_cap, auth_base * 2**(n-1)) seconds, with the events kept meanwhile.
     """
 
     base: float = 0.5
     cap: float = 30.0
     budget: float = 60.0
     random: Callable[[], float] = random.random  # tests pass lambda: 1.0 for the upper bound
+    auth_base: float = 30.0
+    auth_cap: float = 600.0
 
     def __post_init__(self) -> None:
         if self.base <= 0 or self.cap < self.base or self.budget < 0:
             raise ValueError("RetryPolicy needs 0 < base <= cap and budget >= 0")
+        if self.auth_base <= 0 or self.auth_cap < self.auth_base:
+            raise ValueError("RetryPolicy needs 0 < auth_base <= auth_cap")
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Return the seconds to wait before retry number `retry` (1 for the first retry)."""
@@ -36,3 +44,9 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
+
+    def auth_delay(self, refusals: int) -> float:
+        """Return the seconds to wait after the API key was refused `refusals` times in a row (1 the first time)."""
+        ceiling = min(self.auth_cap, self.auth_base * 2.0 ** min(refusals - 1, 64))
+        # Half fixed, half random: slow whatever the draw, yet players do not come back in step.
+        return ceiling * (0.5 + 0.5 * self.random())

@@ -28,6 +28,13 @@ aside: the batches are retried (kept in the spool) as before, and when a retry b
 runs out the suspects without a strike go back into batches. Backoff counts failed
 requests in a row across parts and batches; an acknowledgement resets it. The retry
 budget runs from the first failure since the last acknowledgement, or the last split.
+
+A refused key. A 401 or 403 refuses the API key, not the events (a key rotated or
+revoked on the server): the events stay where they are (the spool, or back at the head
+of the queue), on_error hears of it (TrackerAuthError), and the sender holds off for
+RetryPolicy.auth_delay (30 s, doubling up to 10 min) before it asks again; flush() and
+close() ask at once. Only close() without a spool gives them up, as it does any event
+still in memory.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from .client import (
     BATCH_PATH,
     EventRejectedError,
     EventSetAsideError,
+    TrackerAuthError,
     TrackerBadResponseError,
     TrackerClient,
     TrackerError,
@@ -54,7 +62,7 @@ from .events import utc_now_text
 from .outbox import Item, Outbox
 from .retry import RetryPolicy
 
-log = logging.getLogger("sdk.tracker")  # one logger for the whole Tracker, as in SDK 0.2
+log = logging.getLogger("playertrack.tracker")  # one logger for the whole Tracker
 
 ErrorCallback = Callable[[TrackerError, list[dict[str, Any]]], object]
 
@@ -121,6 +129,9 @@ class Sender:
         self._acks = 0
         self._failures_of_others = 0
         self._suspects: dict[str, _Suspect] = {}  # by event_id, oldest first
+        # A refused key: refusals in a row, and no request before this clock time but a flush's or close's.
+        self._refusals = 0
+        self._held_until: float | None = None
 
     # Control, from the Tracker.
 
@@ -140,10 +151,10 @@ class Sender:
             self._flush_now = True
         self._outbox.wake_sender.set()
 
-    def drain_now(self) -> None:
-        """Send everything that waits, on the caller's thread (sync mode)."""
+    def drain_now(self, *, force: bool = False) -> None:
+        """Send everything that waits, on the caller's thread (sync mode); `force`: even while a key is held off."""
         with self._sync_lock:
-            self.drain()
+            self.drain(force=force)
 
     def stop(self, timeout: float) -> bool:
         """Ask the threads to send what waits and end; return True if they ended within `timeout` (+ 1 s)."""
@@ -183,25 +194,32 @@ class Sender:
             woken = wake.wait(pause)
             wake.clear()
             closing = self._stop.is_set()
+            asked = closing or self._flush_now
             # Woken because a full batch waits: send full batches only, and let the rest
             # fill up. After a quiet interval, a flush() or close(): send everything.
-            partial = not woken or closing or self._flush_now
+            partial = not woken or asked
             self._flush_now = False
             try:
-                drained = self.drain(partial=partial)
+                drained = self.drain(partial=partial, force=asked)
             except Exception:
                 log.exception("tracker: sending failed")
                 drained = False
             if closing:
                 return
-            # After a batch was left in the spool, wait before the next try (flush and close still wake us).
-            pause = self._flush_interval if drained else self._retry.cap
+            # After a batch was left in the spool, or the key refused, wait before the next
+            # try (flush and close still wake us).
+            pause = self._held_for() or (self._flush_interval if drained else self._retry.cap)
 
     # Sending.
 
-    def drain(self, *, partial: bool = True) -> bool:
-        """Send what waits (only full batches unless `partial`); return False if a batch stays in the spool."""
+    def drain(self, *, partial: bool = True, force: bool = False) -> bool:
+        """Send what waits (only full batches unless `partial`); return False if a batch stays waiting.
+
+        While a refused key is held off, nothing is sent unless `force` (flush, close).
+        """
         outbox = self._outbox
+        if not force and self._held_for():
+            return False
         while True:
             if outbox.spool is not None:
                 outbox.move_to_spool()
@@ -241,6 +259,8 @@ class Sender:
                 self._failing_since = self._clock()
             try:
                 results = self._post(part)
+            except TrackerAuthError as err:
+                return self._hold(part, parts, err)
             except TrackerError as err:
                 if not err.retryable:
                     self._forget_suspects(part)
@@ -269,6 +289,7 @@ class Sender:
                 continue
             self._acks += 1
             self._failures = 0
+            self._refusals, self._held_until = 0, None
             self._forget_suspects(part)
             self._settle_results(part, results)
         return True
@@ -283,6 +304,35 @@ class Sender:
         self._outbox.count_retried(len(part))
         log.info("tracker: %s; retry %d of %d events in %.2f s", err, self._failures, len(part), delay)
         return self._wait(delay, resume)
+
+    # A refused key.
+
+    def _held_for(self) -> float:
+        """Return the seconds left before the next request after a refused key (0: none held off)."""
+        if self._held_until is None:
+            return 0.0
+        return max(0.0, self._held_until - self._clock())
+
+    def _hold(self, part: list[Item], parts: Iterable[list[Item]], error: TrackerAuthError) -> bool:
+        """Keep the events the key was refused for, report it, and hold off; return False (nothing more now)."""
+        self._refusals += 1
+        self._failures = 0  # not a failure of the tracker's: the next outage gets a whole budget
+        self._last_error = error
+        delay = self._retry.auth_delay(self._refusals)
+        self._held_until = self._clock() + delay
+        outbox = self._outbox
+        if outbox.spool is None:
+            # Back at the head of the queue, in order; suspects wait in their own list.
+            outbox.requeue([item for each in (part, *parts) if not self._is_suspect(each) for item in each])
+        outbox.give_up()  # wakes flush(), which answers False; every event stays pending
+        log.warning(
+            "tracker: the tracker refused the API key (%s); %d events kept, next try in %.0f s",
+            error.status_code,
+            outbox.pending,
+            delay,
+        )
+        self._notify(error, part)
+        return False
 
     # Poison events.
 
@@ -342,6 +392,8 @@ class Sender:
                 suppressed += 1
             else:
                 rejected.append((item, result.get("errors")))
+        counts = (accepted, duplicates, suppressed, len(rejected))
+        log.debug("tracker: accepted %d, duplicates %d, suppressed %d, rejected %d", *counts)
         self._outbox.settle(
             batch,
             accepted=accepted,
@@ -359,7 +411,19 @@ class Sender:
         sent_at = utc_now_text()
         data = b'{"sent_at":"%s","events":[%s]}' % (sent_at.encode(), b",".join(item[2] for item in batch))
         self._outbox.count_request()
-        response = self._client._post_bytes(BATCH_PATH, data, timeout=self._attempt_timeout())
+        started = time.monotonic()
+        try:
+            response = self._client._post_bytes(BATCH_PATH, data, timeout=self._attempt_timeout())
+        except TrackerError as err:
+            log.debug("tracker: %d events in %d bytes: %s", len(batch), len(data), err)
+            raise
+        log.debug(
+            "tracker: %d events in %d bytes: answered %d in %.0f ms",
+            len(batch),
+            len(data),
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
         try:
             body = response.json()
         except ValueError:
@@ -436,6 +500,12 @@ class Sender:
         if self._on_error is None:
             what = "1 event" if len(items) == 1 else f"{len(items)} events"
             log.warning("tracker: %s will not be delivered: %s", what, error)
+            return
+        self._notify(error, items)
+
+    def _notify(self, error: TrackerError, items: list[Item]) -> None:
+        """Call on_error with the events as sent, if there is one."""
+        if self._on_error is None:
             return
         try:
             self._on_error(error, [json.loads(item[2]) for item in items])

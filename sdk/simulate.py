@@ -171,7 +171,7 @@ def summary(result: Simulation) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulation and print its summary; return 0 if every event was acknowledged as expected."""
-    parser = argparse.ArgumentParser(prog="python -m sdk.simulate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.simulate", description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=100, help="simulated players (default 100)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of play (default 10)")
     parser.add_argument("--rate", type=float, default=50.0, help="events per second, all players (0: unlimited)")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-log = logging.getLogger("sdk.tracker")
+log = logging.getLogger("playertrack.tracker")
 
 APP_FOLDER = "player-event-tracker"
 

@@ -1,8 +1,8 @@
 """The background tracker: track_* checks and queues an event in microseconds; threads batch, retry and spool.
 
-This module is the facade: the options, the track_* calls (sdk/events.py), flush,
-close and the counters. The queue and its counters are sdk/outbox.py; the threads
-that send, retry and spool are sdk/sender.py.
+This module is the facade: the options, the track_* calls (events.py), flush,
+close, shutdown and the counters. The queue and its counters are outbox.py; the
+threads that send, retry and spool are sender.py.
 
 An event leaves the SDK's care exactly once, counted as sent (accepted or
 duplicate), failed (rejected by the tracker, set aside as poison, or given up) or
@@ -28,7 +28,7 @@ from .validation import InvalidEventError, encode_event, event_errors
 
 __all__ = ["DROP_NEWEST", "DROP_OLDEST", "OVERFLOW_POLICIES", "ErrorCallback", "Tracker", "TrackerStats"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("playertrack.tracker")
 
 DROP_NEWEST = "drop_newest"
 DROP_OLDEST = "drop_oldest"
@@ -59,8 +59,10 @@ class Tracker(EventHelpers[str | None]):
       and why: EventRejectedError (the tracker's reasons in `error.errors`) for each
       rejected event, EventSetAsideError for a poison event set aside (the tracker
       answered 5xx to it alone again and again while it took the others; see
-      sdk/sender.py), the last TrackerError for a batch given up. It runs on the
-      sender thread (the caller's in sync mode): keep it short.
+      sender.py), the last TrackerError for a batch given up. One exception:
+      TrackerAuthError (401, 403: the key was refused) comes with events that are
+      kept and sent again later. It runs on the sender thread (the caller's in sync
+      mode): keep it short.
     - `batch_size` (100), `batch_bytes` (500 KB), `flush_interval` (1 s): a batch goes
       when that many events or bytes wait, or after that long without a full batch.
     - `max_queue_size` (10,000 in memory), `max_spool_events` (100,000 on disk) and
@@ -71,6 +73,11 @@ class Tracker(EventHelpers[str | None]):
     - `close_timeout` (5 s): how long close(), and interpreter exit, may take.
     - `validate`: check events locally (on); off sends what the SDK does not know
       yet, e.g. a rule newer than this SDK, and leaves the checking to the tracker.
+    - `disabled`: send nothing, ever (tests, a player who opted out): track_* still
+      check the event and return its event_id; no thread, no spool, no request, no
+      key needed; each event is counted in `queued` and `dropped`.
+    - `debug`: log what the SDK does (each request, its answer, each event queued) at
+      DEBUG on the `playertrack` logger, to stderr unless logging is configured.
     - `clock`, `sleep`: monotonic clock and retry wait, replaceable in tests.
     """
 
@@ -94,6 +101,8 @@ class Tracker(EventHelpers[str | None]):
         gzip: bool = True,
         close_timeout: float = 5.0,
         validate: bool = True,
+        disabled: bool = False,
+        debug: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
@@ -105,6 +114,13 @@ class Tracker(EventHelpers[str | None]):
             raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}")
         if max_queue_size < 1 or max_spool_events < 1:
             raise ValueError("max_queue_size and max_spool_events must be at least 1")
+        if debug:
+            enable_debug_logging()
+        self._disabled = disabled
+        if disabled:
+            # Nothing is sent: no key is needed, no spool is opened, no thread is started.
+            api_key = api_key or os.environ.get("TRACKER_API_KEY") or "disabled"
+            persist, sync = None, True
         self._client = TrackerClient(base_url=base_url, api_key=api_key, timeout=timeout, gzip=gzip)
         self.base_url = self._client.base_url
         self._sync = sync
@@ -152,10 +168,14 @@ class Tracker(EventHelpers[str | None]):
             found = event_errors(event, checked=checked)
             if found or errors:
                 raise InvalidEventError({**found, **errors})
-        body = encode_event(event)  # once, here: the sender and the spool only move bytes
         event_id = event["event_id"]
+        if self._disabled:
+            self._outbox.discard()
+            return event_id
+        body = encode_event(event)  # once, here: the sender and the spool only move bytes
         if not self._outbox.add(event_id, body):
             return None
+        log.debug("tracker: queued event %s of type %r", event_id, event["event_type"])
         if self._sync:
             self._sender.drain_now()
         return event_id
@@ -174,7 +194,7 @@ class Tracker(EventHelpers[str | None]):
         if outbox.closed:
             return outbox.pending == 0
         if self._sync:
-            self._sender.drain_now()
+            self._sender.drain_now(force=True)
         else:
             if outbox.spool is not None:
                 outbox.move_to_spool()  # no need to wait for the spool window
@@ -197,7 +217,7 @@ class Tracker(EventHelpers[str | None]):
         timeout = self._close_timeout if timeout is None else timeout
         sender.deadline = self._clock() + timeout
         if self._sync:
-            sender.drain_now()
+            sender.drain_now(force=True)
             ended = True
         else:
             atexit.unregister(self._close_at_exit)
@@ -216,6 +236,18 @@ class Tracker(EventHelpers[str | None]):
             sender.give_up_queue()
         self._client.close()
         return outbox.settled_since(giveups)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then close: wait until the tracker has answered for every event, then stop the threads.
+
+        As Segment's and PostHog's `shutdown()`. `timeout` bounds the whole (None: the
+        flush waits as long as retries go on, the close then takes at most
+        close_timeout). Return True if the tracker answered for every event.
+        """
+        started = time.monotonic()
+        flushed = self.flush(timeout)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        return self.close(left) and flushed
 
     def _close_at_exit(self) -> None:
         try:
@@ -243,3 +275,13 @@ class Tracker(EventHelpers[str | None]):
     def pending(self) -> int:
         """Return how many events wait in memory or in the spool, or are in flight."""
         return self._outbox.pending
+
+
+def enable_debug_logging() -> None:
+    """Log the SDK's DEBUG lines (the `playertrack` logger), to stderr unless the application has configured logging."""
+    logger = logging.getLogger("playertrack")
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)

@@ -1,6 +1,7 @@
 """Django settings, read from the environment (every setting: docs/configuration.md)."""
 
 import importlib.util
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "events_app",
 ]
 # The development commands (dev_setup, run_emulator) live in the devtools app: a clone in
@@ -75,6 +77,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tracking_project.urls"
@@ -149,7 +154,9 @@ STORAGES = {
 # everything else, such as admin forms.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Production answers plain HTTP with a redirect to https; a deployment that serves plain
+# HTTP on purpose (a local compose run) turns it off.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 # Probes and Prometheus talk plain HTTP to the container, behind the TLS-ending balancer.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # X-Forwarded-Proto says a request came over TLS only when a proxy that ends TLS sets it and
@@ -158,10 +165,48 @@ if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+# Once https is enforced, browsers are told to keep to it for a year (sent on https answers only).
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if SECURE_SSL_REDIRECT else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# An operator's login lasts a working day, not Django's two weeks (seconds).
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, fonts and images
+# only from this site (the admin, its dashboard charts and the API docs ship their own),
+# no plugins, no framing, forms post here only. Inline styles stay allowed: the admin's
+# templates and widgets set `style` attributes; inline scripts do not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Admin login throttle (django-axes): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords for one
+# user name from one address, that pair is refused (429) for DJANGO_LOGIN_COOLOFF_MINUTES,
+# the right password included. The pair, not the address alone: behind a proxy every
+# login comes from the proxy's address, and one attacker must not lock out everyone.
+AUTHENTICATION_BACKENDS = [
+    "events_app.admin.site.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("DJANGO_LOGIN_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Only failures are recorded (deleted past the cool-off at the next login or logout): no table of every login.
+AXES_DISABLE_ACCESS_LOG = True
+# The address the server saw (REMOTE_ADDR): a client-sent X-Forwarded-For would let it pick its own.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -261,10 +306,13 @@ except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 
 # Operations (events_app/conf.py documents each; docs/operations.md has the alerts and the schedule).
-# /metrics: a bearer token to ask for ("" = open), and how long its database figures are reused.
+# /metrics and the worker's port: a bearer token to ask for; without one, production serves
+# them only when EVENTS_METRICS_PUBLIC says so. How long the database figures are reused.
 EVENTS_METRICS_TOKEN = env.str("EVENTS_METRICS_TOKEN", default="")
+EVENTS_METRICS_PUBLIC = env.bool("EVENTS_METRICS_PUBLIC", default=DEBUG)
 EVENTS_METRICS_CACHE_SECONDS = env.float("EVENTS_METRICS_CACHE_SECONDS", default=5.0)
 EVENTS_WORKER_METRICS_PORT = env.int("EVENTS_WORKER_METRICS_PORT", default=0)
+EVENTS_WORKER_METRICS_ADDR = env.str("EVENTS_WORKER_METRICS_ADDR", default="127.0.0.1")
 # Retention (purge_events): delivered events, then the other tables by age.
 EVENTS_RETENTION_DAYS = env.float("EVENTS_RETENTION_DAYS", default=30.0)
 EVENTS_CALL_RETENTION_DAYS = env.float("EVENTS_CALL_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)

@@ -78,22 +78,32 @@ class GameAdmin(ConsoleAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _game_context(self, request, game: Game) -> dict:
-        """Return the game page's keys link, its registered custom types and its events by type."""
+        """Return the game page's keys link, its registered custom types and its events by type.
+
+        Each part only for a user who may see what it tells: the types' names are the
+        schemas' (view or add a schema), the counts are the events' (view events); a user
+        who may only view games sees neither, and neither is read.
+        """
         schemas_url = reverse("admin:events_app_eventschema_changelist")
         register_url = reverse("admin:events_app_eventschema_add")
         events_url = reverse("admin:events_app_event_changelist")
+        can_view_schemas = request.user.has_perm("events_app.view_eventschema")
+        can_register_schema = request.user.has_perm("events_app.add_eventschema")
+        can_view_events = request.user.has_perm("events_app.view_event")
 
         def of_type(event_type: str, **query) -> str:
             return urlencode({**query, "event_type": event_type})
 
-        counts = type_counts(game=game)
-        return {
+        context = {
             "can_issue_key": request.user.has_perm("events_app.add_apikey"),
             "issue_key_url": reverse("admin:events_app_apikey_add"),
-            "can_view_schemas": request.user.has_perm("events_app.view_eventschema"),
-            "can_register_schema": request.user.has_perm("events_app.add_eventschema"),
+            "can_view_schemas": can_view_schemas,
+            "can_register_schema": can_register_schema,
+            "can_view_events": can_view_events,
             "register_schema_url": f"{register_url}?{urlencode({'game': game.pk})}",
-            "custom_types": [
+        }
+        if can_view_schemas or can_register_schema:
+            context["custom_types"] = [
                 {
                     "event_type": event_type,
                     "latest": latest,
@@ -101,9 +111,11 @@ class GameAdmin(ConsoleAdmin):
                     "register_url": f"{register_url}?{of_type(event_type, game=game.pk)}",
                 }
                 for event_type, latest in registered_types(game=game)
-            ],
-            "type_counts": counts,
-            "type_count_rows": [
+            ]
+        if can_view_events:
+            counts = type_counts(game=game)
+            context["type_counts"] = counts
+            context["type_count_rows"] = [
                 (
                     event_type,
                     "built-in" if builtin(event_type) is not None else "custom",
@@ -112,5 +124,5 @@ class GameAdmin(ConsoleAdmin):
                     f"{events_url}?{of_type(event_type, game__id__exact=game.pk, received=f'{counts.days}d')}",
                 )
                 for event_type, count in counts.counts.items()
-            ],
-        }
+            ]
+        return context

@@ -14,6 +14,8 @@ from events_app.privacy.retention import cutoff
 logger = logging.getLogger(__name__)
 
 BODY_CHARS = 2048  # of each rejected event, enough to see what was wrong with it
+# Of its errors too: they quote what the client sent (names, values), so they are cut alike.
+ERROR_CHARS = 2048
 # Where a refused body names its player: the native field, then a Segment message's (userId, else anonymousId).
 PLAYER_KEYS = ("player_id", "userId", "anonymousId")
 
@@ -46,7 +48,7 @@ def record_rejections(
             game=game,
             received_at=received_at,
             status_code=status_code,
-            errors=_storable(orjson.loads(orjson.dumps(errors))),
+            errors=_capped(_storable(orjson.loads(orjson.dumps(errors))), budget=[ERROR_CHARS]),
             body=_truncate(body),
             player_id=player_of(body),
         )
@@ -92,6 +94,37 @@ def _storable(value: object) -> object:
         return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_storable(item) for item in value]
+    return value
+
+
+def _capped(value: object, *, budget: list[int]) -> object:
+    """Return `value` (JSON errors) cut to about `budget[0]` characters, spending the budget as it goes.
+
+    The structure stays, so the admin still reads each error by its field: texts past the
+    budget end in "…", and the entries after it give way to one saying how many more there were.
+    """
+    if isinstance(value, str):
+        room = max(budget[0], 0)
+        budget[0] -= len(value) + 4  # its quotes and separators
+        return value if len(value) <= room else value[:room] + "…"
+    if isinstance(value, dict):
+        kept: dict = {}
+        for key, item in value.items():
+            if budget[0] <= 0:
+                kept["…"] = f"{len(value) - len(kept)} more"
+                break
+            name = _capped(key, budget=budget)  # before its value, which may spend the rest
+            kept[name] = _capped(item, budget=budget)
+        return kept
+    if isinstance(value, list):
+        items: list = []
+        for item in value:
+            if budget[0] <= 0:
+                items.append(f"… {len(value) - len(items)} more")
+                break
+            items.append(_capped(item, budget=budget))
+        return items
+    budget[0] -= 8  # a number, true, false or null
     return value
 
 

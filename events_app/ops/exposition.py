@@ -3,17 +3,24 @@
 The backlog, the oldest pending event and the dead count come from the database at
 scrape time, at most once per EVENTS_METRICS_CACHE_SECONDS (through Django's cache:
 per deployment with REDIS_URL, else per process), however often Prometheus asks.
+Both ask for `Authorization: Bearer EVENTS_METRICS_TOKEN` when it is set; without a
+token, production (EVENTS_METRICS_PUBLIC off) serves neither.
 """
 
 import hmac
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterable
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from events_app import conf, logstore, sharedcache
@@ -146,19 +153,41 @@ def exposition(*, include_database: bool = True) -> bytes:
     return generate_latest(registry)
 
 
+CLOSED = (
+    "metrics are closed in production without a token: set EVENTS_METRICS_TOKEN (scrapers send it as "
+    "`Authorization: Bearer ...`), or EVENTS_METRICS_PUBLIC=1 to serve them to anyone"
+)
+
+
+def metrics_closed() -> bool:
+    """Return True if metrics may not be served: no EVENTS_METRICS_TOKEN, and EVENTS_METRICS_PUBLIC off (production)."""
+    return not conf.metrics_token() and not conf.metrics_public()
+
+
+def authorized(header: str) -> bool:
+    """Return True if an Authorization header value lets its request read the metrics (EVENTS_METRICS_TOKEN)."""
+    token = conf.metrics_token()
+    if not token:
+        return conf.metrics_public()
+    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())
+
+
 _warned_single_process = False
+_warned_closed = False
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET /metrics, Prometheus text format; with EVENTS_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
-    global _warned_single_process
-    token = conf.metrics_token()
-    if token:
-        given = request.META.get("HTTP_AUTHORIZATION", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            response = JsonResponse({"detail": "A valid bearer token is required for /metrics."}, status=401)
-            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return response
+    global _warned_single_process, _warned_closed
+    if metrics_closed():
+        if not _warned_closed:
+            _warned_closed = True
+            logger.warning("metrics: /metrics answers 403: %s", CLOSED)
+        return JsonResponse({"detail": CLOSED}, status=403)
+    if not authorized(request.META.get("HTTP_AUTHORIZATION", "")):
+        response = JsonResponse({"detail": "A valid bearer token is required for /metrics."}, status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     under_gunicorn = request.META.get("SERVER_SOFTWARE", "").startswith("gunicorn")
     if not MULTIPROCESS_DIR and under_gunicorn and not _warned_single_process:
         _warned_single_process = True
@@ -169,16 +198,42 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def start_exporter(port: int, *, addr: str = "0.0.0.0"):
+class _QuietHandler(WSGIRequestHandler):
+    """No line per scrape on stderr (wsgiref's default)."""
+
+    def log_message(self, format, *args):
+        pass
+
+
+def start_exporter(port: int, *, addr: str | None = None):
     """Serve this process's figures (no database gauges) on `port` from a thread: the delivery worker's.
 
-    Returns the server (its `shutdown()` stops it).
+    Binds EVENTS_WORKER_METRICS_ADDR (loopback) unless `addr` is given, and asks for
+    the same bearer token as `/metrics`. Raises ImproperlyConfigured when metrics are
+    closed (production without a token, EVENTS_METRICS_PUBLIC off). Returns the server
+    (its `shutdown()` stops it).
     """
+    if metrics_closed():
+        raise ImproperlyConfigured(f"EVENTS_WORKER_METRICS_PORT is set, but {CLOSED}")
+    addr = conf.worker_metrics_addr() if addr is None else addr
     registry = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS_DIR:
         MultiProcessCollector(registry, path=MULTIPROCESS_DIR)
     else:
         registry.register(_ThisProcess())
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        if not authorized(environ.get("HTTP_AUTHORIZATION", "")):
+            start_response(
+                "401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')]
+            )
+            return [b"A valid bearer token is required for /metrics.\n"]
+        return metrics_app(environ, start_response)
+
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET  # wsgiref binds IPv4 unless told
+    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+    server = make_server(addr, port, app, server_class=server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-exporter", daemon=True).start()
     logger.info("metrics exporter listening on %s:%d", addr, port)
     return server

@@ -12,6 +12,7 @@ from events_app.api.keys import issue_api_key
 from events_app.event_types import custom
 from events_app.models import Game, UnknownEventPolicy
 from tests.admin.helpers import EVENTS_URL, LEVEL_UP_SCHEMA, accept_unknown_types, ad_impression, make_event, store
+from tests.support.users import make_user
 
 
 def test_a_game_is_created_in_the_admin(admin_client):
@@ -135,3 +136,35 @@ def test_a_game_without_events_or_custom_types_says_so(admin_client, db):
 
     assert 'id="no-custom-types"' in html
     assert "No events from this game sent in the last 30 days." in html
+
+
+def test_a_user_who_may_only_view_games_sees_neither_their_event_counts_nor_custom_types(
+    client, game_key, make_install
+):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="secret_raid", schema={"type": "object"})
+    store(game_key[0], [make_install(), make_event("secret_raid", {})])
+    client.force_login(make_user("game-viewer", ["view_game"]))
+
+    response = client.get(reverse("admin:events_app_game_change", args=[game.pk]))
+
+    html = response.content.decode()
+    assert response.status_code == 200 and "space-raiders" in html
+    assert "secret_raid" not in html
+    assert 'id="type-counts"' not in html and 'id="custom-types"' not in html
+    assert 'id="type-count-install"' not in html
+
+
+def test_viewing_events_shows_the_counts_and_viewing_schemas_the_custom_types(client, game_key, make_install):
+    game = game_key[0].game
+    custom.register_schema(game=game, event_type="secret_raid", schema={"type": "object"})
+    store(game_key[0], [make_install(), make_event("secret_raid", {})])
+    url = reverse("admin:events_app_game_change", args=[game.pk])
+
+    client.force_login(make_user("event-viewer", ["view_game", "view_event"]))
+    events_only = client.get(url).content.decode()
+    client.force_login(make_user("schema-viewer", ["view_game", "view_eventschema"]))
+    schemas_only = client.get(url).content.decode()
+
+    assert 'id="type-count-secret_raid">1<' in events_only and 'id="custom-types"' not in events_only
+    assert 'id="custom-type-secret_raid"' in schemas_only and 'id="type-counts"' not in schemas_only

@@ -1,9 +1,11 @@
 """The rejected event pages: newest first with their reason, filtered by game, errors and body read-only."""
 
+import orjson
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from events_app.ingest.rejections import BODY_CHARS, record_rejections
 from events_app.models import RejectedEvent
 
 
@@ -53,3 +55,19 @@ def test_a_rejected_event_page_shows_errors_and_body_read_only(operator, api, ma
     assert "This field may not be blank." in html
     assert "&quot;event_type&quot;: &quot;install&quot;" in html
     assert 'name="_save"' not in html
+
+
+def test_a_rejected_events_errors_are_stored_cut_like_its_body(operator, game_key):
+    # Errors quote what the client sent: 3,000 bad items, each message quoting 500 characters of it.
+    quoted = "x" * 500
+    errors = {"properties": {f"items[{index}]": [f"'{quoted}' is not one of the item ids"] for index in range(3000)}}
+    record_rejections(game=game_key[0].game, received_at=timezone.now(), rejected=[({"event_type": "x"}, errors)])
+    rejection = RejectedEvent.objects.get()
+
+    stored = orjson.dumps(rejection.errors).decode()
+    html = operator.get(reverse("admin:events_app_rejectedevent_change", args=[rejection.pk])).content.decode()
+
+    assert len(stored) < 2 * BODY_CHARS  # was 1.5 million characters
+    assert rejection.errors["properties"]["items[0]"] == [f"'{quoted}' is not one of the item ids"]
+    assert rejection.errors["properties"]["…"].endswith(" more")  # how many were left out
+    assert "is not one of the item ids" in html

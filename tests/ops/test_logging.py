@@ -101,6 +101,17 @@ def test_json_lines_of_a_request_carry_its_id_and_no_key(api, game_key, make_ins
     assert "body-marker-7f3a" not in text
 
 
+def test_a_key_sent_as_the_request_id_never_reaches_a_log_line(api, game_key, make_install, json_lines):
+    key = game_key[1]  # the api client sends it as its bearer too
+
+    response = api.post("/v1/events", make_install(), format="json", HTTP_X_REQUEST_ID=key)
+
+    lines = json_lines()
+    assert response.status_code == 202 and lines
+    assert all(line["request_id"] == response["X-Request-ID"] != key for line in lines)
+    assert key not in json.dumps(lines)
+
+
 def test_lines_outside_a_request_have_no_request_id(json_lines):
     logging.getLogger("events_app.test").warning("outside")
 

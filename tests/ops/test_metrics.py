@@ -1,6 +1,7 @@
 """Metrics: what /metrics counts, the database gauges and their cache, the token, and many gunicorn workers summed."""
 
 import re
+import socket
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ import pytest
 import requests
 import time_machine
 from django.core.cache import cache
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict
@@ -152,6 +154,28 @@ def test_the_token_setting_guards_metrics(settings, client, db):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code == 200
 
 
+def test_production_without_a_token_closes_metrics_unless_made_public(settings, client, db):
+    settings.EVENTS_METRICS_TOKEN = ""
+    settings.EVENTS_METRICS_PUBLIC = False  # production's default (DJANGO_DEBUG off)
+
+    closed = client.get("/metrics")
+    settings.EVENTS_METRICS_PUBLIC = True
+    public = client.get("/metrics")
+
+    assert closed.status_code == 403
+    assert "EVENTS_METRICS_TOKEN" in closed.json()["detail"] and "EVENTS_METRICS_PUBLIC" in closed.json()["detail"]
+    assert "events_http_request_duration_seconds" not in closed.content.decode()
+    assert public.status_code == 200
+
+
+def test_a_token_opens_metrics_in_production(settings, client, db):
+    settings.EVENTS_METRICS_TOKEN = "s3cret-scrape-token"
+    settings.EVENTS_METRICS_PUBLIC = False
+
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").status_code == 200
+
+
 def test_destination_calls_are_counted_and_timed_by_result():
     class Destination:
         name = "fake"
@@ -249,6 +273,38 @@ def test_the_worker_exporter_serves_its_own_figures(db):
 
     assert "events_delivery_outcomes_total" in text
     assert "events_delivery_backlog" not in text  # the database gauges are the web's
+
+
+def test_the_worker_exporter_binds_loopback_by_default_and_asks_for_the_token(settings, db):
+    settings.EVENTS_METRICS_TOKEN = "s3cret-scrape-token"
+    settings.EVENTS_METRICS_PUBLIC = False
+    port = free_port()
+    server = exposition.start_exporter(port)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        anonymous = requests.get(url, timeout=5)
+        wrong = requests.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5)
+        scraped = requests.get(url, headers={"Authorization": "Bearer s3cret-scrape-token"}, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert server.server_address[0] == "127.0.0.1"
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert "events_delivery_outcomes_total" not in anonymous.text + wrong.text
+    assert scraped.status_code == 200 and "events_delivery_outcomes_total" in scraped.text
+
+
+def test_the_delivery_worker_refuses_an_open_metrics_port_in_production(settings, db):
+    settings.EVENTS_METRICS_TOKEN = ""
+    settings.EVENTS_METRICS_PUBLIC = False
+    settings.EVENTS_WORKER_METRICS_PORT = free_port()
+
+    with pytest.raises(CommandError, match="EVENTS_METRICS_TOKEN"):
+        call_command("deliver_events", "--once")
+
+    with pytest.raises(OSError):  # nothing listens: the port was never opened
+        socket.create_connection(("127.0.0.1", settings.EVENTS_WORKER_METRICS_PORT), timeout=1).close()
 
 
 # --- Real processes --------------------------------------------------------------------

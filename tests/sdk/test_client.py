@@ -18,6 +18,7 @@ from devtools.processes import free_port
 from sdk import InvalidEventError, Tracker, __version__, validate_event
 from sdk.client import (
     InsecureEndpointWarning,
+    TrackerAuthError,
     TrackerClient,
     TrackerConnectionError,
     TrackerRejectedError,
@@ -73,7 +74,7 @@ def test_send_posts_gzipped_json_with_auth_and_sdk_headers(client, tracker):
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert request.headers["User-Agent"] == f"player-event-tracker-sdk/{__version__} python/{python}"
+    assert request.headers["User-Agent"] == f"playertrack/{__version__} python/{python}"
     sent = request.json
     assert sent.pop("sent_at")
     assert sent == event
@@ -531,8 +532,10 @@ def test_empty_batch_sends_nothing(client, tracker):
         (500, TrackerUnavailableError, True),
         (503, TrackerUnavailableError, True),
         (400, TrackerRejectedError, False),
-        (401, TrackerRejectedError, False),
         (413, TrackerRejectedError, False),
+        # The key, not the request, was refused: worth sending again once the key is good.
+        (401, TrackerAuthError, True),
+        (403, TrackerAuthError, True),
     ],
 )
 def test_error_answers_raise_an_error_that_says_whether_to_retry(client, tracker, status, error_class, retryable):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -25,6 +26,7 @@ from sdk import (
     RetryPolicy,
     SpoolPermissionWarning,
     Tracker,
+    TrackerAuthError,
     TrackerBadResponseError,
     TrackerRejectedError,
     TrackerStats,
@@ -34,6 +36,7 @@ from sdk import (
 )
 from tests.sdk.helpers import (
     CLOSE,
+    Answer,
     FakeClock,
     FakeTracker,
     RecordedRequest,
@@ -132,7 +135,7 @@ def test_tracked_events_arrive_gzipped_with_their_fields(make_tracker, fake):
     assert request.path == "/v1/events/batch"
     assert request.headers["Content-Encoding"] == "gzip"
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
-    assert request.headers["User-Agent"].startswith(f"player-event-tracker-sdk/{__version__} python/")
+    assert request.headers["User-Agent"].startswith(f"playertrack/{__version__} python/")
     install, purchase = request.json["events"]
     assert install["event_id"] == install_id
     assert install["properties"] == {"store": "google_play", "country": "DE"}
@@ -535,7 +538,7 @@ def test_a_batch_is_given_up_once_its_retry_budget_is_spent(make_tracker, fake):
     assert (stats.failed, stats.rejected, stats.sent, stats.pending) == (1, 0, 0, 0)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 413])
+@pytest.mark.parametrize("status", [400, 404, 413])
 def test_other_4xx_answers_are_not_retried_and_go_to_on_error(make_tracker, fake, status):
     errors = Errors()
     fake.respond = answer(status, {"detail": "no"})
@@ -550,6 +553,114 @@ def test_other_4xx_answers_are_not_retried_and_go_to_on_error(make_tracker, fake
     assert [event["event_id"] for event in events] == [event_id]
     stats = tracker.stats()
     assert (stats.failed, stats.rejected, stats.retried) == (1, 1, 0)
+
+
+# A refused key (401, 403): the events are kept, the key asked for again slowly.
+
+
+def refuse_the_key(request: RecordedRequest) -> Answer:
+    return 401, {"detail": "Invalid API key."}, {}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_keeps_the_events_reports_each_refusal_and_asks_again_slowly(make_tracker, fake, status):
+    clock = FakeClock()
+    errors = Errors()
+    fake.respond = answer(status, {"detail": "no"})
+    tracker = sync_tracker(make_tracker, clock, on_error=errors)  # random 1.0: waits of 30 s, then 60 s
+
+    first = tracker.track_install("player-1")
+    second = tracker.track_install("player-2")  # within the 30 s: not sent
+    clock.now += 30
+    third = tracker.track_install("player-3")  # asks again, with everything kept, in order
+
+    assert [request.event_ids for request in fake.requests] == [[first], [first, second, third]]
+    assert [type(error) for error, _ in errors.calls] == [TrackerAuthError, TrackerAuthError]
+    assert errors.calls[0][1][0]["event_id"] == first and errors.calls[0][0].status_code == status
+    stats = tracker.stats()
+    assert (stats.failed, stats.dropped, stats.pending, stats.retried) == (0, 0, 3, 0)
+    assert clock.sleeps == []  # the caller's thread never waited: the next try comes with a later call
+
+    fake.respond = accept_everything  # the key is good again (the server restored it)
+    clock.now += 59
+    tracker.track_install("player-4")
+    assert len(fake.requests) == 2  # the second refusal holds off 60 s
+    clock.now += 1
+    fourth = tracker.track_install("player-5")
+
+    assert fake.requests[-1].event_ids[0] == first and fake.requests[-1].event_ids[-1] == fourth
+    assert fake.sent_event_ids().count(first) == 3  # refused twice, then accepted once
+    stats = tracker.stats()
+    assert (stats.sent, stats.failed, stats.pending) == (5, 0, 0)
+    assert balanced(stats)
+
+
+def test_the_slow_retries_of_a_refused_key_double_up_to_their_cap_and_are_jittered():
+    assert [RetryPolicy(random=lambda: 1.0).auth_delay(n) for n in (1, 2, 3, 5, 6, 20)] == [30, 60, 120, 480, 600, 600]
+    delays = [RetryPolicy().auth_delay(1) for _ in range(200)]
+    assert all(15 <= delay <= 30 for delay in delays) and max(delays) - min(delays) > 5
+    with pytest.raises(ValueError, match="auth_base"):
+        RetryPolicy(auth_base=60, auth_cap=30)
+
+
+def test_a_refused_key_keeps_the_queue_until_the_tracker_takes_it_again_then_close_reports_the_rest(make_tracker, fake):
+    errors = Errors()
+    fake.respond = refuse_the_key
+    tracker = make_tracker(on_error=errors)
+    ids = [tracker.track_install(f"player-{n}") for n in range(3)]
+
+    assert tracker.flush(timeout=10) is False  # answered, but not taken
+    assert tracker.stats().pending == 3 and tracker.stats().failed == 0
+    fake.respond = accept_everything
+    assert tracker.flush(timeout=10) is True  # flush asks at once, however long the hold
+
+    assert fake.sent_event_ids() == ids + ids
+    assert [type(error) for error, _ in errors.calls] == [TrackerAuthError]
+
+    # Refused again until close: without a spool, what is still in memory is given up and reported.
+    fake.respond = refuse_the_key
+    late = tracker.track_install("player-9")
+    assert tracker.close(timeout=2) is False
+    error, events = errors.calls[-1]
+    assert not isinstance(error, TrackerAuthError) and "401" in str(error)
+    assert [event["event_id"] for event in events] == [late]
+    assert (tracker.stats().failed, tracker.stats().pending) == (1, 0)
+
+
+def test_a_key_rotated_on_the_server_loses_no_spooled_event_and_the_next_start_with_the_new_key_sends_them(
+    make_tracker, fake, tmp_path
+):
+    spool = tmp_path / "spool.sqlite3"
+    errors = Errors()
+
+    def only_the_new_key(request: RecordedRequest) -> Answer:
+        if request.headers["Authorization"] != "Bearer new-key":
+            return refuse_the_key(request)
+        return accept_everything(request)
+
+    fake.respond = only_the_new_key
+    old = make_tracker(persist=spool, api_key="old-key", on_error=errors)
+    ids = [purchase_of(old, n) for n in range(3)]
+
+    assert old.flush(timeout=10) is False
+    assert old.close(timeout=2) is False
+    assert spooled_ids(spool) == ids  # kept, not dropped (issue: the spooled event was lost 6 s later)
+    assert isinstance(errors.calls[0][0], TrackerAuthError)
+    assert [event["event_id"] for event in errors.calls[0][1]] == ids
+    assert old.stats().failed == 0
+
+    new = make_tracker(persist=spool, api_key="new-key")
+    assert new.flush(timeout=10) is True
+
+    accepted = [
+        event_id
+        for request in fake.requests
+        if request.headers["Authorization"] == "Bearer new-key"
+        for event_id in request.event_ids
+    ]
+    assert accepted == ids
+    assert spool_count(spool) == 0
+    assert (new.stats().restored, new.stats().sent) == (3, 3)
 
 
 def test_events_the_server_rejects_go_to_on_error_with_its_reasons_and_are_not_resent(make_tracker, fake):
@@ -787,7 +898,7 @@ def test_a_full_spool_drops_by_the_overflow_policy(make_tracker, tmp_path, overf
 
 def test_rejected_events_leave_the_spool_too(make_tracker, fake, tmp_path):
     spool = tmp_path / "spool.sqlite3"
-    fake.respond = answer(401, {"detail": "Invalid API key."})
+    fake.respond = answer(400, {"detail": "JSON parse error."})
     errors = Errors()
     tracker = make_tracker(persist=spool, sync=True, on_error=errors)
 
@@ -1083,3 +1194,87 @@ def test_without_xdg_data_home_the_linux_default_is_under_local_share(tmp_path, 
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
 
     assert default_spool_path() == tmp_path / ".local" / "share" / "player-event-tracker" / "events.sqlite3"
+
+
+# disabled, shutdown, debug
+
+
+def tracker_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name.startswith("tracker-")}
+
+
+def test_a_disabled_tracker_checks_events_but_sends_and_stores_nothing_and_needs_no_key(fake, tmp_path, monkeypatch):
+    monkeypatch.delenv("TRACKER_API_KEY", raising=False)
+    threads_before = tracker_threads()
+    spool = tmp_path / "spool.sqlite3"
+    tracker = Tracker(disabled=True, base_url=fake.url, persist=spool)
+
+    event_id = tracker.track_install("player-1", country="FR")
+    with pytest.raises(InvalidEventError, match="player_id"):
+        tracker.track_install("")  # a test still learns its event is wrong
+
+    assert str(uuid.UUID(event_id)) == event_id
+    assert tracker.flush() is True and tracker.shutdown() is True
+    assert fake.requests == []
+    assert not spool.exists()
+    assert tracker_threads() == threads_before
+    stats = tracker.stats()
+    assert (stats.queued, stats.dropped, stats.sent, stats.pending) == (1, 1, 0, 0)
+
+
+def test_shutdown_sends_everything_then_stops_the_threads(make_tracker, fake):
+    threads_before = tracker_threads()
+    tracker = make_tracker(flush_interval=3600)  # nothing would go on its own within the test
+    ids = [tracker.track_install(f"player-{n}") for n in range(3)]
+    assert tracker_threads() > threads_before
+
+    assert tracker.shutdown(timeout=10) is True
+
+    assert fake.sent_event_ids() == ids
+    assert tracker_threads() == threads_before
+    assert tracker.track_install("player-late") is None and tracker.stats().dropped == 1
+
+
+def test_shutdown_answers_false_when_the_tracker_could_not_take_everything(make_tracker, fake):
+    fake.respond = answer(503, {"detail": "down"})
+    errors = Errors()
+    tracker = make_tracker(on_error=errors, retry=RetryPolicy(base=0.01, cap=0.01, budget=0.05))
+    event_id = tracker.track_install("player-1")
+
+    assert tracker.shutdown(timeout=10) is False
+
+    assert [event["event_id"] for _, events in errors.calls for event in events] == [event_id]
+
+
+@pytest.fixture
+def sdk_logger() -> Iterator[logging.Logger]:
+    """The SDK's logger, put back as it was: debug=True changes it for the whole process."""
+    logger = logging.getLogger("playertrack")
+    level, handlers = logger.level, list(logger.handlers)
+    yield logger
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+
+
+def test_debug_logs_each_event_queued_and_each_request_with_its_answer_never_the_key(
+    make_tracker, fake, caplog, sdk_logger
+):
+    tracker = make_tracker(sync=True, debug=True)
+
+    event_id = tracker.track_install("player-1")
+
+    assert sdk_logger.getEffectiveLevel() == logging.DEBUG
+    lines = [record.getMessage() for record in caplog.records if record.name.startswith("playertrack.")]
+    assert any(event_id in line and "queued" in line for line in lines)
+    assert any("1 events" in line and "answered 200" in line for line in lines)
+    assert any("accepted 1" in line for line in lines)
+    assert not any(API_KEY in line for line in lines)
+
+
+def test_without_debug_the_sdk_logs_nothing_below_warning_by_default(make_tracker, fake, caplog, sdk_logger):
+    caplog.set_level(logging.WARNING)
+    tracker = make_tracker(sync=True)
+
+    tracker.track_install("player-1")
+
+    assert [record for record in caplog.records if record.name.startswith("playertrack.")] == []

@@ -90,7 +90,8 @@ def test_the_readme_runs_as_printed_in_a_fresh_clone(tmp_path):
     web, emulator = f"127.0.0.1:{env['DEV_WEB_PORT']}", env["AWS_ENDPOINT_URL"].removeprefix("http://")
     outside, sdk_only = tmp_path / "game", tmp_path / "site"
     outside.mkdir()
-    shutil.copytree(ROOT / "sdk", sdk_only / "sdk", ignore=shutil.ignore_patterns("__pycache__"))
+    # Installed, the sdk/ folder is the package playertrack.
+    shutil.copytree(ROOT / "sdk", sdk_only / "playertrack", ignore=shutil.ignore_patterns("__pycache__"))
     env["XDG_DATA_HOME"] = str(tmp_path / "data")  # the Tracker snippet's spool, not the developer's
     blocks = [block for block in readme_blocks() if excluded_reason(block) is None]
     by_text = {block.text: block.line for block in blocks}
@@ -115,16 +116,17 @@ def test_the_readme_runs_as_printed_in_a_fresh_clone(tmp_path):
         marker: next(n for text, n in by_text.items() if marker in text)
         for marker in (
             "-m sdk.client",
-            "from sdk import TrackerClient",
-            "from sdk import Tracker\n",
+            "from playertrack import TrackerClient",
+            "from playertrack import Tracker\n",
             "sdk.simulate",
             "manage.py event_schema demo-game level_up",
             "erase_player demo-game player-42",
         )
     }
     assert "accepted" in out[line["-m sdk.client"]]
-    assert out[line["from sdk import TrackerClient"]].split() == ["2", "0", "0"]  # accepted, duplicates, rejected
-    tracker = out[line["from sdk import Tracker\n"]]  # 8 events; level_up refused until its schema, below
+    client = out[line["from playertrack import TrackerClient"]]
+    assert client.split() == ["2", "0", "0"]  # accepted, duplicates, rejected
+    tracker = out[line["from playertrack import Tracker\n"]]  # 8 events; level_up refused until its schema, below
     assert "sent=7," in tracker and "rejected=1," in tracker and "pending=0" in tracker
     assert "not sent    rejected 0, failed 0, dropped 0, pending 0" in out[line["sdk.simulate"]]
     first, again = out[curl.line], out[0]

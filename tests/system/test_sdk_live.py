@@ -27,7 +27,7 @@ from sdk import (
     InvalidEventError,
     RetryPolicy,
     Tracker,
-    TrackerRejectedError,
+    TrackerAuthError,
     validate_event,
 )
 from sdk.simulate import main as simulate
@@ -375,17 +375,26 @@ def test_an_event_the_server_rejects_is_not_retried_and_goes_to_on_error_with_it
     assert tracker.stats().rejected == 1
 
 
-def test_a_refused_key_is_not_retried_and_goes_to_on_error(live, proxy):
+def test_a_refused_key_keeps_the_spooled_events_until_a_start_with_a_valid_key_stores_each_once(live, proxy, tmp_path):
+    spool = tmp_path / "spool.sqlite3"
     errors = Errors()
-    with Tracker(base_url=proxy.url, api_key="pet_wrong", sync=True, on_error=errors) as tracker:
-        event_id = tracker.track_install("player-1")
+    with Tracker(base_url=proxy.url, api_key="pet_revoked", persist=spool, on_error=errors) as refused:
+        ids = [refused.track_install(f"player-{n}") for n in range(3)]
+        assert refused.flush(timeout=10) is False
+    # Closed (it asked once more): nothing dropped, nothing failed, everything still on disk.
 
-    assert len(proxy.requests) == 1
-    ((error, events),) = errors.calls
-    assert isinstance(error, TrackerRejectedError)
-    assert error.status_code == 401
-    assert [event["event_id"] for event in events] == [event_id]
-    assert (tracker.stats().failed, tracker.stats().retried) == (1, 0)
+    assert spool_count(spool) == 3
+    assert errors.calls and all(isinstance(error, TrackerAuthError) for error, _ in errors.calls)
+    assert {error.status_code for error, _ in errors.calls} <= {401, 403}
+    assert [event["event_id"] for event in errors.calls[0][1]] == ids
+    assert (refused.stats().failed, refused.stats().pending) == (0, 3)
+    assert live.copies(ids) == dict.fromkeys(ids, 0)
+
+    with Tracker(base_url=proxy.url, api_key=live.key, persist=spool) as tracker:
+        assert tracker.flush(timeout=30) is True
+
+    assert live.copies(ids) == dict.fromkeys(ids, 1)
+    assert spool_count(spool) == 0
 
 
 def test_a_full_queue_drops_and_counts_while_the_caller_never_waits(live, proxy):

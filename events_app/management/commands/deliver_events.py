@@ -1,6 +1,7 @@
 """Run delivery: the relay over the event log and the retries of delivery issues (to Firehose by default)."""
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from events_app import conf
 from events_app.delivery.worker import run_worker
@@ -21,6 +22,9 @@ class Command(BaseCommand):
         # The worker runs apart from the web processes (often in another container):
         # it serves its own figures instead of sharing their multiprocess folder.
         if conf.worker_metrics_port():
-            exposition.start_exporter(conf.worker_metrics_port())
+            try:
+                exposition.start_exporter(conf.worker_metrics_port())
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from exc
         totals = run_worker(once=once, idle_seconds=idle_seconds)
         self.stdout.write(f"delivered={totals.delivered} failed={totals.failed} dead={totals.dead}")
