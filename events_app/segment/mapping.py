@@ -88,7 +88,14 @@ _OS_PLATFORMS = (
     ("switch", "switch"),
     ("web", "web"),
 )
-_WEB_LIBRARIES = ("analytics.js", "analytics-next")
+# context.library.name of the web SDKs: their events come from a browser, so the platform
+# is "web" when they name no OS (RudderStack's JS SDK sends an empty os.name).
+WEB_LIBRARIES = frozenset({"analytics.js", "analytics-next", "RudderLabs JavaScript SDK"})
+# A context.app that names one of these describes the SDK, not the game: RudderStack's
+# JS SDK fills context.app with its own name, namespace and version, which would make
+# every web event's app_version the SDK's. Matched against the app's name and namespace;
+# an app named as context.library is the SDK's too.
+SDK_APP_NAMES = frozenset({"RudderLabs JavaScript SDK", "com.rudderlabs.javascript"})
 
 
 @dataclass(frozen=True)
@@ -222,15 +229,29 @@ _cached_snake_case = functools.lru_cache(maxsize=4096)(_snake_case)
 
 
 def platform_for(context: dict) -> str | None:
-    """Return the contract's platform for a Segment context: by context.os.name, else "web" for analytics.js."""
+    """Return the contract's platform for a Segment context: by context.os.name, else "web" for a web SDK."""
     os_info = context.get("os")
     name = os_info.get("name") if isinstance(os_info, dict) else None
     if isinstance(name, str) and name.strip():
         return _cached_os_platform(name) if len(name) <= _CACHED_LENGTH else _os_platform(name)
-    library = context.get("library")
-    if isinstance(library, dict) and library.get("name") in _WEB_LIBRARIES:
+    if _library_name(context) in WEB_LIBRARIES:
         return "web"
     return None
+
+
+def describes_the_sdk(app: dict, context: dict) -> bool:
+    """Return True if context.app names the SDK that sent the event rather than the game."""
+    names = {app.get("name"), app.get("namespace")} - {None, ""}
+    if names & SDK_APP_NAMES:
+        return True
+    library = _library_name(context)
+    return library is not None and app.get("name") == library
+
+
+def _library_name(context: dict) -> str | None:
+    library = context.get("library")
+    name = library.get("name") if isinstance(library, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _os_platform(name: str) -> str:
@@ -345,10 +366,11 @@ def _typed(kind: str, message: dict, errors: dict) -> tuple[str, dict] | None:
     """Return (event_type, properties) for the call: a track by its event name, the others as built-ins."""
     if kind == "track":
         return _track(message, errors)
-    if kind in ("identify", "group"):
+    if kind == "identify":
+        return kind, _identify_traits(message, errors)
+    if kind == "group":
         properties = _object(message, "traits", errors)
-        if kind == "group":
-            _copy_id(message, "groupId", properties)
+        _copy_id(message, "groupId", properties)
         return kind, properties
     if kind == "alias":
         properties = {}
@@ -359,6 +381,17 @@ def _typed(kind: str, message: dict, errors: dict) -> tuple[str, dict] | None:
         if isinstance(message.get(key), str):
             properties[key] = message[key]
     return kind, properties
+
+
+def _identify_traits(message: dict, errors: dict) -> dict:
+    """Return an identify's `traits`, else its `context.traits` (RudderStack's JS SDK sends them only there)."""
+    traits = _object(message, "traits", errors)
+    if traits or "traits" in errors:
+        return traits
+    context = message.get("context")
+    if isinstance(context, dict) and isinstance(context.get("traits"), dict):
+        return dict(context["traits"])
+    return traits
 
 
 def _track(message: dict, errors: dict) -> tuple[str, dict] | None:
@@ -474,8 +507,11 @@ def _object(message: dict, key: str, errors: dict) -> dict:
 
 
 def _app_version(context: dict, notes: list[str]) -> str | None:
+    """Return context.app.version as the game's app_version, unless context.app describes the SDK."""
     app = context.get("app")
-    version = app.get("version") if isinstance(app, dict) else None
+    if not isinstance(app, dict) or describes_the_sdk(app, context):
+        return None
+    version = app.get("version")
     if isinstance(version, int | float) and not isinstance(version, bool):
         version = str(version)
     if not isinstance(version, str) or not version:

@@ -1,4 +1,4 @@
-"""Request bodies as Segment's SDKs send them: JSON labelled three ways, gzip, and chunked uploads."""
+"""Request bodies as Segment's and RudderStack's SDKs send them: JSON labelled four ways, gzip, chunked uploads."""
 
 import io
 import logging
@@ -13,15 +13,18 @@ logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 64 * 1024
 
-# analytics.js and analytics-kotlin label their JSON text/plain (a browser sends that
-# cross-origin without a preflight), analytics-csharp sends no Content-Type at all.
-SEGMENT_MEDIA_TYPES = frozenset({"application/json", "text/plain", ""})
+# The body is JSON whatever its label: analytics.js and analytics-kotlin say text/plain
+# (a browser sends that cross-origin without a preflight), analytics-csharp sends no
+# Content-Type, and RudderStack's Node SDK posts its gzip JSON as a Buffer, which its
+# HTTP client (axios) labels application/x-www-form-urlencoded. Refusing that label
+# loses every event: the SDK takes a 415 as not worth retrying and drops the batch.
+SEGMENT_MEDIA_TYPES = frozenset({"application/json", "text/plain", "application/x-www-form-urlencoded", ""})
 
 
 class SegmentJSONParser(EventJSONParser):
-    """Parse JSON sent as application/json, text/plain or untyped; gzip and the 1 MiB limit as for native events."""
+    """Parse JSON declared as any of SEGMENT_MEDIA_TYPES; gzip and the 1 MiB limit as for native events."""
 
-    media_type = "*/*"  # chosen for any type; anything but the three above is refused with 415
+    media_type = "*/*"  # chosen for any type; anything but SEGMENT_MEDIA_TYPES is refused with 415
 
     def parse(self, stream, media_type=None, parser_context=None):
         base_type = (media_type or "").split(";", 1)[0].strip().lower()

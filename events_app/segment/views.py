@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +19,7 @@ from events_app.segment import (
 )
 from events_app.segment.auth import PathWriteKeyAuthentication, WriteKeyAuthentication
 from events_app.segment.cdn import sdk_settings
+from events_app.segment.cors import allow_any_origin, preflight_response
 from events_app.segment.errors import BatchTooLarge, MalformedBatch, MalformedCall, segment_exception_handler
 from events_app.segment.parsers import SegmentJSONParser, buffer_chunked_body
 from events_app.segment.service import ingest_segment_call, ingest_segment_calls
@@ -35,7 +36,11 @@ _ANSWERS = {
     400: OpenApiResponse(_ERROR, description="Malformed body, or over Segment's size limits."),
     401: OpenApiResponse(_ERROR, description="Missing, unknown or revoked write key."),
     413: OpenApiResponse(_ERROR, description="Body over 1 MiB (after decompression)."),
-    415: OpenApiResponse(_ERROR, description="Not JSON (application/json, text/plain or untyped), or not gzip."),
+    415: OpenApiResponse(
+        _ERROR,
+        description="Declared as neither application/json, text/plain, application/x-www-form-urlencoded "
+        "nor untyped, or encoded other than gzip.",
+    ),
     429: OpenApiResponse(
         _ERROR,
         description="Rate limit of the key exceeded, or too many unknown keys from this address; see Retry-After.",
@@ -59,7 +64,7 @@ class _SegmentAnswers(RecordsRefusedRequests, APIView):
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        _allow_any_origin(response)
+        allow_any_origin(response)
         return response
 
 
@@ -74,12 +79,8 @@ class _SegmentAPIView(_SegmentAnswers):
         return super().initialize_request(request, *args, **kwargs)
 
     def options(self, request: Request, *args, **kwargs) -> Response:
-        """Answer a browser's CORS preflight (analytics.js with custom headers)."""
-        response = Response(status=status.HTTP_204_NO_CONTENT)
-        response["Access-Control-Allow-Methods"] = "POST, PUT, OPTIONS"
-        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
-        response["Access-Control-Max-Age"] = "86400"
-        return response
+        """Answer a browser's CORS preflight (RudderStack's JS SDK, analytics.js with custom headers)."""
+        return preflight_response(request.headers.get("Access-Control-Request-Headers", ""))
 
 
 class SegmentBatchView(_SegmentAPIView):
@@ -176,16 +177,3 @@ class SegmentSettingsView(_SegmentAnswers):
                 protocol="https" if request.is_secure() else "http",
             )
         )
-
-
-def _allow_any_origin(response: Response) -> None:
-    """Let web pages of any origin read the answer: analytics.js calls from the game's own site.
-
-    Without it a browser hides even a 200 from analytics.js, which then retries a call
-    already stored. No cookies are involved, so any origin is safe.
-    """
-    response["Access-Control-Allow-Origin"] = "*"
-    # analytics.js reads X-RateLimit-Reset on a 429; Segment's clients read Retry-After.
-    response["Access-Control-Expose-Headers"] = "Retry-After, X-RateLimit-Reset"
-    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and response.has_header("Retry-After"):
-        response["X-RateLimit-Reset"] = response["Retry-After"]

@@ -356,12 +356,38 @@ def test_a_gzip_body_is_accepted(client, key):
     assert Event.objects.count() == 1
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "text/plain", ""])
-def test_json_is_taken_as_json_text_or_untyped_as_segments_sdks_send_it(client, key, content_type):
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", ""]
+)
+def test_json_is_taken_whatever_its_declared_type_as_the_sdks_send_it(client, key, content_type):
     response = post(client, "/v1/batch", {"batch": [track()]}, key=key, content_type=content_type)
 
     assert response.status_code == 200
     assert Event.objects.count() == 1
+
+
+def test_rudderstacks_node_upload_gzip_json_labelled_form_urlencoded_is_stored(client, key):
+    # @rudderstack/rudder-sdk-node 3.x with its defaults: a gzip Buffer, which axios labels a form.
+    body = gzip.compress(orjson.dumps({"batch": [track(), track()], "sentAt": now_rfc3339()}))
+
+    response = post(
+        client,
+        "/v1/batch",
+        body,
+        key=key,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_CONTENT_ENCODING="gzip",
+    )
+
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert Event.objects.count() == 2
+
+
+def test_a_form_that_is_not_json_is_refused_with_400_naming_the_parse_error(client, key):
+    response = post(client, "/v1/batch", b"batch=1", key=key, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
 
 
 def test_a_chunked_upload_without_content_length_is_read(client, key):
@@ -398,8 +424,9 @@ def test_a_chunked_upload_over_1_mib_is_refused_with_413(client, key):
     assert response.status_code == 413
 
 
-def test_another_content_type_is_refused_with_415(client, key):
-    response = post(client, "/v1/batch", b"batch=1", key=key, content_type="application/x-www-form-urlencoded")
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=x", "application/xml"])
+def test_another_content_type_is_refused_with_415(client, key, content_type):
+    response = post(client, "/v1/batch", {"batch": [track()]}, key=key, content_type=content_type)
 
     assert response.status_code == 415
     assert response.json()["success"] is False
@@ -542,6 +569,54 @@ def test_answers_may_be_read_by_any_web_page_and_preflights_are_answered(client,
     assert preflight["Access-Control-Allow-Origin"] == "*"
     assert "POST" in preflight["Access-Control-Allow-Methods"]
     assert "Content-Type" in preflight["Access-Control-Allow-Headers"]
+
+
+def preflight(client: Client, requested: str):
+    return client.options(
+        "/v1/track",
+        HTTP_ORIGIN="https://game.example",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS=requested,
+    )
+
+
+def allowed(response) -> set[str]:
+    return {name.strip().lower() for name in response["Access-Control-Allow-Headers"].split(",")}
+
+
+def test_a_preflight_allows_the_headers_rudderstacks_js_sdk_asks_for(client, db):
+    response = preflight(client, "anonymousid,authorization,content-type,sentat")
+
+    assert response.status_code == 204
+    assert {"anonymousid", "authorization", "content-type", "sentat"} <= allowed(response)
+    assert "Access-Control-Request-Headers" in response["Vary"]
+
+
+def test_a_preflight_allows_a_header_a_newer_sdk_adds(client, db):
+    assert "x-sdk-retry-attempt" in allowed(preflight(client, "Content-Type, X-SDK-Retry-Attempt"))
+
+
+@pytest.mark.parametrize(
+    "requested",
+    [
+        "content-type, x-evil: injected",  # not a header name
+        "content-type, <script>",
+        ", ".join(f"x-header-{n}" for n in range(100)),  # too many
+        "x-" + "a" * 2000,  # too long
+    ],
+)
+def test_a_preflight_never_echoes_implausible_or_unbounded_header_lists(client, db, requested):
+    response = preflight(client, requested)
+
+    assert response.status_code == 204
+    assert allowed(response) == {
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "x-retry-count",
+        "anonymousid",
+        "sentat",
+    }
 
 
 # The settings Segment's SDKs fetch

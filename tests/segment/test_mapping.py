@@ -210,6 +210,54 @@ def test_analytics_js_without_an_os_is_the_web_platform_and_others_have_none():
     assert "platform" not in event_of(track(context={"library": {"name": "analytics-python"}}))
 
 
+# RudderStack's JS SDK 3.x: its own name in context.app and context.library, an empty OS.
+RUDDERSTACK_JS_CONTEXT = {
+    "app": {
+        "name": "RudderLabs JavaScript SDK",
+        "namespace": "com.rudderlabs.javascript",
+        "version": "3.34.1",
+        "installType": "npm",
+    },
+    "library": {"name": "RudderLabs JavaScript SDK", "version": "3.34.1"},
+    "os": {"name": "", "version": ""},
+    "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0.0.0",
+}
+
+
+def test_rudderstacks_js_sdk_is_the_web_platform_without_the_sdks_version_as_app_version():
+    event = event_of(track(context=RUDDERSTACK_JS_CONTEXT))
+
+    assert event["platform"] == "web"
+    assert "app_version" not in event
+    assert event["context"]["app"]["version"] == "3.34.1"  # kept in the context, as sent
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        {"name": "com.rudderlabs.javascript", "version": "3.0.0"},
+        {"namespace": "com.rudderlabs.javascript", "version": "3.0.0"},
+        {"name": "my-sdk", "version": "9.9.9"},  # named as context.library: the SDK filled it with itself
+    ],
+)
+def test_an_app_that_names_the_sdk_gives_no_app_version(app):
+    event = event_of(track(context={"app": app, "library": {"name": "my-sdk", "version": "9.9.9"}}))
+
+    assert "app_version" not in event
+
+
+def test_the_games_own_app_beside_a_mobile_sdks_library_gives_the_app_version():
+    context = {
+        "app": {"name": "Space Raiders", "namespace": "com.example.raiders", "version": "2.3.1", "build": "231"},
+        "library": {"name": "com.rudderstack.android.sdk.core", "version": "1.25.0"},
+        "os": {"name": "Android", "version": "14"},
+    }
+
+    event = event_of(track(context=context))
+
+    assert (event["app_version"], event["platform"]) == ("2.3.1", "android")
+
+
 def test_the_context_is_kept_over_the_batch_context_with_the_segment_ids():
     envelope = Envelope(context={"device": {"type": "phone", "model": "old"}, "locale": "fr-FR"})
     message = track(
@@ -384,6 +432,27 @@ def test_identify_keeps_its_traits_as_properties():
 
     assert (event["event_type"], event["properties"]) == ("identify", {"email": "p@example.com"})
     assert event["context"]["segment"] == {"userId": "u-1", "anonymousId": "a-1"}
+
+
+def test_identify_without_traits_takes_the_context_traits_as_rudderstacks_js_sdk_sends_them():
+    context = {"traits": {"name": "Ada", "guild": "Knights"}, "library": {"name": "RudderLabs JavaScript SDK"}}
+
+    for traits in (None, {}):
+        event = event_of({"type": "identify", "userId": "u-1", "traits": traits, "context": context})
+
+        assert event["properties"] == {"name": "Ada", "guild": "Knights"}
+
+
+def test_identify_traits_win_over_the_context_traits():
+    message = {"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}, "context": {"traits": {"name": "Bob"}}}
+
+    assert event_of(message)["properties"] == {"name": "Ada"}
+
+
+def test_identify_traits_that_are_no_object_are_refused_naming_traits():
+    message = {"type": "identify", "userId": "u-1", "traits": "Ada", "context": {"traits": {"name": "Ada"}}}
+
+    assert set(errors_of(message)) == {"traits"}
 
 
 def test_group_keeps_its_traits_and_group_id():
