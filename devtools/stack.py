@@ -2,7 +2,9 @@
 
 What `make run` starts after `manage.py dev_setup`. honcho stops every process when
 one exits; the emulator's supervisor (manage.py run_emulator) keeps a dying moto
-server from taking the rest down. Ctrl-C stops everything and exits 0.
+server from taking the rest down. Ctrl-C stops everything and exits 0. The worker
+starts once the emulator has its delivery stream (`--wait-for-emulator`), so a fresh
+stack does not begin with failed deliveries.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 
 import environ
@@ -28,6 +31,9 @@ PROCFILE = ROOT / "Procfile.local"
 # gunicorn's graceful stop (its workers finishing their requests) can take longer, and a
 # killed web server reads like a crash. Longer than the web's --graceful-timeout.
 STOP_GRACE_SECONDS = 15
+# moto starts in a second or two, longer on a busy machine; past this the worker starts anyway
+# (and retries what fails), saying why.
+EMULATOR_WAIT_SECONDS = 60
 
 
 def prepare_environment() -> None:
@@ -69,7 +75,40 @@ def own_terminal() -> Iterator[None]:
         signal.signal(signal.SIGTTOU, previous)
 
 
+def wait_for_emulator(*, timeout: float = EMULATOR_WAIT_SECONDS) -> int:
+    """Return 0 once the emulator answers with its Firehose stream (run_emulator creates it), or after `timeout`.
+
+    Procfile.local runs this before the worker: started first, the worker's first
+    batches would fail against a server still starting (`failed=5` in the log).
+    """
+    prepare_environment()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracking_project.settings")
+    import django
+
+    django.setup()
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from events_app import conf
+    from events_app.delivery.destinations import aws
+
+    if not conf.aws_endpoint_url():
+        return 0  # real AWS: nothing to wait for
+    client = aws.setup_client("firehose")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if conf.stream_name() in client.list_delivery_streams(Limit=10000)["DeliveryStreamNames"]:
+                return 0
+        except (BotoCoreError, ClientError):
+            pass  # not up yet
+        time.sleep(0.25)
+    print(f"warning: no Firehose stream on the emulator after {timeout:.0f} s: the worker starts", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--wait-for-emulator"]:
+        return wait_for_emulator()
     with own_terminal():
         return run_stack()
 

@@ -38,7 +38,7 @@ NEW_SESSION_SHARE = 0.2  # of steps that start a session (while fewer than the m
 CONCURRENT_PLAYERS = 0.2  # at most this share of the players is in a session at once
 SESSION_EVENTS = (3, 14)  # gameplay events per session, between session_start and session_end
 # What a player does in a session, and how often.
-GAMEPLAY_WEIGHTS = {"progression": 50, "resource": 32, "ad_impression": 11, "purchase": 7}
+GAMEPLAY_WEIGHTS = {"progression": 50, "resource": 32, "ad_impression": 11, "purchase": 0.5}
 LEVELS_PER_WORLD = 10
 LEVEL_WIN_SHARE = 0.65
 # ad format: (weight, revenue range in USD per impression: eCPM / 1000)

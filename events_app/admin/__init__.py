@@ -31,5 +31,9 @@ __all__ = [
 
 # The admin index links the dashboard (the template adds one module above the app list).
 admin.site.index_template = "admin/events_app/index.html"
+# The header and the tab titles name the product, not "Django administration".
+admin.site.site_header = "Player event tracker"
+admin.site.site_title = "Player event tracker"
+admin.site.index_title = "Operator console"
 # "View site" goes to the API's browsable docs: the service has no public pages, and "/" is no page.
 admin.site.site_url = reverse_lazy("api-docs")

@@ -12,7 +12,8 @@ from django.utils.http import urlencode
 from django.utils.timesince import timesince
 
 from events_app import conf
-from events_app.admin.base import plural
+from events_app.admin import outage
+from events_app.admin.base import format_utc, plural
 from events_app.admin.charts import format_count, format_money, stacked_bar_chart
 from events_app.admin.queries import TimeSeries, build_dashboard
 from events_app.delivery.status import Backlog, WorkerHealth, backlog, worker_health
@@ -76,6 +77,7 @@ def dashboard_view(request: HttpRequest, *, model_admin: admin.ModelAdmin) -> Ht
         "games": games,
         "game": game,
         "pipeline": pipeline_status(backlog=data.backlog, worker=data.worker, list_link=list_link),
+        "delivery_chart": delivery_chart(now=data.now),
         "tables": [
             dashboard_table("Events per hour", data.hourly, "%Y-%m-%d %H:00", format_count),
             dashboard_table("Events per day", data.daily, "%Y-%m-%d", format_count),
@@ -108,15 +110,22 @@ def pipeline_status(*, backlog: Backlog, worker: WorkerHealth, list_link: Callab
     """Return the pipeline's state as the dashboard's backlog card and the index panel both show it.
 
     The backlog counts every undelivered event, so its links open the list over all time.
+    Its alert level (ok, amber, red) and the destination's last error come from
+    admin.outage.
     """
     silent_for = worker.silent_for
+    oldest_age = format_age(backlog.oldest_undelivered_age)
+    alert = outage.alert_level(backlog=backlog, worker=worker, limits=outage.thresholds(), age_text=oldest_age)
     return {
+        "level": alert.level,
+        "level_reasons": alert.reasons,
+        "destination_error": destination_error_text(outage.destination_error(now=worker.now)),
         "backlog_rows": [
             ("pending", backlog.pending, list_link(delivery_state=DeliveryState.PENDING, received="all")),
             ("failed", backlog.failed, list_link(delivery_state=DeliveryState.FAILED, received="all")),
             ("dead", backlog.dead, list_link(delivery_state=DeliveryState.DEAD, received="all")),
         ],
-        "oldest_undelivered_age": format_age(backlog.oldest_undelivered_age),
+        "oldest_undelivered_age": oldest_age,
         "last_delivery_age": format_age(_since(worker.last_delivery_at, worker.now)),
         "last_delivery_at": worker.last_delivery_at,
         "worker_last_seen_age": format_age(silent_for),
@@ -129,6 +138,38 @@ def pipeline_status(*, backlog: Backlog, worker: WorkerHealth, list_link: Callab
             if worker.is_stale
             else ""
         ),
+    }
+
+
+def destination_error_text(error: outage.DestinationError | None) -> dict | None:
+    """Return the destination's last error as the panel words it: "Firehose: <error>", since when or until when."""
+    if error is None:
+        return None
+    if error.failing_since is not None:
+        when = f"failing since {format_utc(error.failing_since)}, last at {format_utc(error.last_at)}"
+    else:
+        when = f"at {format_utc(error.last_at)}, delivering again since {format_utc(error.recovered_at)}"
+    return {
+        "destination": error.destination.capitalize(),
+        "error": error.error,
+        "when": when,
+        "ongoing": error.failing_since is not None,
+    }
+
+
+def delivery_chart(*, now: datetime) -> dict:
+    """Return the chart of events delivered and failed per minute over the last hours, and its window."""
+    series = outage.deliveries_per_minute(now=now)
+    hours = len(series.buckets) // 60
+    return {
+        "svg": stacked_bar_chart(
+            title=f"Events delivered and failed per minute, last {plural(hours, 'hour')}, all games",
+            labels=[f"{start:%H:%M}" for start in series.buckets],
+            series=series.series,
+            empty_text="No delivery call in this period",
+        ),
+        "delivered": series.total("delivered"),
+        "failed": series.total("failed"),
     }
 
 

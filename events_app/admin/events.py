@@ -4,9 +4,11 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IS_POPUP_VAR, IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import F, Q, QuerySet
@@ -19,7 +21,8 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from events_app import logstore
-from events_app.admin import dashboard
+from events_app.admin import dashboard, export, live
+from events_app.admin.arrival import first_id_since
 from events_app.admin.base import (
     ADMIN_CSS,
     CheckedChangeList,
@@ -109,34 +112,6 @@ class ReceivedRangeFilter(admin.SimpleListFilter):
             return queryset
         queryset = queryset.filter(received_at__gte=since)
         return queryset.filter(pk__gte=first_id_since(since)) if connection.vendor == "sqlite" else queryset
-
-
-# Ids follow arrival, and received_at is stamped at arrival: out of order by at most this much.
-ARRIVAL_SLACK = timedelta(minutes=5)
-
-
-def first_id_since(since: datetime) -> int:
-    """Return a lower bound of the ids of the events received since `since` (SQLite), in one query.
-
-    SQLite's log has no index on received_at: a bounded range is found by a binary search
-    over the primary key (ids follow arrival order), a few dozen seeks, so that a filter
-    matching few rows stops at the range's start instead of reading the whole table.
-    PostgreSQL needs none of it: it reads only the day partitions of the range.
-    """
-    table = connection.ops.quote_name(Event._meta.db_table)
-    moment = connection.ops.adapt_datetimefield_value(since - ARRIVAL_SLACK)
-    probe = f"(SELECT received_at FROM {table} WHERE id >= (lo + hi) / 2 ORDER BY id LIMIT 1)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH RECURSIVE search(lo, hi) AS ("
-            f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table}) + 1 "
-            f"UNION ALL SELECT CASE WHEN {probe} >= %s THEN lo ELSE (lo + hi) / 2 + 1 END, "
-            f"CASE WHEN {probe} >= %s THEN (lo + hi) / 2 ELSE hi END FROM search WHERE lo < hi"
-            ") SELECT MIN(hi) FROM search",
-            [moment, moment],
-        )
-        row = cursor.fetchone()
-    return row[0] if row and row[0] is not None else 0
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
@@ -305,6 +280,22 @@ class EventChangeList(CheckedChangeList):
 LIST_ERROR_CHARS = 48  # of the last error in the list; the whole of it shows on hover and on the event's page
 REVENUE = "Revenue"
 CUSTOM_TYPE = "Custom type"
+SENT_RECORD = "Record sent to Firehose"
+UNSENT_RECORD = "Record to send to Firehose (not delivered)"
+# The failed and dead lists are read for their errors: the error comes right after the state and
+# the purchase column goes, so that the last error is on screen at 1366 px with the navigation
+# sidebar open (what an event is follows, scrolled to when needed).
+TROUBLE_STATES = (DeliveryState.FAILED, DeliveryState.DEAD)
+TROUBLE_COLUMNS = [
+    "received",
+    "delivery",
+    "attempts",
+    "last_error_excerpt",
+    "next_attempt",
+    "event_type",
+    "game",
+    "player_id",
+]
 
 
 @admin.register(Event)
@@ -362,7 +353,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             {"fields": ["delivery", "delivered_by", "issue_summary"]},
         ),
         ("Payload", {"fields": ["payload_json"]}),
-        ("Record sent to Firehose", {"fields": ["firehose_line"]}),
+        (SENT_RECORD, {"fields": ["firehose_line"]}),
     ]
     readonly_fields = [
         "occurred",
@@ -404,6 +395,11 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
 
     def get_changelist(self, request, **kwargs):
         return EventChangeList
+
+    def get_list_display(self, request):
+        if request.GET.get(DeliveryStateFilter.parameter_name) in TROUBLE_STATES:
+            return TROUBLE_COLUMNS
+        return self.list_display
 
     def get_search_results(self, request, queryset, search_term):
         """Match the term exactly: a player id, a purchase's transaction id, an event id.
@@ -478,6 +474,9 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             **(extra_context or {}),
             "can_resend": self.has_resend_permission(request),
             "dashboard_url": reverse("admin:events_app_event_dashboard"),
+            "live_url": reverse("admin:events_app_event_live"),
+            "timeline_url": reverse("admin:events_app_event_timeline"),
+            "export_urls": [(name, reverse("admin:events_app_event_export", args=[name])) for name in export.FORMATS],
         }
         return super().changelist_view(request, extra_context)
 
@@ -496,6 +495,8 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
                 options = {**options, "fields": fields}
             elif name == CUSTOM_TYPE and builtin(obj.event_type) is not None:
                 continue
+            elif name == SENT_RECORD and _delivering_call(obj) is None:
+                name = UNSENT_RECORD  # never "sent ... exactly as last sent" for an event no call delivered
             fieldsets.append((name, options))
         return fieldsets
 
@@ -597,11 +598,16 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         extra_context = {**(extra_context or {}), "can_resend": self.has_resend_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context = {**context, "timeline_url": live.timeline_url(game=obj.game_id, player_id=obj.player_id)}
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     # -- resend ------------------------------------------------------------------------------------------------
 
     @admin.action(description="Resend selected events to Firehose", permissions=["resend"])
     def resend_selected(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
-        counts = resend_events(queryset=queryset, user=request.user)
+        counts = bulk_resend(queryset=queryset, user=request.user, what="the selected events")
         report_resend(request, counts)
 
     def get_urls(self):
@@ -609,6 +615,10 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("dashboard/", wrap(self.dashboard_view), name=f"{prefix}_dashboard"),
+            path("live/", wrap(self.live_view), name=f"{prefix}_live"),
+            path("live/feed/", wrap(self.live_feed_view), name=f"{prefix}_live_feed"),
+            path("timeline/", wrap(self.timeline_view), name=f"{prefix}_timeline"),
+            path("export/<str:format>/", wrap(self.export_view), name=f"{prefix}_export"),
             path("resend-matching/", wrap(self.resend_matching_view), name=f"{prefix}_resend_matching"),
             path("<path:object_id>/resend/", wrap(require_POST(self.resend_view)), name=f"{prefix}_resend"),
             *super().get_urls(),
@@ -635,7 +645,8 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
             return HttpResponseRedirect(f"{changelist_url}?{ERROR_FLAG}=1")
         query_string = cl.get_query_string(remove=[IS_POPUP_VAR])
         if request.method == "POST":
-            counts = resend_events(queryset=cl.queryset, user=request.user)
+            conditions = "; ".join(f"{what}: {value}" for what, value in describe_filters(cl))
+            counts = bulk_resend(queryset=cl.queryset, user=request.user, what=f"all matching ({conditions})")
             report_resend(request, counts)
             return HttpResponseRedirect(changelist_url + query_string)
         context = {
@@ -649,6 +660,30 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         }
         return TemplateResponse(request, "admin/events_app/event/resend_matching.html", context)
 
+    # -- export, live events, a player's timeline ----------------------------------------------------------------
+
+    def export_view(self, request: HttpRequest, format: str) -> HttpResponse:
+        """Stream every event the list's current filters and search match, as NDJSON or CSV (see admin.export)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        if format not in export.FORMATS:
+            raise Http404("Export formats: " + ", ".join(export.FORMATS))
+        try:
+            cl = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(f"{reverse('admin:events_app_event_changelist')}?{ERROR_FLAG}=1")
+        name = f"events-{timezone.now():%Y%m%dT%H%M%SZ}"
+        return export.export_response(cl.queryset, format=format, name=name)
+
+    def live_view(self, request: HttpRequest) -> HttpResponse:
+        return live.live_view(request, model_admin=self)
+
+    def live_feed_view(self, request: HttpRequest) -> HttpResponse:
+        return live.live_feed_view(request, model_admin=self)
+
+    def timeline_view(self, request: HttpRequest) -> HttpResponse:
+        return live.timeline_view(request, model_admin=self)
+
     # -- dashboard ---------------------------------------------------------------------------------------------
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
@@ -656,6 +691,26 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         return dashboard.dashboard_view(request, model_admin=self)
+
+
+def bulk_resend(*, queryset: QuerySet[Event], user, what: str) -> ResendCounts:
+    """Resend the queryset's events and write one admin-log entry for all of them, in `user`'s name.
+
+    One entry, not one per event: a resend of 96,000 events would otherwise write
+    96,000 log rows. The entry names the count and what was matched; an event's own
+    Resend button still writes an entry on that event's history.
+    """
+    counts = resend_events(queryset=queryset, user=None)
+    if counts.resent:
+        LogEntry.objects.create(
+            user_id=user.pk,
+            content_type_id=ContentType.objects.get_for_model(Event).pk,
+            object_id=None,
+            object_repr=f"{plural(counts.resent, 'event')} resent"[:200],
+            action_flag=CHANGE,
+            change_message=f"Resent {plural(counts.resent, 'event')} to Firehose: {what}"[:2000],
+        )
+    return counts
 
 
 def report_resend(request: HttpRequest, counts: ResendCounts) -> None:

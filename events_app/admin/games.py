@@ -9,7 +9,7 @@ from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, utc_time
 from events_app.admin.queries import type_counts
 from events_app.event_types import builtin
 from events_app.event_types.custom import registered_types
-from events_app.models import ApiKey, Game
+from events_app.models import ApiKey, Event, Game
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -67,6 +67,12 @@ class GameAdmin(ConsoleAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The slug is in every event line already sent: renaming it would split the game's data.
         return ["slug", "created"] if obj is not None else ["created"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A game with events cannot be deleted (the log protects them): no Delete button that always fails.
+        if obj is not None and Event.objects.filter(game=obj).exists():
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="active keys", ordering="active_key_count")
     def active_keys(self, obj: Game) -> int:

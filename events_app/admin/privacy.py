@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, plural
+from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, plural, utc_time
 from events_app.models import Event, Game, SuppressedPlayer
 from events_app.privacy import erasure
 
@@ -31,17 +31,20 @@ def can_erase(request: HttpRequest) -> bool:
 class SuppressedPlayerAdmin(ConsoleAdmin):
     """Erased players per game, who erased them and when; adding one erases the player, deleting lifts it."""
 
-    list_display = ["player_id", "game", "created_at", "created_by", "reason"]
+    list_display = ["player_id", "game", "erased", "created_by", "reason"]
     list_filter = ["game"]
     list_select_related = ["game"]
     search_fields = ["=player_id"]
     search_help_text = "An exact player id."
-    fields = ["game", "player_id", "reason", "created_at", "created_by", "warehouse_sql"]
-    readonly_fields = ["created_at", "created_by", "warehouse_sql"]
+    fields = ["game", "player_id", "reason", "erased", "created_by", "warehouse_sql"]
+    readonly_fields = ["erased", "created_by", "warehouse_sql"]
     actions = ["delete_selected"]
 
     class Media:
         css = ADMIN_CSS
+
+    # The console's one time format, not Django's "Dec. 7, 2026, 2:56 a.m.".
+    erased = utc_time("created_at", "erased")
 
     def has_view_permission(self, request, obj=None) -> bool:
         return can_erase(request) or super().has_view_permission(request, obj)

@@ -128,7 +128,7 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
     """Return the dashboard's figures for `game` (or every game) as of `now`."""
     now = (now or timezone.now()).astimezone(UTC)
     hour_start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS_SHOWN - 1)
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=DAYS_SHOWN - 1)
+    day_start = period_start(now, days=DAYS_SHOWN)
     # One grouped read of the month's counts serves the events per day and the revenue per day.
     days = _day_rows(since=day_start, until=now, game=game)
     daily = events_per_bucket(since=day_start, until=now, unit="day", game=game, rows=days)
@@ -146,6 +146,11 @@ def build_dashboard(*, game: Game | None = None, now: datetime | None = None) ->
         revenue=revenue_per_day(since=day_start, until=now, game=game, rows=days),
         without_rate=events_without_rate(game=game),
     )
+
+
+def period_start(now: datetime, *, days: int) -> datetime:
+    """Return the start of the first of the last `days` UTC days, today included: the dashboard's period."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
 
 
 def _minutes(*, since: datetime, until: datetime, game: Game | None) -> QuerySet[EventMinute]:
@@ -263,7 +268,8 @@ def type_counts(*, game: Game, days: int | None = None, now: datetime | None = N
     cost for a game with a billion events.
     """
     days = TYPE_COUNT_DAYS if days is None else days
-    since = _minute_of((now or timezone.now()).astimezone(UTC) - timedelta(days=days))
+    # From the start of a UTC day, as the dashboard's days are: its counts of the game and these agree.
+    since = period_start(now or timezone.now(), days=days)
     rows = (
         EventMinute.objects.filter(game=game, minute__gte=since)
         .values("event_type")

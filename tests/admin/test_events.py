@@ -427,6 +427,7 @@ def test_event_page_names_the_relay_call_that_delivered_it_and_shows_the_line_as
     assert f"the relay call to firehose at {when} UTC (1 event, 1 record, {call.bytes:,} bytes)" in html
     assert "none: the relay&#x27;s one pass took it" in html
     assert "Exactly as last sent, one NDJSON line" in html
+    assert "Record sent to Firehose" in html and "Record to send" not in html
     (sent,) = destination.sent
     assert f"&quot;emitted_at&quot;:&quot;{sent['emitted_at']}&quot;" in html
 
@@ -456,6 +457,8 @@ def test_a_pending_event_page_says_no_call_has_carried_it_yet(operator, game_key
     assert '<span class="state-badge state-pending"' in html
     assert "no call yet" in html
     assert "Not delivered yet. It will be sent as this line" in html
+    assert "Record to send to Firehose (not delivered)" in html
+    assert "Record sent to Firehose" not in html and "Exactly as last sent" not in html
 
 
 def fieldset_titles(response) -> list[str]:
@@ -629,9 +632,9 @@ def test_resend_selected_resets_the_issues_retry_state_records_the_resend_and_ad
         assert issue.claim_token is None
         assert issue.payload == event.payload
     assert issue_of(pending) is None  # the relay sends it anyway
-    logged = LogEntry.objects.filter(user=resender.user, action_flag=CHANGE)
-    assert sorted(int(entry.object_id) for entry in logged) == sorted([dead.pk, failed.pk])
-    assert all("Resent" in entry.get_change_message() for entry in logged)
+    # One admin-log entry for the whole resend, not one per event.
+    (logged,) = LogEntry.objects.filter(user=resender.user, action_flag=CHANGE)
+    assert logged.get_change_message() == "Resent 2 events to Firehose: the selected events"
 
 
 def test_resend_leaves_events_a_sender_holds_alone(game_key, make_install, admin_user):
@@ -753,7 +756,7 @@ def test_repeating_a_resend_says_what_was_delivered_meanwhile_and_sends_it_only_
     assert {state_of(event) for event in resent} == {DeliveryState.DELIVERED}
     assert state_of(still_queued[0]) == DeliveryState.PENDING
     assert sorted(line["event_id"] for line in destination.sent) == sorted(str(e.event_id) for e in resent)
-    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 3  # the second resend queued nothing
+    assert LogEntry.objects.filter(action_flag=CHANGE).count() == 1  # one per resend; the second queued nothing
 
 
 def test_an_events_own_resend_button_sends_it_again_even_if_delivered_since_a_resend(resender, game_key, make_install):
@@ -890,3 +893,27 @@ def test_lookups_on_indexed_columns_still_filter(operator, game_key, make_instal
 
     assert response.status_code == 200
     assert page_ids(response) == {alice.pk}
+
+
+def test_a_bulk_resend_of_many_events_writes_one_admin_log_entry_naming_the_filter(resender, game_key, make_install):
+    events = store(game_key[0], [make_install(player_id=f"p{i}") for i in range(30)])
+    set_state(events, DeliveryState.DEAD, attempts=12)
+
+    resender.post(reverse("admin:events_app_event_resend_matching") + "?delivery_state=dead&received=all")
+
+    (entry,) = LogEntry.objects.filter(action_flag=CHANGE)
+    assert entry.get_change_message() == (
+        "Resent 30 events to Firehose: all matching (received: All time; delivery: Dead (gave up))"
+    )
+    assert entry.user == resender.user
+
+
+def test_the_failed_list_gives_the_purchase_column_up_for_the_last_error(operator, game_key, make_purchase):
+    (event,) = store(game_key[0], [make_purchase()])
+    set_state([event], DeliveryState.FAILED, attempts=2)
+
+    failed = operator.get(EVENTS_URL + "?delivery_state=failed").content.decode()
+    every = operator.get(EVENTS_URL).content.decode()
+
+    assert 'class="field-last_error_excerpt"' in failed and 'class="field-purchase"' not in failed
+    assert 'class="field-purchase"' in every

@@ -168,3 +168,31 @@ def test_viewing_events_shows_the_counts_and_viewing_schemas_the_custom_types(cl
 
     assert 'id="type-count-secret_raid">1<' in events_only and 'id="custom-types"' not in events_only
     assert 'id="custom-type-secret_raid"' in schemas_only and 'id="type-counts"' not in schemas_only
+
+
+def test_a_game_with_events_shows_no_delete_button_and_cannot_be_deleted(admin_client, game_key, make_install):
+    store(game_key[0], [make_install()])
+    empty = Game.objects.create(slug="empty-game")
+
+    with_events = admin_client.get(reverse("admin:events_app_game_change", args=[game_key[0].game_id]))
+    without = admin_client.get(reverse("admin:events_app_game_change", args=[empty.pk]))
+
+    assert 'class="deletelink"' not in with_events.content.decode()
+    assert admin_client.get(reverse("admin:events_app_game_delete", args=[game_key[0].game_id])).status_code == 403
+    assert 'class="deletelink"' in without.content.decode()  # a game nothing refers to yet may go
+
+
+def test_game_event_counts_agree_with_the_dashboard_of_the_game(admin_client, game_key, make_install, make_purchase):
+    now = timezone.now()
+    start_of_period = queries.period_start(now, days=queries.DAYS_SHOWN)
+    with time_machine.travel(start_of_period - timedelta(minutes=1)):  # the day before the dashboard's first
+        store(game_key[0], [make_install()])
+    with time_machine.travel(start_of_period + timedelta(minutes=1)):
+        store(game_key[0], [make_install(), make_purchase()])
+    store(game_key[0], [make_purchase()])
+
+    html = admin_client.get(reverse("admin:events_app_game_change", args=[game_key[0].game_id])).content.decode()
+    dashboard = queries.build_dashboard(game=game_key[0].game)
+
+    assert {name: sum(values) for name, values in dashboard.daily.series.items()} == {"install": 1, "purchase": 2}
+    assert 'id="type-count-install">1<' in html and 'id="type-count-purchase">2<' in html

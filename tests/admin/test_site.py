@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from events_app.models import ApiKey, Event, Game, RejectedEvent
+from events_app.models import ApiKey, Event, Game, RejectedEvent, SuppressedPlayer
 from tests.admin.helpers import EVENTS_URL, store
 
 
@@ -26,6 +26,7 @@ def test_every_list_writes_times_one_way_with_the_time_zone(admin_client, api, g
     ApiKey.objects.filter(pk=game_key[0].pk).update(created_at=moment, revoked_at=moment)
     Game.objects.filter(pk=game_key[0].game_id).update(created_at=moment)
     RejectedEvent.objects.create(game=game_key[0].game, received_at=moment, errors={"player_id": ["bad"]})
+    erased = SuppressedPlayer.objects.create(game=game_key[0].game, player_id="gone", created_at=moment)
 
     pages = {
         "events": (EVENTS_URL + "?received=all", ["received"]),
@@ -33,6 +34,8 @@ def test_every_list_writes_times_one_way_with_the_time_zone(admin_client, api, g
         "games": (reverse("admin:events_app_game_changelist"), ["created"]),
         "rejections": (reverse("admin:events_app_rejectedevent_changelist"), ["received"]),
         "key page": (reverse("admin:events_app_apikey_change", args=[game_key[0].pk]), []),
+        "suppressed players": (reverse("admin:events_app_suppressedplayer_changelist"), ["erased"]),
+        "suppressed player": (reverse("admin:events_app_suppressedplayer_change", args=[erased.pk]), []),
     }
     for name, (url, columns) in pages.items():
         html = admin_client.get(url).content.decode()
@@ -41,6 +44,15 @@ def test_every_list_writes_times_one_way_with_the_time_zone(admin_client, api, g
             cell = rf'<t[dh] class="field-{column}">(<a href="[^"]+">)?2026-11-20 08:30:05 UTC<'
             assert re.search(cell, html), (name, column)
         assert "Nov. 20, 2026" not in html, name
+        assert " a.m." not in html, name
+
+
+def test_the_header_and_the_tab_say_the_products_name(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert '<a href="/admin/">Player event tracker</a>' in html
+    assert "<title>Operator console | Player event tracker</title>" in html
+    assert "Django administration" not in html
 
 
 # -- hostile query strings ------------------------------------------------------------------------------------------

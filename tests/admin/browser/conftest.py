@@ -17,6 +17,10 @@ DOCS_SCREENSHOTS = {
     "event-list.png",
     "event-list-failed.png",
     "event-detail.png",
+    "live-events.png",
+    "player-timeline.png",
+    "admin-index-outage.png",
+    "dashboard-delivery-outage.png",
 }
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where chromium's sandbox cannot start
