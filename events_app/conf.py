@@ -227,6 +227,15 @@ def retention_days() -> float:
     return settings.EVENTS_RETENTION_DAYS
 
 
+def kpi_retention_days() -> float:
+    """Return the age in days after which the daily KPI aggregates are deleted (EVENTS_KPI_RETENTION_DAYS, default 800).
+
+    Independent of the events' retention: the KPIs of a day outlive its events. A
+    player not seen for that long is forgotten too, and counts as new if they return.
+    """
+    return settings.EVENTS_KPI_RETENTION_DAYS
+
+
 def call_retention_days() -> float:
     """Return the age after which the records of destination calls are deleted (EVENTS_CALL_RETENTION_DAYS).
 

@@ -537,3 +537,64 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender} last seen at {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class KpiDay(models.Model):
+    """A game's KPI figures of one UTC day (of derived_at), kept apart from the log: they outlive its retention.
+
+    Counters only, each grown by the relay's batches (events_app.kpi), by reconvert
+    (revenue that arrives later) and shrunk by erasure; the report divides them.
+    `retained_d1/7/30` count this day's new players seen again on day +1/+7/+30.
+    Purged after EVENTS_KPI_RETENTION_DAYS.
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    dau = models.BigIntegerField(default=0)
+    new_players = models.BigIntegerField(default=0)
+    sessions = models.BigIntegerField(default=0)
+    session_ends = models.BigIntegerField(default=0)  # session_end events with a duration_ms
+    session_ms = models.BigIntegerField(default=0)  # the sum of their duration_ms
+    purchases = models.BigIntegerField(default=0)
+    paying_players = models.BigIntegerField(default=0)
+    revenue_base = models.DecimalField(max_digits=30, decimal_places=6, default=0)
+    ad_revenue_base = models.DecimalField(max_digits=30, decimal_places=6, default=0)
+    retained_d1 = models.BigIntegerField(default=0)
+    retained_d7 = models.BigIntegerField(default=0)
+    retained_d30 = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "KPI day"
+        constraints = [
+            # Also the index every report reads: one game's range of days.
+            models.UniqueConstraint(fields=["game", "day"], name="kpi_day_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.dau} active)"
+
+
+class KpiPlayer(models.Model):
+    """One player of a game as the KPIs know them: first day, and the days they were active and paid, as bitmaps.
+
+    Bit i of `active` (little-endian bytes) is the day `first_day` + i; `paying` the
+    same for days with a purchase (empty for the many who never pay). A few dozen
+    bytes a player for 800 days, whatever the events' volume: what makes daily active
+    and paying players distinct and the D1/D7/D30 cohorts exact (events_app.kpi.activity).
+    Deleted when the player is erased, or once `last_day` is older than EVENTS_KPI_RETENTION_DAYS.
+    """
+
+    game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="+", db_index=False)
+    player_id = models.CharField(max_length=128)
+    first_day = models.DateField()
+    last_day = models.DateField()
+    active = models.BinaryField()
+    paying = models.BinaryField(default=b"")
+
+    class Meta:
+        verbose_name = "KPI player"
+        constraints = [models.UniqueConstraint(fields=["game", "player_id"], name="kpi_player_unique")]
+        indexes = [models.Index(fields=["last_day"], name="kpi_player_last_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.player_id} since {self.first_day}"

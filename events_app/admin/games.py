@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from events_app.admin.base import ADMIN_CSS, ConsoleAdmin, utc_time
+from events_app.admin.kpi import kpi_urls
 from events_app.admin.queries import type_counts
 from events_app.event_types import builtin
 from events_app.event_types.custom import registered_types
@@ -77,6 +78,9 @@ class GameAdmin(ConsoleAdmin):
     @admin.display(description="active keys", ordering="active_key_count")
     def active_keys(self, obj: Game) -> int:
         return obj.active_key_count
+
+    def get_urls(self):
+        return kpi_urls(self) + super().get_urls()  # the game's KPI page (events_app.admin.kpi)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

@@ -20,6 +20,7 @@ from events_app import conf, logstore
 from events_app.db import write_transaction
 from events_app.delivery import minutes
 from events_app.delivery.issues import queue_again
+from events_app.kpi import counting as kpis
 from events_app.models import DeliveryCursor, Event
 from events_app.money.currency import base_fields, clear_rate_cache, find_rates, utc_day
 from sdk.contract import BUILTIN_TYPES
@@ -107,4 +108,5 @@ def _requeue_converted(fields: dict[int, dict], *, now: datetime) -> int:
         )
         counted = minutes.count_lines(event for event in events if event.pk not in waiting)
         minutes.add({key: (0, revenue) for key, (_, revenue) in counted.items()})
+        kpis.add_revenue(event for event in events if event.pk not in waiting)
     return len(events)

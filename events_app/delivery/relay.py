@@ -24,6 +24,7 @@ from events_app.delivery.destinations.base import Destination
 from events_app.delivery.issues import open_issues
 from events_app.delivery.policies import SendPolicy
 from events_app.delivery.sending import CallReport, DeliveryCounts, SendReport, log_batch, send_lines
+from events_app.kpi import counting as kpis
 from events_app.models import CallOutcome, DeliveryCall
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
             call_of={index: calls[position] for position, call in enumerate(report.calls) for index in call.members},
         )
         minutes.add(minutes.count_lines(rows))  # the dashboard's counts: once per batch, never a COUNT
+        kpis.add_lines(rows)  # the daily KPIs, in the same transaction: counted once, as the cursor moves
         if not logstore.advance(shard=shard, old=start, new=last, now=now):
             # Another relay moved the cursor meanwhile (this one lost its shard): undo, it re-sends nothing.
             raise LostShard(shard)

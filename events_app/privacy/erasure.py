@@ -27,6 +27,7 @@ from django.utils import timezone
 from events_app import conf
 from events_app.db import hold_erasure_lock, write_transaction
 from events_app.delivery.warehouse import IDENTIFIER, sql_string
+from events_app.kpi.erasure import forget_players
 from events_app.models import DeliveryIssue, Event, Game, PurchaseKey, RejectedEvent, SuppressedPlayer
 from events_app.privacy import identities
 
@@ -70,6 +71,8 @@ def erase_player(
                 defaults={"created_at": created_at, "created_by": by[:150], "reason": why[:500]},
             )
             counts.newly_suppressed = counts.newly_suppressed or (newly and identity == player_id)
+    # Suppressed now, so no relay counts them again: out of the KPIs, while their events still say what they added.
+    forget_players(game=game, player_ids=erased)
     for identity in erased:
         events, issues = _delete_events(game=game, player_id=identity)
         counts.events += events

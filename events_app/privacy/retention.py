@@ -30,6 +30,7 @@ from django.utils import timezone
 from events_app import conf, logstore
 from events_app import idempotency as keys
 from events_app.db import write_transaction
+from events_app.kpi.retention import purge_kpis
 from events_app.models import (
     DeliveryCall,
     DeliveryCursor,
@@ -56,6 +57,7 @@ class PurgeCounts:
     rejected_events: int = 0
     event_keys: int = 0  # idempotency keys of buckets past the window
     purchase_keys: int = 0
+    kpi_rows: int = 0  # daily KPI aggregates and players' activity past EVENTS_KPI_RETENTION_DAYS
 
 
 def cutoff(*, days: float, now: datetime | None = None) -> datetime:
@@ -340,9 +342,10 @@ def purge_expired(
     counts.rejected_events = purge_by_age(
         model=RejectedEvent, time_field="received_at", older_than_days=conf.rejection_retention_days(), **common
     )
+    counts.kpi_rows = purge_kpis(dry_run=dry_run, now=now)
     logger.info(
         "purge %s events=%d issues=%d calls=%d event_keys=%d purchase_keys=%d duplicate_tallies=%d "
-        "rejected_events=%d older_than_days=%g seconds=%.1f",
+        "rejected_events=%d kpi_rows=%d older_than_days=%g seconds=%.1f",
         "dry_run" if dry_run else "done",
         counts.events,
         counts.issues,
@@ -351,6 +354,7 @@ def purge_expired(
         counts.purchase_keys,
         counts.duplicate_tallies,
         counts.rejected_events,
+        counts.kpi_rows,
         days,
         time.monotonic() - started,
     )

@@ -251,13 +251,15 @@ def test_command_prints_what_it_deleted_or_would(make_event, capsys):
 
     call_command("purge_events", "--older-than", "30", "--dry-run")
     assert capsys.readouterr().out.strip() == (
-        "would delete events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0"
+        "would delete events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0 "
+        "kpi_rows=0"
     )
     assert Event.objects.count() == 1
 
     call_command("purge_events", "--older-than", "30")
     assert capsys.readouterr().out.strip() == (
-        "deleted events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0"
+        "deleted events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0 "
+        "kpi_rows=0"
     )
     assert Event.objects.count() == 0
 

@@ -1,0 +1,1 @@
+"""Tests of the game KPIs: aggregates, kpi_report, the admin page, the warehouse views."""
