@@ -298,6 +298,13 @@ def relay_rows(*, now: datetime, issues: dict[int, tuple[str, int]]) -> None:
             f"FROM {table} e JOIN events_app_deliverycursor c ON c.shard = e.shard WHERE e.id <= c.last_event "
             f"GROUP BY {minute}, e.game_id, e.event_type, e.platform, e.currency"
         )
+        # And per hour (EventHour), summed from the minutes as the relay adds to both.
+        hour = "substr(minute, 1, 13) || ':00:00'" if connection.vendor == "sqlite" else "date_trunc('hour', minute)"
+        cursor.execute(
+            "INSERT INTO events_app_eventhour (hour, game_id, event_type, platform, currency, events, revenue_base) "
+            f"SELECT {hour}, game_id, event_type, platform, currency, SUM(events), SUM(revenue_base) "
+            f"FROM events_app_eventminute GROUP BY {hour}, game_id, event_type, platform, currency"
+        )
         # The purchases' keys, as ingest claims them (events_app.idempotency): the admin's transaction search.
         cursor.execute(
             "INSERT INTO events_app_purchasekey "

@@ -253,6 +253,19 @@ def duplicate_tally_retention_days() -> float:
     return settings.EVENTS_DUPLICATE_TALLY_RETENTION_DAYS
 
 
+def minute_count_retention_days() -> float:
+    """Return the age after which the relays' per-minute counts are deleted (EVENTS_MINUTE_COUNT_RETENTION_DAYS).
+
+    Minute by minute is for the last hours; the dashboard's days read the per-hour counts.
+    """
+    return settings.EVENTS_MINUTE_COUNT_RETENTION_DAYS
+
+
+def hour_count_retention_days() -> float:
+    """Return the age after which the relays' per-hour counts are deleted (EVENTS_HOUR_COUNT_RETENTION_DAYS)."""
+    return settings.EVENTS_HOUR_COUNT_RETENTION_DAYS
+
+
 def rejection_retention_days() -> float:
     """Return the age after which rejected events are deleted (EVENTS_REJECTIONS_MAX_AGE_DAYS, default 7).
 

@@ -35,7 +35,7 @@ from events_app.admin.base import (
 )
 from events_app.admin.paginators import capped_count
 from events_app.admin.privacy import EraseSelectedPlayersMixin
-from events_app.admin.queries import minute_values
+from events_app.admin.queries import counted_values
 from events_app.delivery.records import LINE_FIELDS, encode_line
 from events_app.delivery.relay import call_that_delivered
 from events_app.delivery.resend import ResendCounts, resend_event, resend_events
@@ -65,7 +65,7 @@ RANGES = {
     "30d": ("Last 30 days", timedelta(days=30)),
     "all": ("All time", None),
 }
-# Filter values offered are those counted in EventMinute over the range, at most this far back.
+# Filter values offered are those counted in EventHour over the range, at most this far back.
 VALUES_LOOKBACK = timedelta(days=30)
 
 
@@ -115,7 +115,7 @@ class ReceivedRangeFilter(admin.SimpleListFilter):
 
 
 class DistinctValueFilter(admin.SimpleListFilter):
-    """Filter on a plain column by the values the relays counted (EventMinute) over the list's time range.
+    """Filter on a plain column by the values the relays counted (EventHour) over the list's time range.
 
     A value that occurs only in events no relay has passed yet, or past the first 100,
     is not offered but still filters when given in the URL.
@@ -131,7 +131,7 @@ class DistinctValueFilter(admin.SimpleListFilter):
         # One query for the three filters of the page.
         cached = getattr(request, "_events_values", None)
         if cached is None or cached[0] != since:
-            cached = request._events_values = (since, minute_values(since=since))
+            cached = request._events_values = (since, counted_values(since=since))
         return [(value, value) for value in cached[1][self.parameter_name]]
 
     def queryset(self, request, queryset):
@@ -304,7 +304,7 @@ class EventAdmin(EraseSelectedPlayersMixin, ReadOnlyAdmin):
 
     The list shows a time range of received_at (default the last 24 hours; PostgreSQL
     reads only its day partitions), newest first by id, paged by keyset: it never
-    counts. Filter values come from the relays' per-minute counts (EventMinute);
+    counts. Filter values come from the relays' per-hour counts (EventHour);
     searches are exact, on the (game, player_id) index and the purchase keys.
     A resend needs its own permission (`events_app.resend_event`)
     beside the view permission, and goes through events_app.delivery.resend.

@@ -1,4 +1,4 @@
-"""Dashboard queries: events over time, intake, revenue and a game's types, from the per-minute counts."""
+"""Dashboard queries: events over time, intake, revenue and a game's types, from the per-hour counts."""
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,14 +11,14 @@ from django.utils import timezone
 from events_app import conf
 from events_app.delivery.status import Backlog, WorkerHealth, backlog, worker_health
 from events_app.event_types import revenue_types
-from events_app.models import DuplicateTally, Event, EventMinute, Game, RejectedEvent
+from events_app.models import DuplicateTally, Event, EventHour, Game, RejectedEvent
 from events_app.privacy.retention import cutoff
 
 # Times are UTC and by `received_at` (the server's clock, which clients cannot skew).
 # Nothing here counts the log: events over time, revenue, a game's types and the list's
-# filter values are read from EventMinute, the per-minute counts each relay batch adds
+# filter values are read from EventHour, the per-hour counts each relay batch adds
 # as it sends (so an event counts from when a relay passes it, normally seconds after
-# it arrives), on its (minute, ...) unique index or its (game, minute) index. The
+# it arrives), on its (hour, ...) unique index or its (game, hour) index. The
 # backlog reads the log past each relay's cursor (the relay index) and the few delivery
 # issues by state; the events waiting for an exchange rate read the log's small partial
 # index of them.
@@ -153,20 +153,20 @@ def period_start(now: datetime, *, days: int) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
 
 
-def _minutes(*, since: datetime, until: datetime, game: Game | None) -> QuerySet[EventMinute]:
-    minutes = EventMinute.objects.filter(minute__gte=_minute_of(since), minute__lte=until).order_by()
-    return minutes if game is None else minutes.filter(game=game)
+def _hours(*, since: datetime, until: datetime, game: Game | None) -> QuerySet[EventHour]:
+    hours = EventHour.objects.filter(hour__gte=_hour_of(since), hour__lte=until).order_by()
+    return hours if game is None else hours.filter(game=game)
 
 
-def _minute_of(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
+def _hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _day_rows(*, since: datetime, until: datetime, game: Game | None = None) -> list[dict]:
     """Return the counted events and base revenue per (UTC day, type, game) between `since` and `until`."""
     return list(
-        _minutes(since=since, until=until, game=game)
-        .annotate(bucket=UtcBucket("minute", unit="day"))
+        _hours(since=since, until=until, game=game)
+        .annotate(bucket=UtcBucket("hour", unit="day"))
         .values("bucket", "event_type", "game_id")
         .annotate(n=Sum("events"), revenue=Sum("revenue_base"))
     )
@@ -183,14 +183,14 @@ def events_per_bucket(
 ) -> TimeSeries:
     """Return the events sent per hour or day between `since` and `until`, one series per event type.
 
-    Read from EventMinute in one grouped query (or from `rows` of _day_rows already
+    Read from EventHour in one grouped query (or from `rows` of _day_rows already
     read). The series are the types that occur in the period, in order, or `types`.
     """
     buckets = _bucket_starts(since=since, until=until, unit=unit)
     if rows is None:
         rows = list(
-            _minutes(since=since, until=until, game=game)
-            .annotate(bucket=UtcBucket("minute", unit=unit))
+            _hours(since=since, until=until, game=game)
+            .annotate(bucket=UtcBucket("hour", unit=unit))
             .values("bucket", "event_type")
             .annotate(n=Sum("events"))
         )
@@ -210,7 +210,7 @@ def revenue_per_day(
     """Return revenue in the base currency per day for each type with money (purchases, ad impressions, ...).
 
     One TimeSeries per revenue type, in the registry's order, each with one series per
-    game; every revenue type is there, empty or not. Read from EventMinute (or `rows`
+    game; every revenue type is there, empty or not. Read from EventHour (or `rows`
     of _day_rows already read). An event whose exchange rate is not known yet adds no
     base-currency revenue until reconvert fills it in (see `events_without_rate`).
     """
@@ -264,17 +264,14 @@ class TypeCounts:
 def type_counts(*, game: Game, days: int | None = None, now: datetime | None = None) -> TypeCounts:
     """Return the game's events per type (custom types too) over its last `days` days, in one grouped query.
 
-    Read from EventMinute on its (game, minute) index, never from the log: the same
+    Read from EventHour on its (game, hour) index, never from the log: the same
     cost for a game with a billion events.
     """
     days = TYPE_COUNT_DAYS if days is None else days
     # From the start of a UTC day, as the dashboard's days are: its counts of the game and these agree.
     since = period_start(now or timezone.now(), days=days)
     rows = (
-        EventMinute.objects.filter(game=game, minute__gte=since)
-        .values("event_type")
-        .annotate(n=Sum("events"))
-        .order_by()
+        EventHour.objects.filter(game=game, hour__gte=since).values("event_type").annotate(n=Sum("events")).order_by()
     )
     rows = sorted(rows, key=lambda row: (-row["n"], row["event_type"]))
     return TypeCounts(
@@ -312,14 +309,14 @@ def duplicate_count(*, since: datetime, game: Game | None = None) -> int:
     return tallies.aggregate(total=Sum("duplicates"))["total"] or 0
 
 
-def minute_values(*, since: datetime, limit: int = VALUES_LIMIT) -> dict[str, list[str]]:
+def counted_values(*, since: datetime, limit: int = VALUES_LIMIT) -> dict[str, list[str]]:
     """Return the distinct non-blank event types, platforms and currencies counted since `since`, in order.
 
-    One query over EventMinute's rows of the period (on its unique index, which leads
-    with the minute), never a DISTINCT over the log; at most `limit` values each.
+    One query over EventHour's rows of the period (on its unique index, which leads
+    with the hour), never a DISTINCT over the log; at most `limit` values each.
     """
     combinations = (
-        EventMinute.objects.filter(minute__gte=_minute_of(since))
+        EventHour.objects.filter(hour__gte=_hour_of(since))
         .values_list("event_type", "platform", "currency")
         .distinct()
         .order_by()

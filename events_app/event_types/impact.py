@@ -3,7 +3,7 @@
 The log has no per-type index and no counts, so the check is a bounded sample: the
 type's most recent events among the game's last SCAN_LIMIT events of the last
 WINDOW_DAYS days, at most SAMPLE_LIMIT of them, read newest first on the
-(game, id) index. Its cost is the same whatever the log holds; the per-minute
+(game, id) index. Its cost is the same whatever the log holds; the per-hour
 counts the relays keep say how many events of the type there were in all, so an
 operator can tell a sample from the whole.
 """
@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework.settings import api_settings
 
 from events_app.event_types.custom import CompiledSchema, compile_schema
-from events_app.models import Event, EventMinute, Game
+from events_app.models import Event, EventHour, Game
 
 WINDOW_DAYS = 7
 SAMPLE_LIMIT = 1_000  # events of the type checked at most
@@ -88,7 +88,9 @@ def rejection_impact(*, game: Game, event_type: str, schema: object, now: dateti
             reasons = tuple(_reasons({"properties": errors}))[:REASONS_PER_EXAMPLE]
             examples.append(Rejection(event_id=str(event_id), received_at=received_at, reasons=reasons))
     counted = (
-        EventMinute.objects.filter(game=game, event_type=event_type, minute__gte=since).aggregate(n=Sum("events"))["n"]
+        EventHour.objects.filter(
+            game=game, event_type=event_type, hour__gte=since.replace(minute=0, second=0, microsecond=0)
+        ).aggregate(n=Sum("events"))["n"]
         or 0
     )
     return Impact(

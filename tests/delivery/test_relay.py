@@ -25,6 +25,7 @@ from events_app.models import (
     DeliveryIssue,
     DeliveryState,
     Event,
+    EventHour,
     EventMinute,
     IssueState,
 )
@@ -298,3 +299,5 @@ def test_the_relay_counts_each_batch_into_minutes_once(game_key, make_install, m
 
     counted = {(row.event_type, row.platform): row.events for row in EventMinute.objects.all()}
     assert counted == {("install", "ios"): 3, ("install", "android"): 1}
+    by_hour = {(row.event_type, row.platform): row.events for row in EventHour.objects.all()}
+    assert by_hour == counted  # the dashboard's days read the hours

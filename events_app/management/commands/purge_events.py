@@ -37,5 +37,6 @@ class Command(BaseCommand):
             f"{'would delete' if dry_run else 'deleted'} events={counts.events} issues={counts.issues} "
             f"calls={counts.calls} event_keys={counts.event_keys} purchase_keys={counts.purchase_keys} "
             f"duplicate_tallies={counts.duplicate_tallies} "
-            f"rejected_events={counts.rejected_events} kpi_rows={counts.kpi_rows}"
+            f"rejected_events={counts.rejected_events} kpi_rows={counts.kpi_rows} "
+            f"minute_counts={counts.minute_counts} hour_counts={counts.hour_counts}"
         )
