@@ -249,7 +249,7 @@ def load(count: int, *, analyze: bool) -> None:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE" if sqlite else f"VACUUM ANALYZE {table}")
             if not sqlite:
-                cursor.execute("ANALYZE")  # the delivery rows, the per-minute counts, the purchase keys
+                cursor.execute("ANALYZE")  # the delivery rows, the per-hour counts, the purchase keys
 
 
 def relay_rows(*, now: datetime, issues: dict[int, tuple[str, int]]) -> None:
@@ -284,26 +284,19 @@ def relay_rows(*, now: datetime, issues: dict[int, tuple[str, int]]) -> None:
             f"FROM {table} e JOIN events_app_deliverycursor c ON c.shard = e.shard WHERE e.id <= c.last_event"
             f") passed GROUP BY shard, (n - 1) / {EVENTS_PER_CALL}"
         )
-        # The per-minute counts the relay adds as it sends (EventMinute), for the events it passed.
-        minute = (
-            "substr(e.received_at, 1, 16) || ':00'"
+        # The per-hour counts the relay adds as it sends (EventHour), for the events it passed.
+        hour = (
+            "substr(e.received_at, 1, 13) || ':00:00'"
             if connection.vendor == "sqlite"
-            else ("date_trunc('minute', e.received_at)")
+            else "date_trunc('hour', e.received_at)"
         )
         cursor.execute(
-            "INSERT INTO events_app_eventminute "
-            "(minute, game_id, event_type, platform, currency, events, revenue_base) "
-            f"SELECT {minute}, e.game_id, e.event_type, e.platform, e.currency, "
+            "INSERT INTO events_app_eventhour "
+            "(hour, game_id, event_type, platform, currency, events, revenue_base) "
+            f"SELECT {hour}, e.game_id, e.event_type, e.platform, e.currency, "
             "COUNT(*), COALESCE(SUM(e.revenue_base), 0) "
             f"FROM {table} e JOIN events_app_deliverycursor c ON c.shard = e.shard WHERE e.id <= c.last_event "
-            f"GROUP BY {minute}, e.game_id, e.event_type, e.platform, e.currency"
-        )
-        # And per hour (EventHour), summed from the minutes as the relay adds to both.
-        hour = "substr(minute, 1, 13) || ':00:00'" if connection.vendor == "sqlite" else "date_trunc('hour', minute)"
-        cursor.execute(
-            "INSERT INTO events_app_eventhour (hour, game_id, event_type, platform, currency, events, revenue_base) "
-            f"SELECT {hour}, game_id, event_type, platform, currency, SUM(events), SUM(revenue_base) "
-            f"FROM events_app_eventminute GROUP BY {hour}, game_id, event_type, platform, currency"
+            f"GROUP BY {hour}, e.game_id, e.event_type, e.platform, e.currency"
         )
         # The purchases' keys, as ingest claims them (events_app.idempotency): the admin's transaction search.
         cursor.execute(

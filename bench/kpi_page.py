@@ -10,7 +10,7 @@ of counts: the page reads one row per day whatever the players) and `--players`
 players' activity bitmaps, then, through Django's test client as a superuser:
 the game's own admin page (the baseline) and its KPI page over 30 and over 800 days
 (each also reading the previous period as long). Then one relay batch of 1,000
-events from 500 players, most already known, counted into the per-minute counts
+events from 500 players, most already known, counted into the per-hour counts
 alone (the baseline) and into the KPIs. Prints the median and worst times.
 """
 
@@ -133,10 +133,10 @@ def fill(*, days: int, players: int, today: date) -> list:
 
 
 def batch(*, game, players: int, today: date, repeat: int) -> None:
-    """Time a relay batch's counting: per-minute counts alone, then with the KPIs (first events of a day, then not)."""
+    """Time a relay batch's counting: per-hour counts alone, then with the KPIs (first events of a day, then not)."""
     from django.db import transaction
 
-    from events_app.delivery import minutes
+    from events_app.delivery import hours
     from events_app.kpi import counting
 
     rng = random.Random(11)
@@ -164,14 +164,14 @@ def batch(*, game, players: int, today: date, repeat: int) -> None:
     with transaction.atomic():  # as the relay calls it: inside its recording transaction
         counting.add_lines(again)
     for name, count in (
-        ("relay batch of 1,000: minutes only (baseline)", lambda: minutes.add(minutes.count_lines(rows))),
+        ("relay batch of 1,000: hour counts only (baseline)", lambda: hours.add(hours.count_lines(rows))),
         (
             "relay batch of 1,000: minutes and KPIs",
-            lambda: (minutes.add(minutes.count_lines(rows)), counting.add_lines(rows)),
+            lambda: (hours.add(hours.count_lines(rows)), counting.add_lines(rows)),
         ),
         (
             "... players already active today (no bitmap changes)",
-            lambda: (minutes.add(minutes.count_lines(again)), counting.add_lines(again)),
+            lambda: (hours.add(hours.count_lines(again)), counting.add_lines(again)),
         ),
     ):
         times = []

@@ -253,16 +253,11 @@ def duplicate_tally_retention_days() -> float:
     return settings.EVENTS_DUPLICATE_TALLY_RETENTION_DAYS
 
 
-def minute_count_retention_days() -> float:
-    """Return the age after which the relays' per-minute counts are deleted (EVENTS_MINUTE_COUNT_RETENTION_DAYS).
-
-    Minute by minute is for the last hours; the dashboard's days read the per-hour counts.
-    """
-    return settings.EVENTS_MINUTE_COUNT_RETENTION_DAYS
-
-
 def hour_count_retention_days() -> float:
-    """Return the age after which the relays' per-hour counts are deleted (EVENTS_HOUR_COUNT_RETENTION_DAYS)."""
+    """Return the age after which the relays' per-hour counts are deleted (EVENTS_HOUR_COUNT_RETENTION_DAYS).
+
+    The dashboard shows 30 days of them; the daily KPIs are kept apart (EVENTS_KPI_RETENTION_DAYS).
+    """
     return settings.EVENTS_HOUR_COUNT_RETENTION_DAYS
 
 

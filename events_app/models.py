@@ -246,15 +246,18 @@ class DeliveryCursor(models.Model):
         return f"shard {self.shard} at event {self.last_event}"
 
 
-class EventCount(models.Model):
-    """Events the relays sent, counted per period of arrival, game, type, platform and currency.
+class EventHour(models.Model):
+    """Events the relays sent, counted per hour of arrival, game, type, platform and currency.
 
     The dashboard's and the admin's figures, never a COUNT over the log: each relay
     batch adds its events here in the transaction that records it (one upsert per
     group), and reconvert adds the base-currency revenue it fills in. Counted by
     received_at, so an event counts from when the relay passes it (normally seconds).
+    An hour holds one row per group whatever the volume: a month of them is read in
+    milliseconds (per minute, a few hundred events a minute made about a row each).
     """
 
+    hour = models.DateTimeField()
     game = models.ForeignKey(Game, on_delete=models.CASCADE, related_name="+", db_index=False)
     event_type = models.CharField(max_length=64)
     platform = models.CharField(max_length=16, blank=True)
@@ -264,39 +267,8 @@ class EventCount(models.Model):
     revenue_base = models.DecimalField(max_digits=30, decimal_places=6, default=0)
 
     class Meta:
-        abstract = True
-
-
-class EventMinute(EventCount):
-    """EventCount per minute: for what happened in the last hours, minute by minute."""
-
-    minute = models.DateTimeField()
-
-    class Meta:
         constraints = [
-            # Also the index every range reads: by minute first.
-            models.UniqueConstraint(
-                fields=["minute", "game", "event_type", "platform", "currency"], name="event_minute_unique"
-            ),
-        ]
-        indexes = [models.Index(fields=["game", "minute"], name="event_minute_game_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.events} {self.event_type} at {self.minute:%Y-%m-%d %H:%M}"
-
-
-class EventHour(EventCount):
-    """EventCount per hour: what the dashboard's days and hours, a game's types and the filters read.
-
-    Minutes hold about one row per event below a few hundred events a minute (each
-    minute has its own game, type, platform and currency groups); hours hold at most
-    24 x groups a day, whatever the volume, so a month is read in milliseconds.
-    """
-
-    hour = models.DateTimeField()
-
-    class Meta:
-        constraints = [
+            # Also the index every dashboard range reads: by hour first.
             models.UniqueConstraint(
                 fields=["hour", "game", "event_type", "platform", "currency"], name="event_hour_unique"
             ),

@@ -320,8 +320,7 @@ EVENTS_CALL_RETENTION_DAYS = env.float("EVENTS_CALL_RETENTION_DAYS", default=EVE
 EVENTS_DUPLICATE_TALLY_RETENTION_DAYS = env.float(
     "EVENTS_DUPLICATE_TALLY_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS
 )
-# The relays' counts: per minute for the last hours, per hour for the dashboard's days.
-EVENTS_MINUTE_COUNT_RETENTION_DAYS = env.float("EVENTS_MINUTE_COUNT_RETENTION_DAYS", default=2.0)
+# The relays' per-hour counts (the dashboard's charts, a game's types, the list's filters).
 EVENTS_HOUR_COUNT_RETENTION_DAYS = env.float("EVENTS_HOUR_COUNT_RETENTION_DAYS", default=90.0)
 EVENTS_REJECTION_RETENTION_DAYS = env.float("EVENTS_REJECTION_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
 EVENTS_PURGE_BATCH_SIZE = env.int("EVENTS_PURGE_BATCH_SIZE", default=200)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from events_app import conf, logstore
 from events_app.db import write_transaction
-from events_app.delivery import minutes
+from events_app.delivery import hours
 from events_app.delivery.issues import queue_again
 from events_app.kpi import counting as kpis
 from events_app.models import DeliveryCursor, Event
@@ -99,14 +99,14 @@ def _requeue_converted(fields: dict[int, dict], *, now: datetime) -> int:
         )
         # Even an event the relay has not passed gets an issue: the relay may be sending its old line right now.
         queue_again(events=events, now=now, again=True, force=True)
-        # The relay counted the events it passed without their base amount: add it to their minutes.
+        # The relay counted the events it passed without their base amount: add it to their hours.
         # The others it counts, with it, when it passes them.
         waiting = set(
             Event.objects.filter(pk__in=[event.pk for event in events])
             .filter(logstore.not_relayed(list(DeliveryCursor.objects.all())))
             .values_list("pk", flat=True)
         )
-        counted = minutes.count_lines(event for event in events if event.pk not in waiting)
-        minutes.add({key: (0, revenue) for key, (_, revenue) in counted.items()})
+        counted = hours.count_lines(event for event in events if event.pk not in waiting)
+        hours.add({key: (0, revenue) for key, (_, revenue) in counted.items()})
         kpis.add_revenue(event for event in events if event.pk not in waiting)
     return len(events)

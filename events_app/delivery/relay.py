@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from events_app import conf, logstore
 from events_app.db import write_transaction
-from events_app.delivery import heartbeat, minutes
+from events_app.delivery import heartbeat, hours
 from events_app.delivery.destinations.base import Destination
 from events_app.delivery.issues import open_issues
 from events_app.delivery.policies import SendPolicy
@@ -71,7 +71,7 @@ def relay_shard(*, shard: int, destination: Destination, policy: SendPolicy, lim
             opened_at=now,
             call_of={index: calls[position] for position, call in enumerate(report.calls) for index in call.members},
         )
-        minutes.add(minutes.count_lines(rows))  # the dashboard's counts: once per batch, never a COUNT
+        hours.add(hours.count_lines(rows))  # the dashboard's counts: once per batch, never a COUNT
         kpis.add_lines(rows)  # the daily KPIs, in the same transaction: counted once, as the cursor moves
         if not logstore.advance(shard=shard, old=start, new=last, now=now):
             # Another relay moved the cursor meanwhile (this one lost its shard): undo, it re-sends nothing.

@@ -1,4 +1,4 @@
-"""Per-hour counts of the events sent (EventHour), filled from the per-minute counts already kept."""
+"""Per-hour counts of the events sent (EventHour) replace the per-minute ones (EventMinute), summed from them."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -7,7 +7,7 @@ from django.db.models.functions import TruncHour
 
 
 def count_hours(apps, schema_editor):
-    """Sum every kept minute into its hour; the relays add to both from now on."""
+    """Sum every kept minute into its hour; the relays count per hour from now on."""
     EventMinute = apps.get_model("events_app", "EventMinute")
     EventHour = apps.get_model("events_app", "EventHour")
     groups = (
@@ -69,4 +69,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(count_hours, migrations.RunPython.noop),
+        migrations.DeleteModel(name="EventMinute"),
     ]

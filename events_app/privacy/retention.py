@@ -39,7 +39,6 @@ from events_app.models import (
     Event,
     EventHour,
     EventKey,
-    EventMinute,
     IssueState,
     PurchaseKey,
     RejectedEvent,
@@ -60,8 +59,7 @@ class PurgeCounts:
     event_keys: int = 0  # idempotency keys of buckets past the window
     purchase_keys: int = 0
     kpi_rows: int = 0  # daily KPI aggregates and players' activity past EVENTS_KPI_RETENTION_DAYS
-    minute_counts: int = 0  # the relays' per-minute counts (EventMinute)
-    hour_counts: int = 0  # and per-hour counts (EventHour)
+    hour_counts: int = 0  # the relays' per-hour counts (EventHour)
 
 
 def cutoff(*, days: float, now: datetime | None = None) -> datetime:
@@ -347,15 +345,12 @@ def purge_expired(
         model=RejectedEvent, time_field="received_at", older_than_days=conf.rejection_retention_days(), **common
     )
     counts.kpi_rows = purge_kpis(dry_run=dry_run, now=now)
-    counts.minute_counts = purge_by_age(
-        model=EventMinute, time_field="minute", older_than_days=conf.minute_count_retention_days(), **common
-    )
     counts.hour_counts = purge_by_age(
         model=EventHour, time_field="hour", older_than_days=conf.hour_count_retention_days(), **common
     )
     logger.info(
         "purge %s events=%d issues=%d calls=%d event_keys=%d purchase_keys=%d duplicate_tallies=%d "
-        "rejected_events=%d kpi_rows=%d minute_counts=%d hour_counts=%d older_than_days=%g seconds=%.1f",
+        "rejected_events=%d kpi_rows=%d hour_counts=%d older_than_days=%g seconds=%.1f",
         "dry_run" if dry_run else "done",
         counts.events,
         counts.issues,
@@ -365,7 +360,6 @@ def purge_expired(
         counts.duplicate_tallies,
         counts.rejected_events,
         counts.kpi_rows,
-        counts.minute_counts,
         counts.hour_counts,
         days,
         time.monotonic() - started,

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events_app import logstore
-from events_app.delivery import minutes, status
+from events_app.delivery import hours, status
 from events_app.delivery.destinations.base import PackedRecord, RecordError
 from events_app.delivery.destinations.firehose import FirehoseDestination
 from events_app.ingest.service import ingest_events
@@ -50,7 +50,7 @@ def ad_impression(**properties) -> dict:
 def store(api_key: ApiKey, raw_events: list[dict]) -> list[Event]:
     """Ingest `raw_events` for the key's game and return their rows, in the order given.
 
-    They are counted in EventMinute too (count_sent), as a relay counts them when it
+    They are counted in EventHour too (count_sent), as a relay counts them when it
     sends them: the list's filter values and the dashboard read those counts.
     """
     outcome = ingest_events(api_key=api_key, raw_events=raw_events, received_at=timezone.now())
@@ -63,13 +63,13 @@ def store(api_key: ApiKey, raw_events: list[dict]) -> list[Event]:
 
 
 def count_sent(events: Iterable[Event]) -> None:
-    """Add the events to the per-minute counts (EventMinute) from their columns, as a relay batch adds what it sent."""
-    counts: dict[tuple, tuple[int, Decimal]] = {}
+    """Add the events to the per-hour counts (EventHour) from their columns, as a relay batch adds what it sent."""
+    tally: dict[tuple, tuple[int, Decimal]] = {}
     for event in events:
-        key = (minutes.minute_of(event.received_at), event.game_id, event.event_type, event.platform, event.currency)
-        number, revenue = counts.get(key, (0, Decimal(0)))
-        counts[key] = (number + 1, revenue + (event.revenue_base or Decimal(0)))
-    minutes.add(counts)
+        key = (hours.hour_of(event.received_at), event.game_id, event.event_type, event.platform, event.currency)
+        number, revenue = tally.get(key, (0, Decimal(0)))
+        tally[key] = (number + 1, revenue + (event.revenue_base or Decimal(0)))
+    hours.add(tally)
 
 
 # -- delivery states, as the relay and the retry worker leave them ------------------------------------------------

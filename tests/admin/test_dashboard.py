@@ -51,7 +51,7 @@ def store_at(
 
     With `state`, the events are put in that delivery state (tests.admin.helpers.set_state):
     the relay passes them and every event stored before them, so store the ones that
-    should stay pending last. The events are counted in EventMinute (what the charts
+    should stay pending last. The events are counted in EventHour (what the charts
     read) as a relay counts those it sends.
     """
     occurred = (received_at - timedelta(minutes=1)).isoformat()
@@ -511,7 +511,7 @@ def test_dashboard_uses_the_current_time_when_not_given(game_key, make_install):
 def test_dashboard_costs_a_fixed_number_of_queries_and_never_counts_the_log(
     admin_client, game_key, other_game_key, frozen, make_install, make_purchase
 ):
-    """The same queries for 4 events as for 200: the charts read EventMinute, never a COUNT over the log."""
+    """The same queries for 4 events as for 200: the charts read EventHour, never a COUNT over the log."""
     counts = []
     for number in (2, 100):
         for key in (game_key[0], other_game_key[0]):

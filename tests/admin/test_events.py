@@ -366,7 +366,7 @@ def test_event_list_shows_how_many_are_on_the_page(operator, game_key, make_inst
 def test_event_list_costs_a_fixed_number_of_queries_and_never_counts_the_log(
     operator, game_key, make_install, make_purchase, query
 ):
-    """The same queries for 3 events as for 150: no COUNT, no query per row, filter values from EventMinute."""
+    """The same queries for 3 events as for 150: no COUNT, no query per row, filter values from EventHour."""
     counts = []
     for number in (3, 150):
         events = store(game_key[0], [make_install(player_id=f"player-{i % 7}") for i in range(number)])

@@ -18,7 +18,7 @@ from django.utils import timezone
 from bench.purge import seed_events
 from events_app import idempotency as keys
 from events_app import logstore
-from events_app.delivery import engine, minutes
+from events_app.delivery import engine, hours
 from events_app.models import (
     CallOutcome,
     DeliveryCall,
@@ -27,7 +27,6 @@ from events_app.models import (
     DuplicateTally,
     Event,
     EventHour,
-    EventMinute,
     Game,
     RejectedEvent,
 )
@@ -229,19 +228,15 @@ def test_other_tables_are_pruned_by_their_own_age(make_event, game, settings):
     assert RejectedEvent.objects.count() == 1
 
 
-def test_the_relays_counts_go_by_their_own_ages_minutes_first(game, settings):
-    now = timezone.now().replace(second=0, microsecond=0)
-    ages = {"now": now, "3 days": now - 3 * DAY, "100 days": now - 100 * DAY}
-    minutes.add({(moment, game.pk, "install", "ios", ""): (1, Decimal(0)) for moment in ages.values()})
+def test_the_relays_hourly_counts_go_by_their_own_age(game, settings):
+    settings.EVENTS_HOUR_COUNT_RETENTION_DAYS = 90
+    now = hours.hour_of(timezone.now())
+    hours.add({(moment, game.pk, "install", "ios", ""): (1, Decimal(0)) for moment in (now, now - 100 * DAY)})
 
     counts = purge_expired(older_than_days=30)
 
-    assert (counts.minute_counts, counts.hour_counts) == (2, 1)
-    assert list(EventMinute.objects.values_list("minute", flat=True)) == [now]
-    assert sorted(EventHour.objects.values_list("hour", flat=True)) == [
-        ages["3 days"].replace(minute=0),
-        now.replace(minute=0),
-    ]
+    assert counts.hour_counts == 1
+    assert list(EventHour.objects.values_list("hour", flat=True)) == [now]
 
 
 def test_calls_of_events_a_run_keeps_for_their_age_stay(make_event, settings):
@@ -270,14 +265,14 @@ def test_command_prints_what_it_deleted_or_would(make_event, capsys):
     call_command("purge_events", "--older-than", "30", "--dry-run")
     assert capsys.readouterr().out.strip() == (
         "would delete events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0 "
-        "kpi_rows=0 minute_counts=0 hour_counts=0"
+        "kpi_rows=0 hour_counts=0"
     )
     assert Event.objects.count() == 1
 
     call_command("purge_events", "--older-than", "30")
     assert capsys.readouterr().out.strip() == (
         "deleted events=1 issues=1 calls=1 event_keys=0 purchase_keys=0 duplicate_tallies=0 rejected_events=0 "
-        "kpi_rows=0 minute_counts=0 hour_counts=0"
+        "kpi_rows=0 hour_counts=0"
     )
     assert Event.objects.count() == 0
 

@@ -38,5 +38,5 @@ class Command(BaseCommand):
             f"calls={counts.calls} event_keys={counts.event_keys} purchase_keys={counts.purchase_keys} "
             f"duplicate_tallies={counts.duplicate_tallies} "
             f"rejected_events={counts.rejected_events} kpi_rows={counts.kpi_rows} "
-            f"minute_counts={counts.minute_counts} hour_counts={counts.hour_counts}"
+            f"hour_counts={counts.hour_counts}"
         )

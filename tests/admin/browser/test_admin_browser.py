@@ -39,7 +39,7 @@ def custom_event(event_type: str, properties: dict) -> dict:
 def seed_pipeline(*, days: int = 30, per_day: int = 40, failed: int = 6, dead: int = 3, pending: int = 4) -> None:
     """Store a month of installs, purchases and ad impressions for two games, mostly delivered, some not yet.
 
-    The relay has passed (and counted in EventMinute) every event but the last `pending`
+    The relay has passed (and counted in EventHour) every event but the last `pending`
     stored; of the others, the most recently received `failed` and `dead` ones have a
     delivery issue in that state.
     """
@@ -61,7 +61,7 @@ def seed_pipeline(*, days: int = 30, per_day: int = 40, failed: int = 6, dead: i
         Event.objects.filter(currency=currency).update(revenue_base=F("revenue") * rate, base_currency="USD")
     waiting = list(Event.objects.order_by("-pk")[:pending])
     relay_past(Event.objects.exclude(pk__in=[event.pk for event in waiting]).order_by("-pk")[:1])
-    # What the relay passed is counted per minute (EventMinute), as it counts what it sends.
+    # What the relay passed is counted per hour (EventHour), as it counts what it sends.
     count_sent(Event.objects.exclude(pk__in=[event.pk for event in waiting]))
     recent = list(
         Event.objects.exclude(pk__in=[event.pk for event in waiting]).order_by("-received_at")[: failed + dead]
