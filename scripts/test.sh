@@ -32,6 +32,25 @@ run_pytest() {
     return "$status"
 }
 
+# The real JavaScript SDKs the Segment tests drive (tests/segment/js), at the versions and
+# hashes package-lock.json pins, without install scripts (esbuild's binary is a package of
+# its own). Skipped when node_modules came from this very lock file; without npm those
+# tests skip (in CI, .ci/run installs node and npm, and they must run).
+install_sdk_node_packages() {
+    local folder=tests/segment/js
+    if cmp -s "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null; then
+        echo "==> WARNING: no npm: the JavaScript SDK tests will be skipped" >&2
+        return 0
+    fi
+    echo "==> npm ci in $folder"
+    npm ci --prefix "$folder" --ignore-scripts --no-audit --no-fund --loglevel=error
+    cp "$folder/package-lock.json" "$folder/node_modules/.installed-package-lock.json"
+}
+install_sdk_node_packages
+
 echo "==> lint: ruff check, ruff format --check, lint-imports (the import rule, .importlinter)"
 "$VENV_BIN/ruff" check .
 "$VENV_BIN/ruff" format --check .
