@@ -46,16 +46,22 @@ RETRY_AFTER = OpenApiParameter(
 )
 
 
-def error_answers(*, body_limit: int, error: dict = ERROR) -> dict[int, OpenApiResponse]:
-    """Return the answers of an ingestion endpoint other than its success and 400, with `error` as their body."""
+UNSUPPORTED_BODY = "The body is not `application/json`, or its `Content-Encoding` is not gzip or none."
+
+
+def error_answers(
+    *, body_limit: int, error: dict = ERROR, unsupported: str = UNSUPPORTED_BODY
+) -> dict[int, OpenApiResponse]:
+    """Return the answers of an ingestion endpoint other than its success and 400, with `error` as their body.
+
+    `unsupported` says which bodies answer 415.
+    """
     return {
         401: OpenApiResponse(error, description="The API key is missing, malformed, unknown or revoked."),
         413: OpenApiResponse(
             error, description=body_too_large_message(body_limit).replace("Request body is", "The body is")
         ),
-        415: OpenApiResponse(
-            error, description="The body is not `application/json`, or its `Content-Encoding` is not gzip or none."
-        ),
+        415: OpenApiResponse(error, description=unsupported),
         429: OpenApiResponse(
             error,
             description="Over the key's rate limit, or too many unknown keys from this address: retry after "

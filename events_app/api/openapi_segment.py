@@ -175,9 +175,15 @@ def _answers(bad_request: str) -> dict:
                 )
             ],
         ),
-        **error_answers(body_limit=MAX_BODY_BYTES, error=_ERROR),
+        **error_answers(body_limit=MAX_BODY_BYTES, error=_ERROR, unsupported=_UNSUPPORTED),
     }
 
+
+# What Segment's and RudderStack's SDKs send: JSON, whatever the type they declare.
+_UNSUPPORTED = (
+    "The body's declared type is none of `application/json`, `text/plain`, `application/x-www-form-urlencoded` "
+    "or none (JSON is read under each of these), or its `Content-Encoding` is not gzip or none."
+)
 
 _TRACK = {
     "type": "track",

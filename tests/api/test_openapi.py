@@ -79,6 +79,9 @@ def test_segment_calls_and_batch_bodies_are_typed(document):
     assert set(message["discriminator"]["mapping"]) == {"track", "identify", "page", "screen", "group", "alias"}
     error = document["paths"]["/v1/batch"]["post"]["responses"]["401"]["content"]["application/json"]["schema"]
     assert _resolve(document, error)["required"] == ["success", "code", "message"]
+    # The SDKs label their JSON in four ways, all read: a 415 is for none of them.
+    unsupported = document["paths"]["/v1/batch"]["post"]["responses"]["415"]["description"]
+    assert "application/x-www-form-urlencoded" in unsupported and "text/plain" in unsupported
 
 
 def test_no_internal_docstring_is_published(document):
