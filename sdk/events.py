@@ -57,6 +57,7 @@ def build_event(
     session_id: str | None = None,
     context: Mapping[str, Any] | None = None,
     event_id: str | uuid.UUID | None = None,
+    event_schema_version: int | None = None,
     errors: dict[str, list[str]] | None = None,
 ) -> BuiltEvent:
     """Return the event as sent (fields left as None omitted), never raising.
@@ -106,6 +107,8 @@ def build_event(
         event["properties"] = properties
     if context is not None:
         event["context"] = context
+    if event_schema_version is not None:
+        event["event_schema_version"] = event_schema_version
     return event, errors, checked
 
 
@@ -163,12 +166,16 @@ class EventHelpers(Generic[R]):
         session_id: str | None = None,
         context: Mapping[str, Any] | None = None,
         event_id: str | uuid.UUID | None = None,
+        event_schema_version: int | None = None,
     ) -> R:
         """Build an event of any type, built-in or custom (lower snake_case, e.g. "level_up").
 
         TrackerClient returns the event; Tracker checks and queues it and returns its
         event_id. `occurred_at` defaults to now (an aware datetime or an RFC 3339 string);
         `event_id` defaults to a new UUID, fixed here so that every retry carries it.
+        `event_schema_version` pins a custom event to that registered version of its
+        type's schema (the one this build of the game was written for); by default the
+        server checks it against the latest.
         """
         return self._take(
             build_event(
@@ -181,6 +188,7 @@ class EventHelpers(Generic[R]):
                 session_id=session_id,
                 context=dict(context) if context is not None else None,
                 event_id=event_id,
+                event_schema_version=event_schema_version,
             )
         )
 

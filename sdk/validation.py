@@ -138,6 +138,13 @@ def event_errors(event: Any, *, now: datetime | None = None, checked: Collection
             if event.get(field) is None and field not in errors:
                 errors[field] = [f"is required for {event_type} events"]
 
+    version = event.get("event_schema_version")
+    if version is not None:
+        if type(version) is not int or version < 1:
+            errors["event_schema_version"] = [f"must be an integer of at least 1, not {version!r}"]
+        elif plan is not None:
+            errors["event_schema_version"] = ["built-in event types have no schema version: leave it out"]
+
     properties = event.get("properties", {})
     if not isinstance(properties, (dict, Mapping)):
         errors["properties"] = [_object_problem(properties)]

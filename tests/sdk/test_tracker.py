@@ -441,6 +441,21 @@ def test_a_custom_type_is_checked_for_its_name_size_and_json_only(make_tracker, 
     assert sent["properties"] == {"level": 3, "hero": {"class": "mage"}}
 
 
+def test_a_custom_event_can_pin_its_schema_version_and_a_built_in_one_cannot(make_tracker, fake):
+    tracker = make_tracker(sync=True)
+
+    tracker.track("level_up", "player-1", properties={"level": 3}, event_schema_version=2)
+    with pytest.raises(InvalidEventError) as built_in:
+        tracker.track("install", "player-1", properties={"store": "app_store"}, event_schema_version=1)
+    with pytest.raises(InvalidEventError) as not_a_version:
+        tracker.track("level_up", "player-1", event_schema_version=True)
+
+    (sent,) = fake.requests[0].json["events"]
+    assert sent["event_schema_version"] == 2
+    assert "built-in event types have no schema version" in built_in.value.errors["event_schema_version"][0]
+    assert list(not_a_version.value.errors) == ["event_schema_version"]
+
+
 @pytest.mark.parametrize(
     ("event_type", "properties", "field"),
     [
