@@ -320,3 +320,17 @@ def rates_url() -> str:
     changes nothing, and a day the job missed is filled the next time.
     """
     return settings.EVENTS_RATES_URL
+
+
+def alert_thresholds() -> dict:
+    """Return when the admin's pipeline panel turns amber or red (EVENTS_ALERT_*), and its chart's hours.
+
+    Ages in seconds of the oldest undelivered event, counts of failed events.
+    """
+    return {
+        "amber_age_seconds": settings.EVENTS_ALERT_AMBER_AGE_SECONDS,
+        "red_age_seconds": settings.EVENTS_ALERT_RED_AGE_SECONDS,
+        "amber_failed": settings.EVENTS_ALERT_AMBER_FAILED,
+        "red_failed": settings.EVENTS_ALERT_RED_FAILED,
+        "chart_hours": settings.EVENTS_ALERT_CHART_HOURS,
+    }

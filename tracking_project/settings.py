@@ -322,6 +322,13 @@ EVENTS_DUPLICATE_TALLY_RETENTION_DAYS = env.float(
 )
 # The relays' per-hour counts (the dashboard's charts, a game's types, the list's filters).
 EVENTS_HOUR_COUNT_RETENTION_DAYS = env.float("EVENTS_HOUR_COUNT_RETENTION_DAYS", default=90.0)
+# When the admin's pipeline panel turns amber or red (events_app/admin/outage.py): the oldest
+# undelivered event's age in seconds, the failed events, and the hours of its delivery chart.
+EVENTS_ALERT_AMBER_AGE_SECONDS = env.float("EVENTS_ALERT_AMBER_AGE_SECONDS", default=60.0)
+EVENTS_ALERT_RED_AGE_SECONDS = env.float("EVENTS_ALERT_RED_AGE_SECONDS", default=600.0)
+EVENTS_ALERT_AMBER_FAILED = env.int("EVENTS_ALERT_AMBER_FAILED", default=1)
+EVENTS_ALERT_RED_FAILED = env.int("EVENTS_ALERT_RED_FAILED", default=100)
+EVENTS_ALERT_CHART_HOURS = env.int("EVENTS_ALERT_CHART_HOURS", default=3)
 EVENTS_REJECTION_RETENTION_DAYS = env.float("EVENTS_REJECTION_RETENTION_DAYS", default=EVENTS_RETENTION_DAYS)
 EVENTS_PURGE_BATCH_SIZE = env.int("EVENTS_PURGE_BATCH_SIZE", default=200)
 EVENTS_PURGE_PAUSE_FACTOR = env.float("EVENTS_PURGE_PAUSE_FACTOR", default=1.0)

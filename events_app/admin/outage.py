@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db import NotSupportedError
 from django.db.models import CharField, Func, Q, Sum
 from django.utils import timezone
 
+from events_app import conf
 from events_app.admin.queries import TimeSeries
 from events_app.delivery.status import Backlog, WorkerHealth
 from events_app.models import CallOutcome, DeliveryCall
@@ -17,7 +17,7 @@ OK, AMBER, RED = "ok", "amber", "red"
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When the pipeline panel turns amber or red (settings EVENTS_ALERT_*, defaults below)."""
+    """When the pipeline panel turns amber or red (settings EVENTS_ALERT_*)."""
 
     amber_age: timedelta
     red_age: timedelta
@@ -27,14 +27,15 @@ class Thresholds:
 
 
 def thresholds() -> Thresholds:
-    """Return the alert thresholds from the settings, or their defaults."""
+    """Return the alert thresholds (settings EVENTS_ALERT_*, read by events_app.conf)."""
+    # By default amber after a minute of waiting (the relay sends within a second or two).
+    values = conf.alert_thresholds()
     return Thresholds(
-        # The relay sends within a second or two: a minute of waiting is already unusual.
-        amber_age=timedelta(seconds=getattr(settings, "EVENTS_ALERT_AMBER_AGE_SECONDS", 60)),
-        red_age=timedelta(seconds=getattr(settings, "EVENTS_ALERT_RED_AGE_SECONDS", 600)),
-        amber_failed=getattr(settings, "EVENTS_ALERT_AMBER_FAILED", 1),
-        red_failed=getattr(settings, "EVENTS_ALERT_RED_FAILED", 100),
-        chart_hours=getattr(settings, "EVENTS_ALERT_CHART_HOURS", 3),
+        amber_age=timedelta(seconds=values["amber_age_seconds"]),
+        red_age=timedelta(seconds=values["red_age_seconds"]),
+        amber_failed=values["amber_failed"],
+        red_failed=values["red_failed"],
+        chart_hours=values["chart_hours"],
     )
 
 

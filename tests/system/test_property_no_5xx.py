@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+from events_app.event_types.custom import InvalidSchemaError, clear_cache, register_schema
 from events_app.event_types.fields import NUL_MESSAGE
 from events_app.ingest.serializers import EventSerializer
 from events_app.models import Event, ExchangeRate, RejectedEvent, UnknownEventPolicy
@@ -452,3 +453,59 @@ def test_an_event_the_database_cannot_hold_is_rejected_alone_with_a_400_never_a_
     # Kept for operators too, the NUL written out: PostgreSQL's jsonb cannot hold one.
     kept = list(RejectedEvent.objects.values_list("errors", flat=True))
     assert kept == [{"properties": {"no\\u0000te": [NUL_MESSAGE]}}] * 2
+
+
+# Custom schemas an operator might register, hostile or careless: patterns that backtrack
+# or that the linear engine refuses, enums of thousands of values, both nested in arrays.
+schema_patterns = st.sampled_from(
+    ["(?<=a+)b", "(a+)+$", "^(a|aa)+$", "(a|a)*c", "\\p{L}+", "[", "a{2,1}", "(?P<n>a)(?P=n)", "^.*$", "\\d{3}"]
+) | st.text(max_size=12)
+schema_enums = st.lists(st.text(max_size=6) | st.integers(), unique=True, max_size=3000)
+
+
+@st.composite
+def hostile_schemas(draw) -> dict:
+    item = {"enum": draw(schema_enums)} if draw(st.booleans()) else {"type": "string", "pattern": draw(schema_patterns)}
+    return {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "pattern": draw(schema_patterns)},
+            "items": {"type": "array", "items": item, "maxItems": draw(st.integers(0, 10_000))},
+        },
+    }
+
+
+hostile_properties = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.sampled_from(["a" * 5000 + "!", "b" * 30_000, ""]) | st.text(max_size=40) | hostile_values,
+        "items": st.lists(st.sampled_from(["a" * 40, "x", 7, None]) | st.text(max_size=8), max_size=3000)
+        | hostile_values,
+    },
+)
+
+
+@FUZZ
+@given(schema=hostile_schemas(), properties=hostile_properties)
+def test_custom_schemas_with_hostile_patterns_and_enums_never_cost_a_500(client, game_key, schema, properties):
+    """Registration refuses what it cannot run linearly; what it takes checks any event with a bounded answer."""
+    try:
+        register_schema(game=game_key[0].game, event_type="level_up", schema=schema)
+    except InvalidSchemaError:
+        event("schema refused")
+        return
+    event("schema registered")
+    clear_cache()
+    body = {
+        "event_type": "level_up",
+        "player_id": "p",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "properties": properties,
+    }
+
+    response = client.post("/v1/events", json.dumps(body, default=str), content_type="application/json")
+
+    assert response.status_code < 500, response.content
+    if response.status_code == 400 and "properties" in response.json().get("errors", {}):
+        errors = response.json()["errors"]["properties"]
+        assert len(json.dumps(errors)) < 20 * 1024  # at most 20 errors, each cut short
