@@ -17,6 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
@@ -66,7 +67,7 @@ def _read_figures() -> dict:
     # The oldest event a purge could take: passed by the relays, with no issue still to deliver (or dead).
     stored = (
         Event.objects.exclude(logstore.not_relayed(list(DeliveryCursor.objects.all())))
-        .exclude(pk__in=DeliveryIssue.objects.exclude(state=IssueState.DELIVERED).values("event_id"))
+        .exclude(Exists(DeliveryIssue.objects.filter(event_id=OuterRef("pk")).exclude(state=IssueState.DELIVERED)))
         .order_by("pk")  # ids follow arrival: the primary key's front, no sort of the log
         .values_list("received_at", flat=True)
         .first()
