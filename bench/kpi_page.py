@@ -166,7 +166,7 @@ def batch(*, game, players: int, today: date, repeat: int) -> None:
     for name, count in (
         ("relay batch of 1,000: hour counts only (baseline)", lambda: hours.add(hours.count_lines(rows))),
         (
-            "relay batch of 1,000: minutes and KPIs",
+            "relay batch of 1,000: hour counts and KPIs",
             lambda: (hours.add(hours.count_lines(rows)), counting.add_lines(rows)),
         ),
         (
