@@ -156,13 +156,13 @@ def main() -> None:
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=tree, env=env, check=True)
         time.sleep(max(0.0, real_start - time.time()))
         role = [sys.executable, str(Path(__file__).resolve()), "--role"]
+        # Their lines go to files: a pipe read only at the end fills up and stops the writer.
+        logs = {name: tree.parent / f"soak-{name}.jsonl" for name in ("writer", "purger")}
         processes = {
-            "writer": subprocess.Popen(
-                [*role, "writer", str(args.rate), str(until)], cwd=tree, env=env, stdout=subprocess.PIPE, text=True
-            ),
-            "purger": subprocess.Popen(
-                [*role, "purger", str(args.speed), str(until)], cwd=tree, env=env, stdout=subprocess.PIPE, text=True
-            ),
+            name: subprocess.Popen(
+                [*role, name, str(value), str(until)], cwd=tree, env=env, stdout=logs[name].open("w")
+            )
+            for name, value in (("writer", args.rate), ("purger", args.speed))
         }
         relay = subprocess.Popen([sys.executable, "manage.py", "deliver_events"], cwd=tree, env=env)
         samples = []
@@ -173,8 +173,10 @@ def main() -> None:
                 print(f"minute {len(samples):3}: {samples[-1]}", flush=True)
         finally:
             relay.terminate()
-            outputs = {name: process.communicate(timeout=120)[0] for name, process in processes.items()}
+            for process in processes.values():
+                process.wait(timeout=120)
             relay.wait(60)
+            outputs = {name: path.read_text() for name, path in logs.items()}
     seconds = [json.loads(line) for line in outputs["writer"].splitlines() if line.startswith("{")]
     purges = [json.loads(line) for line in outputs["purger"].splitlines() if line.startswith("{")]
     report(args, seconds, purges, samples)
