@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Q
 
 from events_app import conf
 from events_app.db import erasure_lock_call
@@ -125,9 +126,10 @@ def claim(rows: Sequence[dict], *, game_id: int, moment: float) -> Claimed:
         return claimed
     bucket, writes = buckets_at(moment)
     hashes = {index: (fingerprint(row["event_type"]), fingerprint(row["player_id"])) for index, row in enumerate(rows)}
-    # One statement in the common case: keys that are new in the bucket before are
-    # inserted, and only those that did not all go in (repeats, or keys another
-    # request stored since) are read back.
+    # One statement in the common case: keys stored in none of the buckets looked at
+    # are inserted, and only the ids that did not go into every bucket written (repeats,
+    # or keys another request stored since the look) are read back.
+    looked_at = [bucket - 1, *writes]
     inserted = _insert_new_event_keys(
         [
             (writes_bucket, row["event_id"], *hashes[index])
@@ -135,10 +137,16 @@ def claim(rows: Sequence[dict], *, game_id: int, moment: float) -> Claimed:
             for writes_bucket in writes
         ],
         game_id=game_id,
-        previous_bucket=bucket - 1,
+        buckets=looked_at,
     )
-    late = [row["event_id"] for row in rows if inserted.get(row["event_id"], 0) < len(writes)]
-    known = _stored_event_keys(game_id=game_id, event_ids=late, buckets=[bucket - 1, *writes]) if late else {}
+    late = [row["event_id"] for row in rows if len(inserted.get(row["event_id"], ())) < len(writes)]
+    known: dict[uuid.UUID, tuple[int, int]] = {}
+    if late:
+        for key_bucket, event_id, type_hash, player_hash in _stored_event_keys(
+            game_id=game_id, event_ids=late, buckets=looked_at
+        ):
+            if key_bucket not in inserted.get(event_id, ()):  # another request's key, not the one just written
+                known[event_id] = (type_hash, player_hash)
     for index, row in enumerate(rows):
         stored = known.get(row["event_id"])
         if stored is None:
@@ -149,6 +157,15 @@ def claim(rows: Sequence[dict], *, game_id: int, moment: float) -> Claimed:
             if mine != theirs
         )
         claimed.repeats[index] = Repeat(event_id=row["event_id"], key="event_id", differing=differing)
+    # A repeat that still got into one bucket (another request took the other meanwhile)
+    # gives it back: the key there is the first copy's.
+    partial = [
+        (key_bucket, rows[index]["event_id"])
+        for index in claimed.repeats
+        for key_bucket in inserted.get(rows[index]["event_id"], ())
+    ]
+    if partial:
+        _release_keys(game_id=game_id, keys=partial)
     winners = [index for index in range(len(rows)) if index not in claimed.repeats]
     purchases = [index for index in winners if rows[index].get("transaction_id") is not None]
     if purchases:
@@ -173,90 +190,101 @@ def _uuid_of(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _stored_event_keys(*, game_id: int, event_ids: list, buckets: list[int]) -> dict[uuid.UUID, tuple[int, int]]:
-    """Return {event_id: (type hash, player hash)} of the ids stored in `buckets` (on the primary key)."""
+def _stored_event_keys(*, game_id: int, event_ids: list, buckets: list[int]) -> list[tuple]:
+    """Return (bucket, event_id, type hash, player hash) of the ids' keys stored in `buckets` (on the primary key)."""
     table = connection.ops.quote_name(EventKey._meta.db_table)
-    found: dict[uuid.UUID, tuple[int, int]] = {}
+    found: list[tuple] = []
     if connection.vendor == "postgresql":
         # Arrays as parameters: one short statement, parsed and planned once per process.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT event_id, type_hash, player_hash FROM {table} "
+                f"SELECT bucket, event_id, type_hash, player_hash FROM {table} "
                 "WHERE bucket = ANY(%s::int[]) AND game_id = %s AND event_id = ANY(%s::uuid[])",
                 [buckets, game_id, list(event_ids)],
             )
-            return {_uuid_of(event_id): (type_hash, player_hash) for event_id, type_hash, player_hash in cursor}
+            return [(bucket, _uuid_of(event_id), *hashes) for bucket, event_id, *hashes in cursor]
     with connection.cursor() as cursor:
         for start in range(0, len(event_ids), 500):
             chunk = event_ids[start : start + 500]
             bucket_marks, id_marks = ", ".join(["%s"] * len(buckets)), ", ".join(["%s"] * len(chunk))
             cursor.execute(
-                f"SELECT event_id, type_hash, player_hash FROM {table} "
+                f"SELECT bucket, event_id, type_hash, player_hash FROM {table} "
                 f"WHERE bucket IN ({bucket_marks}) AND game_id = %s AND event_id IN ({id_marks})",
                 [*buckets, game_id, *(_uuid_param(event_id) for event_id in chunk)],
             )
-            for event_id, type_hash, player_hash in cursor.fetchall():
-                found[_uuid_of(event_id)] = (type_hash, player_hash)
+            found += [(bucket, _uuid_of(event_id), *hashes) for bucket, event_id, *hashes in cursor.fetchall()]
     return found
 
 
-def _insert_new_event_keys(keys: list[tuple], *, game_id: int, previous_bucket: int) -> dict[uuid.UUID, int]:
-    """Insert (bucket, event_id, type hash, player hash) keys whose id is not in `previous_bucket`.
+def _insert_new_event_keys(keys: list[tuple], *, game_id: int, buckets: list[int]) -> dict[uuid.UUID, set[int]]:
+    """Insert (bucket, event_id, type hash, player hash) keys whose id is stored in none of `buckets`.
 
-    Return how many buckets each id was inserted in; an id stored already (in the
-    bucket before, or in a bucket it is written to) is not inserted anywhere else.
+    Return the buckets each id was inserted in. An id stored already is inserted
+    nowhere; one another request stores at the same moment meets it on the primary
+    key (ON CONFLICT waits for that request, then skips), so it may go into some of
+    its buckets and not the others.
     """
     table = connection.ops.quote_name(EventKey._meta.db_table)
     columns = f"INSERT INTO {table} (bucket, game_id, event_id, type_hash, player_hash) "
-    not_stored_before = (
-        f"NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.bucket = %s "
-        "AND stored.game_id = %s AND stored.event_id = incoming.{event_id})"
-    )
     statements = []
     if connection.vendor == "postgresql":
-        buckets, event_ids, type_hashes, player_hashes = (list(column) for column in zip(*keys, strict=True))
+        key_buckets, event_ids, type_hashes, player_hashes = (list(column) for column in zip(*keys, strict=True))
         statements.append(
             (
                 columns + "SELECT incoming.bucket, %s, incoming.event_id, incoming.type_hash, incoming.player_hash "
                 "FROM unnest(%s::int[], %s::uuid[], %s::bigint[], %s::bigint[]) "
                 "AS incoming (bucket, event_id, type_hash, player_hash) "
-                "WHERE " + not_stored_before.format(event_id="event_id") + " ON CONFLICT DO NOTHING RETURNING event_id",
-                [game_id, buckets, event_ids, type_hashes, player_hashes, previous_bucket, game_id],
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.bucket = ANY(%s::int[]) "
+                "AND stored.game_id = %s AND stored.event_id = incoming.event_id) "
+                "ON CONFLICT DO NOTHING RETURNING bucket, event_id",
+                [game_id, key_buckets, event_ids, type_hashes, player_hashes, buckets, game_id],
             )
         )
     else:
         if connection.vendor != "sqlite":  # another database: look first, then insert
-            before = _stored_event_keys(
-                game_id=game_id, event_ids=list({key[1] for key in keys}), buckets=[previous_bucket]
-            )
-            keys = [key for key in keys if key[1] not in before]
+            stored = {
+                event_id
+                for _, event_id, *_ in _stored_event_keys(
+                    game_id=game_id, event_ids=list({key[1] for key in keys}), buckets=buckets
+                )
+            }
+            keys = [key for key in keys if key[1] not in stored]
+        bucket_marks = ", ".join(["%s"] * len(buckets))
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             params = []
-            for bucket, event_id, type_hash, player_hash in chunk:
-                params += [bucket, game_id, _uuid_param(event_id), type_hash, player_hash]
+            for key_bucket, event_id, type_hash, player_hash in chunk:
+                params += [key_bucket, game_id, _uuid_param(event_id), type_hash, player_hash]
             values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
             if connection.vendor == "sqlite":  # which names a VALUES list's columns column1, column2...
                 sql = (
                     columns + f"SELECT * FROM (VALUES {values}) AS incoming "
-                    "WHERE " + not_stored_before.format(event_id="column3")
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.bucket IN ({bucket_marks}) "
+                    "AND stored.game_id = %s AND stored.event_id = incoming.column3)"
                 )
-                params += [previous_bucket, game_id]
+                params += [*buckets, game_id]
             else:
                 sql = columns + f"VALUES {values}"
-            statements.append((sql + " ON CONFLICT DO NOTHING RETURNING event_id", params))
-    inserted: dict[uuid.UUID, int] = {}
+            statements.append((sql + " ON CONFLICT DO NOTHING RETURNING bucket, event_id", params))
+    inserted: dict[uuid.UUID, set[int]] = {}
     with connection.cursor() as cursor:
         for sql, params in statements:
             cursor.execute(sql, params)
-            for (event_id,) in cursor.fetchall():
-                key = _uuid_of(event_id)
-                inserted[key] = inserted.get(key, 0) + 1
+            for key_bucket, event_id in cursor.fetchall():
+                inserted.setdefault(_uuid_of(event_id), set()).add(key_bucket)
     return inserted
 
 
 def _release_event_keys(*, game_id: int, event_ids: list[uuid.UUID], buckets: list[int]) -> None:
     EventKey.objects.filter(bucket__in=buckets, game_id=game_id, event_id__in=event_ids).delete()
+
+
+def _release_keys(*, game_id: int, keys: list[tuple[int, uuid.UUID]]) -> None:
+    """Delete the (bucket, event_id) keys this transaction inserted for ids that turned out to be repeats."""
+    condition = Q()
+    for key_bucket, event_id in keys:
+        condition |= Q(bucket=key_bucket, event_id=event_id)
+    EventKey.objects.filter(condition, game_id=game_id).delete()
 
 
 def purchase_identity(row: dict) -> dict:

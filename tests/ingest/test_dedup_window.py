@@ -74,6 +74,27 @@ def test_a_repeat_within_the_window_is_a_duplicate_and_one_after_two_windows_is_
 
 
 @pytest.mark.django_db
+def test_a_conflicting_repeat_in_a_buckets_last_minutes_is_rejected_and_claims_no_key(settings):
+    # In the grace a new key also goes into the next bucket; a repeat of a key stored
+    # earlier in this bucket must find it there, not slip its own key into the next one.
+    settings.EVENTS_DEDUP_WINDOW_HOURS = 1
+    key = issue_api_key(game_slug="grace", name="t")[0]
+    event_id = str(uuid.uuid4())
+    start = boundary()
+
+    at(start + 100)
+    assert send(key, install(event_id, player="alice"))["status"] == ACCEPTED
+    at(start + HOUR - 60)  # inside the grace: keys are written into this bucket and the next
+    conflict = send(key, install(event_id, player="mallory"))
+    same = send(key, install(event_id, player="alice"))
+
+    assert conflict["status"] == REJECTED and "Conflicts with an event already stored" in str(conflict["errors"])
+    assert same["status"] == DUPLICATE
+    bucket = int(start // keys.window_seconds())
+    assert list(EventKey.objects.filter(event_id=event_id).values_list("bucket", flat=True)) == [bucket]
+
+
+@pytest.mark.django_db
 def test_a_purchase_transaction_id_stays_a_duplicate_long_after_the_event_window(settings, make_purchase):
     settings.EVENTS_DEDUP_WINDOW_HOURS = 1
     key = issue_api_key(game_slug="receipts", name="t")[0]
