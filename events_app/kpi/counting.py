@@ -3,8 +3,9 @@
 Both run inside the caller's transaction, so the figures move exactly when the
 relay's cursor does (or reconvert's correction commits): an event is counted once,
 when the relay passes it, toward the UTC day of its `derived_at` however late it
-arrived. A batch costs a few statements whatever its size: the players' rows read
-(and locked) at once, the suppressed ones among them at once, both tables upserted.
+arrived. A batch costs a few statements whatever its size: the suppressed players
+among it at once, the players' rows read at once (and those it changes locked),
+both tables upserted.
 """
 
 from collections import Counter
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
+from events_app.db import hold_erasure_lock
 from events_app.kpi import store
 from events_app.kpi.activity import Activity, change
 from events_app.models import SuppressedPlayer
@@ -29,22 +31,41 @@ def add_lines(rows: Iterable) -> None:
     """Count log rows (game_id, payload) the relay has just passed into the days and the players' activity.
 
     A player erased meanwhile (suppressed) is left out: erasure has taken, or will
-    take, them out of the figures, and must find nothing added back.
+    take, them out of the figures, and must find nothing added back. The batch holds
+    its games' erasure locks (shared) first: an erasure's forgetting (exclusive) then
+    runs wholly before the batch, whose read of the suppressed players sees it, or
+    wholly after it, when its cursor has moved and the players' rows are written.
+    Only the players the batch changes (most events are not a player's first of
+    their day) are read again with their rows locked, against another relay writing
+    the same player at the same moment.
     """
     lines = [(row.game_id, row.payload) for row in rows]
     if not lines:
         return
+    for game_id in sorted({game_id for game_id, _ in lines}):
+        hold_erasure_lock(game_id, exclusive=False)
     pairs = {(game_id, payload["player_id"]) for game_id, payload in lines}
-    # Lock the players' rows first, then read who is suppressed: an erasure holding a
-    # row is waited for, and its suppression (committed before it) is then seen.
-    before = store.read_players(pairs, lock=True)
     gone = _suppressed(pairs)
+    kept = [(game_id, payload) for game_id, payload in lines if (game_id, payload["player_id"]) not in gone]
+    before = store.read_players(pairs - gone, lock=False)
+    after, deltas = _count(kept, before)
+    changed = {player for player, state in after.items() if state != before.get(player)}
+    if changed:
+        held = store.read_players(changed, lock=True)
+        if any(held.get(player) != before.get(player) for player in changed):  # written meanwhile: count again
+            before = {**{player: state for player, state in before.items() if player not in changed}, **held}
+            after, deltas = _count(kept, before)
+            changed = {player for player, state in after.items() if state != before.get(player)}
+    store.write_players({player: after[player] for player in changed})
+    store.add_to_days(deltas)
+
+
+def _count(lines: list[tuple[int, dict]], before: dict) -> tuple[dict, Counter]:
+    """Return the players' activity after `lines` (from `before`) and what the lines add to their days."""
     deltas: Counter = Counter()
     after: dict[tuple[int, str], Activity] = {}
     for game_id, payload in lines:
         player = (game_id, payload["player_id"])
-        if player in gone:
-            continue
         day = day_of(payload)
         event_type = payload.get("event_type")
         state = after.get(player) or (before[player].copy() if player in before else Activity(day))
@@ -55,9 +76,7 @@ def add_lines(rows: Iterable) -> None:
         game_id = player[0]
         for (day, counter), amount in change(before.get(player), state).items():
             deltas[(game_id, day, counter)] += amount
-    # Only the players the batch changed: most events are not a player's first of their day.
-    store.write_players({player: state for player, state in after.items() if state != before.get(player)})
-    store.add_to_days(deltas)
+    return after, deltas
 
 
 def add_revenue(events: Iterable) -> None:

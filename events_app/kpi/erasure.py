@@ -11,7 +11,7 @@ purchases and revenue stays in those days (docs/kpi.md); the players' figures
 from collections import Counter
 
 from events_app import logstore
-from events_app.db import write_transaction
+from events_app.db import hold_erasure_lock, write_transaction
 from events_app.kpi import store
 from events_app.kpi.activity import change
 from events_app.kpi.counting import day_of, event_counts
@@ -25,6 +25,10 @@ def forget_players(*, game: Game, player_ids: list[str]) -> int:
     forgotten by an earlier erasure (erasing again subtracts nothing twice).
     """
     with write_transaction():
+        # Exclusive: no relay batch is counting this game's events meanwhile (it holds the lock
+        # shared), so what the relays passed is exactly what the cursors say, and no batch
+        # that began before the suppression adds a player back after this.
+        hold_erasure_lock(game.pk, exclusive=True)
         known = store.read_players({(game.pk, player_id) for player_id in player_ids}, lock=True)
         if not known:
             return 0
