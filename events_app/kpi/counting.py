@@ -16,10 +16,11 @@ from decimal import Decimal
 from events_app.db import hold_erasure_lock
 from events_app.kpi import store
 from events_app.kpi.activity import Activity, change
-from events_app.models import SuppressedPlayer
 
 # Which revenue column each type with money adds to.
 REVENUE_COLUMN = {"purchase": "revenue_base", "ad_impression": "ad_revenue_base"}
+# The types event_counts counts besides their revenue (the others add only to their players).
+_COUNTED_TYPES = {"session_start", "session_end", "purchase"}
 
 
 def day_of(payload: dict) -> date:
@@ -45,7 +46,7 @@ def add_lines(rows: Iterable) -> None:
     for game_id in sorted({game_id for game_id, _ in lines}):
         hold_erasure_lock(game_id, exclusive=False)
     pairs = {(game_id, payload["player_id"]) for game_id, payload in lines}
-    gone = _suppressed(pairs)
+    gone = store.suppressed(pairs)
     kept = [(game_id, payload) for game_id, payload in lines if (game_id, payload["player_id"]) not in gone]
     before = store.read_players(pairs - gone, lock=False)
     after, deltas = _count(kept, before)
@@ -71,7 +72,8 @@ def _count(lines: list[tuple[int, dict]], before: dict) -> tuple[dict, Counter]:
         state = after.get(player) or (before[player].copy() if player in before else Activity(day))
         state.add(day, paid=event_type == "purchase")
         after[player] = state
-        deltas.update(event_counts(game_id, day, event_type, payload))
+        if event_type in _COUNTED_TYPES or payload.get("revenue_base") is not None:
+            deltas.update(event_counts(game_id, day, event_type, payload))
     for player, state in after.items():
         game_id = player[0]
         for (day, counter), amount in change(before.get(player), state).items():
@@ -113,17 +115,3 @@ def _revenue(game_id: int, day: date, payload: dict) -> Counter:
     if column is None or base is None:
         return Counter()
     return Counter({(game_id, day, column): Decimal(base)})
-
-
-def _suppressed(pairs: set[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Return which (game_id, player_id) pairs are suppressed (erased), in one query per thousand players."""
-    wanted = sorted(pairs)
-    found = set()
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
-        found |= set(
-            SuppressedPlayer.objects.filter(
-                game_id__in={game_id for game_id, _ in chunk}, player_id__in={player for _, player in chunk}
-            ).values_list("game_id", "player_id")
-        ) & set(chunk)
-    return found
