@@ -95,13 +95,16 @@ def purge_events(
         )
         return counts
     for day in logstore.day_partitions():
-        if day.start >= before:
+        # By whole days: the day the cutoff falls in waits until all of it is old enough
+        # (its events are kept up to a day longer), so an hourly purge never deletes an
+        # hour of events row by row; it drops a day once a day.
+        if day.end > before:
             break
-        rows = Event.objects.filter(received_at__gte=day.start, received_at__lt=day.end)
-        if day.end <= before and _droppable(day, include_dead=include_dead):
+        if _droppable(day, include_dead=include_dead):
             _drop_day(day, dry_run=dry_run, counts=counts)
         else:
-            # The day the cutoff falls in, or a day still holding undelivered events: row by row around them.
+            # A day still holding undelivered events: row by row around them.
+            rows = Event.objects.filter(received_at__gte=day.start, received_at__lt=day.end)
             _purge_rows(
                 rows, before=before, include_dead=include_dead, dry_run=dry_run, batch_size=batch_size, counts=counts
             )

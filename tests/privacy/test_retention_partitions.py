@@ -147,3 +147,19 @@ def test_partitions_are_made_beside_a_request_holding_key_rows_without_waiting_f
     with transaction.atomic():  # not concurrently: the test database has a DEFAULT partition
         for name in created:
             logstore.drop_partition(Event._meta.db_table if name in days else EventKey._meta.db_table, name)
+
+
+def test_the_day_the_cutoff_falls_in_is_kept_whole_until_all_of_it_is_old_enough(game_key):
+    # By whole days: an hourly purge must not delete the hour that crossed the cutoff row by row.
+    moment = old_day(3)
+    store_on(game_key, moment, ["p1", "p2"])
+    engine.deliver_due(destination=FakeDestination())
+    now = timezone.now()
+    inside_the_day = (now - (moment + timedelta(hours=1))).total_seconds() / 86400
+
+    kept = purge_events(older_than_days=inside_the_day, now=now)
+    assert (kept.events, Event.objects.count()) == (0, 2)
+
+    gone = purge_events(older_than_days=2, now=now)  # the whole day is older than this cutoff
+    assert (gone.events, Event.objects.count()) == (2, 0)
+    assert logstore.day_partition_name(moment.date()) not in day_names()
