@@ -1,7 +1,6 @@
 """An erasure racing a relay batch that counts the erased player's first events: the player leaves the KPIs."""
 
 import threading
-import time
 
 import pytest
 from django.db import connection
@@ -13,6 +12,7 @@ from events_app.kpi import store
 from events_app.models import KpiDay, KpiPlayer
 from events_app.privacy import erasure
 from tests.delivery.test_relay import FakeDestination
+from tests.support.locks import wait_until_an_advisory_lock_is_awaited
 
 
 @pytest.mark.django_db(transaction=True)
@@ -45,14 +45,7 @@ def test_an_erasure_waits_for_the_relay_batch_counting_a_new_player_then_takes_t
         assert counting.wait(30)
         erasing = threading.Thread(target=erase)
         erasing.start()
-        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        deadline = time.monotonic() + 30
-        with connection.cursor() as cursor:
-            while True:  # until the erasure queues behind the batch
-                cursor.execute(waiting)
-                if cursor.fetchone()[0]:
-                    break
-                assert time.monotonic() < deadline, "the erasure did not wait for the relay batch"
+        wait_until_an_advisory_lock_is_awaited("the erasure")
         finish.set()
         for thread in (relaying, erasing):
             thread.join(30)

@@ -41,6 +41,7 @@ from events_app.privacy.retention import purge_expired
 from tests.admin.helpers import set_state
 from tests.support.delivery import read_s3_lines
 from tests.support.events import now_rfc3339
+from tests.support.locks import wait_until_an_advisory_lock_is_awaited
 from tests.support.users import make_user
 
 pytestmark = pytest.mark.django_db
@@ -271,14 +272,7 @@ def test_an_erasure_waits_for_a_request_storing_the_players_event_and_then_delet
     threads[0].start()
     assert read_list.wait(30)
     threads[1].start()
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while True:  # until the erasure queues behind the request
-            cursor.execute(waiting)
-            if cursor.fetchone()[0]:
-                break
-            assert time.monotonic() < deadline, "the erasure did not wait for the request"
+    wait_until_an_advisory_lock_is_awaited("the erasure")
     go_on.set()
     for thread in threads:
         thread.join(30)
@@ -313,14 +307,7 @@ def test_a_request_arriving_during_an_erasure_waits_for_it_and_answers_suppresse
     assert holding.wait(30)
     requester = threading.Thread(target=request)
     requester.start()
-    waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    deadline = time.monotonic() + 30
-    with connection.cursor() as cursor:
-        while True:  # until the request queues behind the erasure
-            cursor.execute(waiting)
-            if cursor.fetchone()[0]:
-                break
-            assert time.monotonic() < deadline, "the request did not wait for the erasure"
+    wait_until_an_advisory_lock_is_awaited("the request")
     finish.set()
     for thread in (eraser, requester):
         thread.join(30)
